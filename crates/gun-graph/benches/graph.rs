@@ -1,0 +1,87 @@
+//! gun-graph hot paths: merging a 10-field node, parsing and validating puts, and
+//! the JavaScript-exact JSON text writer.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use gun_graph::{Graph, Soul, State, Value, json};
+
+fn ten_field_put(soul: &str, state: f64) -> String {
+    format!(
+        r##"{{"{soul}":{{"_":{{"#":"{soul}",">":{{"f0":{state},"f1":{state},"f2":{state},"f3":{state},"f4":{state},"f5":{state},"f6":{state},"f7":{state},"f8":{state},"f9":{state}}}}},"f0":"Alice","f1":30,"f2":true,"f3":null,"f4":{{"#":"{soul}/car"}},"f5":"a longer string value with some words in it","f6":-12.5,"f7":"x","f8":1795643412520,"f9":"\u00e9t\u00e9 \ud83d\ude00"}}}}"##
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let now = State::new(1_795_643_500_000.0).unwrap();
+
+    // Merge a 10-field node into a graph (new node, then a newer version of it).
+    let mut g = c.benchmark_group("merge");
+    let a = Graph::from_wire(&ten_field_put("alice", 1_795_643_412_520.0)).unwrap();
+    let b = Graph::from_wire(&ten_field_put("alice", 1_795_643_412_521.0)).unwrap();
+    g.throughput(Throughput::Elements(10));
+    g.bench_function("10_field_node_new", |bn| {
+        bn.iter_batched(Graph::new, |mut graph| graph.merge(black_box(&a), now), BatchSize::SmallInput)
+    });
+    g.bench_function("10_field_node_update", |bn| {
+        let mut graph = Graph::new();
+        graph.merge(&a, now);
+        let mut flip = false;
+        bn.iter(|| {
+            flip = !flip;
+            // Alternate so every iteration accepts 10 keys or rejects 10 keys.
+            graph.merge(black_box(if flip { &b } else { &a }), now)
+        })
+    });
+    g.finish();
+
+    // Parse + validate puts.
+    let mut g = c.benchmark_group("parse");
+    let mut batch = String::from("{");
+    for i in 0..100 {
+        if i > 0 {
+            batch.push(',');
+        }
+        let one = ten_field_put(&format!("soul{i}"), 1_795_643_412_520.0 + i as f64);
+        batch.push_str(&one[1..one.len() - 1]);
+    }
+    batch.push('}');
+    g.throughput(Throughput::Bytes(batch.len() as u64));
+    g.bench_function("put_100_nodes", |bn| bn.iter(|| Graph::from_wire(black_box(&batch)).unwrap()));
+    let one = ten_field_put("alice", 1_795_643_412_520.0);
+    g.throughput(Throughput::Bytes(one.len() as u64));
+    g.bench_function("put_1_node", |bn| bn.iter(|| Graph::from_wire(black_box(&one)).unwrap()));
+    g.finish();
+
+    // The JSON text writer.
+    let mut g = c.benchmark_group("json_text");
+    let graph = Graph::from_wire(&batch).unwrap();
+    let text = graph.to_wire();
+    g.throughput(Throughput::Bytes(text.len() as u64));
+    g.bench_function("graph_100_nodes", |bn| {
+        let mut s = String::with_capacity(text.len());
+        bn.iter(|| {
+            s.clear();
+            graph.write_wire(&mut s);
+            s.len()
+        })
+    });
+    let numbers: Vec<f64> = (0..1000).map(|i| 1_795_643_412_520.0 + i as f64 / 999.0).collect();
+    g.throughput(Throughput::Elements(numbers.len() as u64));
+    g.bench_function("numbers_1000_states", |bn| {
+        let mut s = String::with_capacity(32_000);
+        bn.iter(|| {
+            s.clear();
+            for n in &numbers {
+                json::write_number(&mut s, *n);
+            }
+            s.len()
+        })
+    });
+    let v = Value::Link(Soul::new("some/soul").unwrap());
+    g.bench_function("value_link", |bn| bn.iter(|| black_box(&v).to_json_text()));
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
