@@ -237,6 +237,47 @@ impl Graph {
         out
     }
 
+    /// What [`Graph::merge`] would do, without changing this graph: the diff to
+    /// write to storage first, so that nothing is applied when the write fails.
+    pub fn preview(&self, incoming: &Graph, machine: State) -> Merge {
+        let mut out = Merge::default();
+        for (soul, node) in &incoming.nodes {
+            let current = self.nodes.get(soul.as_str());
+            let mut accepted: Option<Node> = None;
+            for (key, e) in node.entries() {
+                let cur = current.and_then(|n| n.get(key)).map(|c| (c.state, &c.value));
+                match gun_ham::decide(machine, e.state, &e.value, cur) {
+                    Decision::Accept => accepted
+                        .get_or_insert_with(|| Node::new(soul.clone()))
+                        .insert_entry(key.clone(), e.clone()),
+                    Decision::Defer { .. } => out.deferred.push(Deferred {
+                        soul: soul.clone(),
+                        key: key.clone(),
+                        state: e.state,
+                        value: e.value.clone(),
+                    }),
+                    Decision::Historical => out.rejected.push(Rejected {
+                        soul: soul.clone(),
+                        key: key.clone(),
+                        reason: Rejection::Historical,
+                    }),
+                    Decision::Ignore(why) => out.rejected.push(Rejected {
+                        soul: soul.clone(),
+                        key: key.clone(),
+                        reason: match why {
+                            Ignored::Identical => Rejection::Identical,
+                            Ignored::TieLost => Rejection::TieLost,
+                        },
+                    }),
+                }
+            }
+            if let Some(n) = accepted {
+                out.accepted.nodes.insert(soul.clone(), n);
+            }
+        }
+        out
+    }
+
     /// Merges a deferred write again (when its state is due).
     pub fn merge_deferred(&mut self, d: &Deferred, machine: State) -> Decision {
         self.merge_key(&d.soul, &d.key, d.state, &d.value, machine)
@@ -307,6 +348,23 @@ mod tests {
         let d = m.deferred[0].clone();
         assert_eq!(g.merge_deferred(&d, st(500.0)), Decision::Accept);
         assert_eq!(g.get("a").and_then(|n| n.value("z")), Some(&Value::Null));
+    }
+
+    #[test]
+    fn preview_predicts_merge_without_applying() {
+        let mut g = Graph::new();
+        let mut a = Graph::new();
+        a.put(soul("a"), "x", st(10.0), Value::from(1)).ok();
+        g.merge(&a, st(100.0));
+        let mut b = Graph::new();
+        b.put(soul("a"), "x", st(11.0), Value::from(2)).ok();
+        b.put(soul("a"), "y", st(9.0), Value::from(3)).ok();
+        b.put(soul("c"), "z", st(200.0), Value::from(4)).ok();
+        let before = g.clone();
+        let p = g.preview(&b, st(100.0));
+        assert_eq!(g, before);
+        let m = g.merge(&b, st(100.0));
+        assert_eq!(p, m);
     }
 
     #[test]

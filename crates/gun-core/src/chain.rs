@@ -1,0 +1,658 @@
+//! The Chain API: `get`, `put`, `on`, `once`, `map`, `set`, `back`, `off`, in the
+//! spirit of Gun.js.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use gun_dam::PeerId;
+use gun_graph::{Graph, Lex, Soul, Value, ids};
+
+use crate::convert::{build, leaf, node_json};
+use crate::{Engine, Error};
+
+/// The root of a Gun database: where chains start.
+///
+/// ```
+/// # async fn demo(gun: gun_core::Gun) -> Result<(), gun_core::Error> {
+/// use serde_json::json;
+/// gun.get("mark").put(json!({"name": "Mark", "email": "mark@gun.eco"})).await?;
+/// let name = gun.get("mark").get("name").then().await?;
+/// assert_eq!(name, Some(json!("Mark")));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Gun {
+    engine: Engine,
+    subs: Arc<Mutex<HashMap<String, Vec<AbortHandle>>>>,
+}
+
+impl Gun {
+    /// A root over an engine.
+    pub fn from_engine(engine: Engine) -> Gun {
+        Gun {
+            engine,
+            subs: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The engine (for transports: it is the [`gun_dam::Hub`]).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// A chain for the node with soul `key`.
+    pub fn get(&self, key: impl Into<String>) -> Chain {
+        self.root().get(key)
+    }
+
+    /// The root chain (`back(-1)`).
+    pub fn root(&self) -> Chain {
+        Chain {
+            gun: self.clone(),
+            at: Arc::new(At::Root),
+        }
+    }
+
+    /// Flushes the store; call before exiting.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        for (_, v) in self.subs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain() {
+            for h in v {
+                h.abort();
+            }
+        }
+        self.engine.shutdown().await
+    }
+}
+
+enum At {
+    Root,
+    Get { parent: Chain, key: String },
+    Map { parent: Chain, filter: Option<Lex> },
+}
+
+/// A place in the graph: a node, or a key of a node, or each child of a node
+/// (`map`). Chains are cheap to clone and do nothing until used.
+#[derive(Clone)]
+pub struct Chain {
+    gun: Gun,
+    at: Arc<At>,
+}
+
+impl fmt::Debug for Chain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Chain({})", self.path())
+    }
+}
+
+/// What a chain points at now.
+#[derive(Debug, Clone, PartialEq)]
+enum Target {
+    /// A node.
+    Node(Soul),
+    /// A key holding a plain value (or nothing yet).
+    Leaf {
+        soul: Soul,
+        key: String,
+        value: Option<Value>,
+    },
+    /// Nothing (the root, or below a plain value).
+    Nothing,
+}
+
+/// Options of [`Chain::put_with`].
+#[derive(Debug, Clone)]
+pub struct PutOptions {
+    /// Wait for this many peers to ack the write (after it is durable locally).
+    pub acks: usize,
+    /// How long to wait for those acks.
+    pub timeout: Duration,
+}
+
+impl Default for PutOptions {
+    fn default() -> Self {
+        PutOptions {
+            acks: 0,
+            timeout: Duration::from_secs(9),
+        }
+    }
+}
+
+/// The result of a put.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutAck {
+    /// Keys applied (a write equal to what is stored applies nothing).
+    pub accepted: usize,
+    /// Keys whose state was in the future (none for local writes).
+    pub deferred: usize,
+    /// The message id the write went to peers under, if it went to peers.
+    pub id: Option<String>,
+    /// Peers that acked, when acks were asked for.
+    pub acked_by: Vec<PeerId>,
+}
+
+impl Chain {
+    fn child(&self, at: At) -> Chain {
+        Chain {
+            gun: self.gun.clone(),
+            at: Arc::new(at),
+        }
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.gun.engine
+    }
+
+    /// A text naming this chain (`a.b.map()`).
+    pub fn path(&self) -> String {
+        match &*self.at {
+            At::Root => String::new(),
+            At::Get { parent, key } => {
+                let p = parent.path();
+                if p.is_empty() { key.clone() } else { format!("{p}.{key}") }
+            }
+            At::Map { parent, .. } => format!("{}.map()", parent.path()),
+        }
+    }
+
+    /// The chain for `key` below this one.
+    pub fn get(&self, key: impl Into<String>) -> Chain {
+        self.child(At::Get {
+            parent: self.clone(),
+            key: key.into(),
+        })
+    }
+
+    /// Each child of this node (following links). Chain `on`, `once` or `then`
+    /// after it to read the children.
+    pub fn map(&self) -> Chain {
+        self.child(At::Map {
+            parent: self.clone(),
+            filter: None,
+        })
+    }
+
+    /// Each child whose key matches the lexical query (`*` prefix, `>`/`<` range).
+    pub fn map_filter(&self, filter: Lex) -> Chain {
+        self.child(At::Map {
+            parent: self.clone(),
+            filter: Some(filter),
+        })
+    }
+
+    /// The chain `n` levels up; a negative `n` gives the root.
+    pub fn back(&self, n: i32) -> Chain {
+        if n == 0 {
+            return self.clone();
+        }
+        match &*self.at {
+            At::Root => self.clone(),
+            At::Get { parent, .. } | At::Map { parent, .. } => {
+                if n < 0 {
+                    parent.back(-1)
+                } else {
+                    parent.back(n - 1)
+                }
+            }
+        }
+    }
+
+    /// The soul of the node this chain points at, if it points at one now.
+    pub async fn soul(&self) -> Result<Option<Soul>, Error> {
+        Ok(match self.resolve().await? {
+            Target::Node(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    fn resolve(&self) -> Pin<Box<dyn Future<Output = Result<Target, Error>> + Send + '_>> {
+        Box::pin(async move {
+            match &*self.at {
+                At::Root | At::Map { .. } => Ok(Target::Nothing),
+                At::Get { parent, key } => {
+                    if key.is_empty() {
+                        return Err(Error::EmptyKey);
+                    }
+                    if matches!(&*parent.at, At::Root) {
+                        return Ok(Target::Node(Soul::new(key.as_str())?));
+                    }
+                    match parent.resolve().await? {
+                        Target::Node(ps) => {
+                            let node = self.engine().fetch(&ps, Some(key)).await?;
+                            let value = node.and_then(|n| n.value(key).cloned());
+                            Ok(match value {
+                                Some(Value::Link(s)) => Target::Node(s),
+                                value => Target::Leaf {
+                                    soul: ps,
+                                    key: key.clone(),
+                                    value,
+                                },
+                            })
+                        }
+                        _ => Ok(Target::Nothing),
+                    }
+                }
+            }
+        })
+    }
+
+    /// The soul to write into for this chain, linking missing nodes on the way
+    /// (`a/b` below `a`), as Gun.js does for nested paths.
+    fn soul_for_write<'a>(
+        &'a self,
+        graph: &'a mut Graph,
+        state: gun_graph::State,
+    ) -> Pin<Box<dyn Future<Output = Result<Soul, Error>> + Send + 'a>> {
+        Box::pin(async move {
+            match &*self.at {
+                At::Root => Err(Error::InvalidData("the root is not a node; use get(soul)".into())),
+                At::Map { .. } => Err(Error::InvalidData("cannot write through map()".into())),
+                At::Get { parent, key } => {
+                    if key.is_empty() {
+                        return Err(Error::EmptyKey);
+                    }
+                    if matches!(&*parent.at, At::Root) {
+                        return Ok(Soul::new(key.as_str())?);
+                    }
+                    let ps = parent.soul_for_write(graph, state).await?;
+                    let linked = self
+                        .engine()
+                        .fetch(&ps, Some(key))
+                        .await?
+                        .and_then(|n| n.value(key).and_then(Value::as_link).cloned());
+                    let soul = match linked {
+                        Some(s) => s,
+                        None => {
+                            let s = Soul::new(format!("{ps}/{key}"))?;
+                            graph.put(ps, key.as_str(), state, Value::Link(s.clone()))?;
+                            s
+                        }
+                    };
+                    Ok(soul)
+                }
+            }
+        })
+    }
+
+    async fn put_graph(&self, data: &Json) -> Result<Graph, Error> {
+        let state = self.engine().next_state();
+        let mut graph = Graph::new();
+        match &*self.at {
+            At::Get { parent, key } if !matches!(&*parent.at, At::Root) => {
+                let here = self.path();
+                match leaf(data, &here)? {
+                    Some(value) => {
+                        let ps = parent.soul_for_write(&mut graph, state).await?;
+                        graph.put(ps, key.as_str(), state, value)?;
+                    }
+                    None => {
+                        let Json::Object(m) = data else {
+                            return Err(Error::InvalidData(format!("at {here}")));
+                        };
+                        let soul = self.soul_for_write(&mut graph, state).await?;
+                        build(self.engine(), &mut graph, soul, m, state, &here).await?;
+                    }
+                }
+            }
+            _ => {
+                let Json::Object(m) = data else {
+                    return Err(Error::InvalidData(format!(
+                        "a node needs an object, not {data} at {}",
+                        self.path()
+                    )));
+                };
+                let soul = match &*self.at {
+                    // `gun.put({...})` at the root: a new node with a random soul.
+                    At::Root => Soul::new(ids::uuid(&mut rand::rng(), state.as_f64(), 12))?,
+                    _ => self.soul_for_write(&mut graph, state).await?,
+                };
+                build(self.engine(), &mut graph, soul, m, state, &self.path()).await?;
+            }
+        }
+        Ok(graph)
+    }
+
+    /// Writes `data` here: an object becomes (or updates) a node, nested objects
+    /// linked child nodes; a plain value sets this key. Resolves once the write
+    /// is durable in the local store.
+    pub async fn put(&self, data: Json) -> Result<PutAck, Error> {
+        self.put_with(data, PutOptions::default()).await
+    }
+
+    /// [`Chain::put`], then waits for `opts.acks` peers to ack.
+    pub async fn put_with(&self, data: Json, opts: PutOptions) -> Result<PutAck, Error> {
+        let graph = self.put_graph(&data).await?;
+        let (r, peers) = self
+            .engine()
+            .put_local_acked(graph, opts.acks, opts.timeout)
+            .await?;
+        Ok(PutAck {
+            accepted: r.accepted,
+            deferred: r.deferred,
+            id: r.id,
+            acked_by: peers,
+        })
+    }
+
+    /// Adds `item` to the set at this node: an object becomes a new node with a
+    /// random soul (or the soul in its `_`), linked under a key equal to that
+    /// soul; a link `{"#": soul}` is added as is. Returns the chain of the item.
+    pub async fn set(&self, item: Json) -> Result<Chain, Error> {
+        let state = self.engine().next_state();
+        let mut graph = Graph::new();
+        let list = self.soul_for_write(&mut graph, state).await?;
+        let item_soul = match &item {
+            Json::Object(m) => match crate::convert::link_of(m) {
+                Some(s) => s,
+                None => {
+                    let soul = match m.get("_").and_then(|u| u.get("#")).and_then(Json::as_str) {
+                        Some(s) => Soul::new(s)?,
+                        None => Soul::new(ids::uuid(&mut rand::rng(), state.as_f64(), 12))?,
+                    };
+                    build(self.engine(), &mut graph, soul.clone(), m, state, &self.path()).await?;
+                    soul
+                }
+            },
+            other => {
+                // A plain value goes under a random key.
+                let key = ids::uuid(&mut rand::rng(), state.as_f64(), 7);
+                let value = leaf(other, &self.path())?
+                    .ok_or_else(|| Error::InvalidData(format!("at {}", self.path())))?;
+                graph.put(list, key.as_str(), state, value)?;
+                self.engine().put_local(graph).await?;
+                return Ok(self.get(key));
+            }
+        };
+        graph.put(list, item_soul.as_str(), state, Value::Link(item_soul.clone()))?;
+        self.engine().put_local(graph).await?;
+        Ok(self.gun.get(item_soul.as_str()))
+    }
+
+    /// The data here now, asking peers if it is not known locally; `None` when
+    /// nobody has it. Always resolves (after at most the engine's wait time).
+    ///
+    /// A node gives an object of its keys (links as `{"#": soul}`), a key gives
+    /// its value (a linked node's object when it is a link), and `map()` gives an
+    /// object of each child's data.
+    pub async fn then(&self) -> Result<Option<Json>, Error> {
+        match &*self.at {
+            At::Map { parent, filter } => {
+                let kids = parent.children(filter.as_ref()).await?;
+                if kids.is_empty() {
+                    return Ok(None);
+                }
+                Ok(Some(Json::Object(kids.into_iter().collect())))
+            }
+            _ => self.data().await,
+        }
+    }
+
+    async fn data(&self) -> Result<Option<Json>, Error> {
+        Ok(match self.resolve().await? {
+            Target::Node(s) => self.engine().fetch(&s, None).await?.map(|n| node_json(&n)),
+            Target::Leaf { value, .. } => value.map(|v| v.to_json()),
+            Target::Nothing => None,
+        })
+    }
+
+    fn key(&self) -> String {
+        match &*self.at {
+            At::Get { key, .. } => key.clone(),
+            _ => String::new(),
+        }
+    }
+
+    /// Children of this node: key → data (links followed one level).
+    async fn children(&self, filter: Option<&Lex>) -> Result<Vec<(String, Json)>, Error> {
+        let Target::Node(soul) = self.resolve().await? else {
+            return Ok(Vec::new());
+        };
+        let Some(node) = self.engine().fetch(&soul, None).await? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (k, e) in node.iter() {
+            if filter.is_some_and(|f| !f.matches(k)) {
+                continue;
+            }
+            let data = match &e.value {
+                Value::Link(s) => match self.engine().fetch(s, None).await? {
+                    Some(n) => node_json(&n),
+                    None => continue,
+                },
+                v => v.to_json(),
+            };
+            out.push((k.to_string(), data));
+        }
+        Ok(out)
+    }
+
+    /// Calls `cb(data, key)` once with the data here (see [`Chain::then`]); for
+    /// `map()`, once per child. Not called when there is no data.
+    pub async fn once<F>(&self, mut cb: F) -> Result<(), Error>
+    where
+        F: FnMut(Json, &str),
+    {
+        match &*self.at {
+            At::Map { parent, filter } => {
+                for (k, d) in parent.children(filter.as_ref()).await? {
+                    cb(d, &k);
+                }
+            }
+            _ => {
+                if let Some(d) = self.data().await? {
+                    cb(d, &self.key());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `cb(data, key)` now with the current data (if any) and again once per
+    /// change: one accepted change fires once, however many peers deliver it. For
+    /// `map()`, per changed child. Stops when the returned [`Subscription`] is
+    /// dropped or `off()` is called on a chain with this path.
+    pub fn on<F>(&self, cb: F) -> Subscription
+    where
+        F: FnMut(Json, &str) + Send + 'static,
+    {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Json, String)>();
+        let mut cb = cb;
+        let pump = tokio::spawn(async move {
+            while let Some((d, k)) = rx.recv().await {
+                cb(d, &k);
+            }
+        });
+        let mut sub = self.watch(tx);
+        sub.extra.push(pump.abort_handle());
+        sub
+    }
+
+    /// The data here and every change after, as a stream of `(data, key)`.
+    pub fn on_stream(&self) -> OnStream {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sub = self.watch(tx);
+        OnStream { rx, _sub: sub }
+    }
+
+    /// Stops every `on` made through a chain with this path.
+    pub fn off(&self) {
+        let path = self.path();
+        let handles = self
+            .gun
+            .subs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&path);
+        for h in handles.into_iter().flatten() {
+            h.abort();
+        }
+    }
+
+    fn watch(&self, tx: mpsc::UnboundedSender<(Json, String)>) -> Subscription {
+        let chain = self.clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = chain.watch_loop(tx).await {
+                tracing::debug!(%e, chain = %chain.path(), "subscription ended");
+            }
+        });
+        let handle = task.abort_handle();
+        self.gun
+            .subs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(self.path())
+            .or_default()
+            .push(handle.clone());
+        Subscription {
+            handle,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Follows the souls this chain depends on and sends data whenever it
+    /// differs from what was sent last.
+    async fn watch_loop(&self, tx: mpsc::UnboundedSender<(Json, String)>) -> Result<(), Error> {
+        let engine = self.engine().clone();
+        let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<()>();
+        let mut watching: HashMap<Soul, (u64, AbortHandle)> = HashMap::new();
+        let mut last: HashMap<String, Json> = HashMap::new();
+        let is_map = matches!(&*self.at, At::Map { .. });
+        loop {
+            // What this chain depends on now.
+            let mut souls: Vec<Soul> = self.dependencies().await?;
+            souls.dedup();
+            for s in &souls {
+                if !watching.contains_key(s) {
+                    let (id, mut rx) = engine.listen(s);
+                    let w = wake_tx.clone();
+                    let fwd = tokio::spawn(async move {
+                        while rx.recv().await.is_some() {
+                            if w.send(()).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    watching.insert(s.clone(), (id, fwd.abort_handle()));
+                    engine.subscribe_remote(s, None);
+                }
+            }
+            watching.retain(|s, (id, h)| {
+                let keep = souls.contains(s);
+                if !keep {
+                    engine.unlisten(*id);
+                    h.abort();
+                }
+                keep
+            });
+            // Fire what changed.
+            let current: Vec<(String, Json)> = if is_map {
+                match &*self.at {
+                    At::Map { parent, filter } => parent.children(filter.as_ref()).await?,
+                    _ => Vec::new(),
+                }
+            } else {
+                match self.data().await? {
+                    Some(d) => vec![(self.key(), d)],
+                    None => Vec::new(),
+                }
+            };
+            for (k, d) in current {
+                if last.get(&k) != Some(&d) {
+                    last.insert(k.clone(), d.clone());
+                    if tx.send((d, k)).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            if wake_rx.recv().await.is_none() {
+                return Ok(());
+            }
+            // Coalesce bursts: one recompute for everything queued.
+            while wake_rx.try_recv().is_ok() {}
+        }
+    }
+
+    /// The souls whose changes can change this chain's data.
+    fn dependencies(&self) -> Pin<Box<dyn Future<Output = Result<Vec<Soul>, Error>> + Send + '_>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            match &*self.at {
+                At::Root => {}
+                At::Get { parent, .. } => {
+                    out.extend(parent.dependencies().await?);
+                    if let Target::Node(s) = self.resolve().await? {
+                        out.push(s);
+                    }
+                }
+                At::Map { parent, .. } => {
+                    out.extend(parent.dependencies().await?);
+                    if let Target::Node(s) = parent.resolve().await? {
+                        if let Some(n) = self.engine().read_node(&s, None, None).await? {
+                            for (_, e) in n.iter() {
+                                if let Value::Link(l) = &e.value {
+                                    out.push(l.clone());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// A live `on`: dropping it (or calling [`Subscription::off`]) stops it.
+pub struct Subscription {
+    handle: AbortHandle,
+    extra: Vec<AbortHandle>,
+}
+
+impl Subscription {
+    /// Stops the subscription.
+    pub fn off(self) {}
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.handle.abort();
+        for h in &self.extra {
+            h.abort();
+        }
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Subscription")
+    }
+}
+
+/// The stream of [`Chain::on_stream`]: `(data, key)` now and on every change.
+pub struct OnStream {
+    rx: mpsc::UnboundedReceiver<(Json, String)>,
+    _sub: Subscription,
+}
+
+impl OnStream {
+    /// The next item (the same as polling the stream).
+    pub async fn next(&mut self) -> Option<(Json, String)> {
+        self.rx.recv().await
+    }
+}
+
+impl futures_core::Stream for OnStream {
+    type Item = (Json, String);
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}

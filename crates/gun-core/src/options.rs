@@ -1,0 +1,37 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use gun_dam::MeshConfig;
+use gun_store::Store;
+
+/// Engine settings. Every number that bounds memory or waiting is here, with its
+/// default documented.
+#[derive(Clone)]
+pub struct EngineOptions {
+    /// The store. Required: the facade `gun` picks one (memory by default).
+    pub store: Arc<dyn Store>,
+    /// Mesh settings (peer id, dedup size and window, frame limits).
+    pub mesh: MeshConfig,
+    /// How long `once` waits for peers when the data is not local, at most.
+    /// Default 3 s. (Gun.js: 99 ms after the last reply, or for ever.)
+    pub wait: Duration,
+    /// After every asked peer answered "not found", how long `once` still waits
+    /// for late data forwarded from further away. Default 250 ms.
+    pub grace: Duration,
+    /// Answers to one get are split into messages of at most this many keys.
+    /// Default 2,000.
+    pub reply_chunk_keys: usize,
+}
+
+impl EngineOptions {
+    /// Defaults around the given store.
+    pub fn new(store: Arc<dyn Store>) -> EngineOptions {
+        EngineOptions {
+            store,
+            mesh: MeshConfig::default(),
+            wait: Duration::from_secs(3),
+            grace: Duration::from_millis(250),
+            reply_chunk_keys: 2_000,
+        }
+    }
+}
