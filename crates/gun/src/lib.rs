@@ -62,7 +62,9 @@ impl Default for GunOptions {
             peers: Vec::new(),
             store: None,
             wait: Duration::from_secs(3),
-            mesh: MeshConfig::default(),
+            // An application peer: it says `hi`, gets what it subscribes to and
+            // sends its own writes to the peers it dials.
+            mesh: MeshConfig::client(),
         }
     }
 }
