@@ -98,8 +98,14 @@ impl Gun {
             let hub: Arc<dyn gun_dam::Hub> = Arc::new(engine.clone());
             opts.peers
                 .iter()
-                .map(|url| {
-                    gun_net_ws::Client::dial(url, hub.clone(), gun_net_ws::ClientOptions::default())
+                .filter_map(|url| {
+                    match gun_net_ws::Client::dial(url, hub.clone(), gun_net_ws::ClientOptions::default()) {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            tracing::error!(%url, %e, "cannot dial peer");
+                            None
+                        }
+                    }
                 })
                 .collect()
         };

@@ -1,0 +1,267 @@
+//! `gun-relay`: a Gun relay server.
+//!
+//! Serves Gun's WebSocket protocol on `ws://HOST:PORT/gun` (genuine Gun.js
+//! browsers and node peers connect with `Gun({peers: ['http://HOST:PORT/gun']})`),
+//! stores what it receives in an embedded store (sled by default, under
+//! `--data`), acks writes only once they are durable, answers every get (with
+//! data, or an explicit "not found"), pushes writes to the peers that asked for
+//! them, and dials other relays given with `--peer`.
+//!
+//! A plain HTTP `GET /` answers a small JSON health document.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use gun_core::{Engine, EngineOptions, Gun};
+use gun_dam::{Hub, MeshConfig};
+use gun_net_ws::{Client, ClientOptions, HttpHandler, HttpRequest, HttpResponse, Server, ServerOptions};
+use gun_store::Store;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StoreKind {
+    /// In memory only: lost at exit.
+    Memory,
+    /// One directory with a checksummed journal and snapshots.
+    File,
+    /// sled, the embedded default.
+    Sled,
+}
+
+impl StoreKind {
+    fn name(self) -> &'static str {
+        match self {
+            StoreKind::Memory => "memory",
+            StoreKind::File => "file",
+            StoreKind::Sled => "sled",
+        }
+    }
+}
+
+/// A Gun relay: ws://HOST:PORT/gun, on an embedded store.
+#[derive(Debug, Parser)]
+#[command(name = "gun-relay", version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 8765)]
+    port: u16,
+    /// Data directory of the durable stores.
+    #[arg(long, default_value = "./gun-data")]
+    data: PathBuf,
+    /// Which store to keep data in.
+    #[arg(long, value_enum, default_value_t = StoreKind::Sled)]
+    store: StoreKind,
+    /// Another relay to dial and keep dialing (repeatable), e.g. http://10.0.0.2:8765/gun.
+    #[arg(long = "peer", value_name = "URL")]
+    peers: Vec<String>,
+    /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
+    #[arg(long, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Import a Gun.js `radata` directory (radisk) into the store under --data, then exit.
+    ImportRadisk {
+        /// The radisk directory written by a Gun.js relay.
+        dir: PathBuf,
+    },
+}
+
+fn open_store(kind: StoreKind, data: &std::path::Path) -> Result<Arc<dyn Store>, String> {
+    Ok(match kind {
+        StoreKind::Memory => Arc::new(gun_store_memory::MemoryStore::new()),
+        StoreKind::Sled => Arc::new(
+            gun_store_sled::SledStore::open(data.join("sled"))
+                .map_err(|e| format!("cannot open sled store in {}: {e}", data.display()))?,
+        ),
+        StoreKind::File => Arc::new(
+            gun_store_file::FileStore::open(data.join("file"))
+                .map_err(|e| format!("cannot open file store in {}: {e}", data.display()))?,
+        ),
+    })
+}
+
+/// What the health page shows; refreshed every second by a task, because the
+/// HTTP handler runs on a blocking thread.
+#[derive(Default, Clone)]
+struct Snapshot {
+    souls: u64,
+    bytes: u64,
+}
+
+struct Health {
+    engine: Engine,
+    store_kind: StoreKind,
+    snapshot: Arc<Mutex<Snapshot>>,
+    peers_dialed: Vec<String>,
+}
+
+impl HttpHandler for Health {
+    fn handle(&self, req: &HttpRequest) -> HttpResponse {
+        if req.method != "GET" && req.method != "HEAD" {
+            return HttpResponse::text(405, "method not allowed\n");
+        }
+        match req.path.as_str() {
+            "/" | "/health" => {
+                let snap = self
+                    .snapshot
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                let s = self.engine.stats();
+                let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+                let body = serde_json::json!({
+                    "ok": true,
+                    "name": "gun-relay",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "pid": self.engine.pid(),
+                    "peers": self.engine.peer_count(),
+                    "dialing": self.peers_dialed,
+                    "store": self.store_kind.name(),
+                    "souls": snap.souls,
+                    "bytes": snap.bytes,
+                    "uptime_s": self.engine.uptime().as_secs(),
+                    "puts_in": load(&s.puts_in),
+                    "gets_in": load(&s.gets_in),
+                    "acks_out": load(&s.acks_out),
+                    "rejected": load(&s.rejected),
+                });
+                HttpResponse::json(200, format!("{body}\n"))
+            }
+            _ => HttpResponse::not_found(),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%e, "cannot listen for SIGTERM; only Ctrl-C stops the relay");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    std::fs::create_dir_all(&args.data)
+        .map_err(|e| format!("cannot create data directory {}: {e}", args.data.display()))?;
+    let store = open_store(args.store, &args.data)?;
+
+    if let Some(Command::ImportRadisk { dir }) = &args.command {
+        let report = gun_store_file::import_radisk(dir, store.as_ref())
+            .await
+            .map_err(|e| format!("import of {} failed: {e}", dir.display()))?;
+        store.flush().await.map_err(|e| format!("flush failed: {e}"))?;
+        println!("{report:?}");
+        return Ok(());
+    }
+
+    let mut opts = EngineOptions::new(store.clone());
+    opts.mesh = MeshConfig::relay();
+    // The WebSocket server sends the `[]` keep-alives; the mesh need not.
+    opts.mesh.keepalive_ms = 0;
+    let engine = Engine::new(opts);
+    let gun = Gun::from_engine(engine.clone());
+    let hub: Arc<dyn Hub> = Arc::new(engine.clone());
+
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .or_else(|_| {
+            use std::net::ToSocketAddrs;
+            (args.host.as_str(), args.port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or(())
+        })
+        .map_err(|()| format!("cannot resolve --host {}", args.host))?;
+
+    let snapshot = Arc::new(Mutex::new(Snapshot::default()));
+    let health = Arc::new(Health {
+        engine: engine.clone(),
+        store_kind: args.store,
+        snapshot: snapshot.clone(),
+        peers_dialed: args.peers.clone(),
+    });
+    let server = Server::bind(ServerOptions::new(addr), hub.clone(), health)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let stats_store = store.clone();
+    let stats_task = tokio::spawn(async move {
+        loop {
+            if let Ok(s) = stats_store.stats().await {
+                let mut snap = snapshot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                snap.souls = s.souls;
+                snap.bytes = s.bytes;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let mut clients = Vec::new();
+    for url in &args.peers {
+        clients.push(
+            Client::dial(url, hub.clone(), ClientOptions::default())
+                .map_err(|e| format!("cannot dial --peer {url}: {e}"))?,
+        );
+    }
+    // The line test harnesses wait for.
+    eprintln!("gun-relay listening on ws://{}/gun (store: {}, data: {})", server.local_addr(), args.store.name(), args.data.display());
+    tracing::info!(url = %format!("ws://{}/gun", server.local_addr()), store = args.store.name(), peers = ?args.peers, "relay ready");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: closing connections and flushing the store");
+    for c in &clients {
+        c.close();
+    }
+    stats_task.abort();
+    server.shutdown().await;
+    gun.shutdown().await.map_err(|e| format!("flush on shutdown failed: {e}"))?;
+    tracing::info!("bye");
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gun-relay: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("gun-relay: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
