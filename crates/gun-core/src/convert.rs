@@ -59,7 +59,15 @@ pub(crate) async fn build(
 ) -> Result<(), Error> {
     let mut stack: Vec<(Soul, &Map<String, Json>, String)> = vec![(soul, data, path.to_string())];
     while let Some((soul, obj, path)) = stack.pop() {
-        let existing: Option<Node> = engine.read_node(&soul, None, None).await?;
+        // The current links matter only when there are nested objects.
+        let nested = obj
+            .values()
+            .any(|v| matches!(v, Json::Object(m) if link_of(m).is_none()));
+        let existing: Option<Node> = if nested {
+            engine.read_node(&soul, None, None).await?
+        } else {
+            None
+        };
         // An object with no keys still makes its node exist (with no keys).
         graph.node_mut(&soul);
         for (k, v) in obj {

@@ -163,6 +163,11 @@ struct Shared {
     deferred: BinaryHeap<Reverse<Due>>,
     /// Deferred keys still pending per incoming put id, to ack when all applied.
     deferred_pending: HashMap<String, usize>,
+    /// Whether local writes concern the mesh at all: a peer is attached, or an
+    /// outgoing URL is known (writes made before it connects are sent then).
+    remote: bool,
+    /// Souls in the order they entered the cache, for eviction.
+    cache_order: std::collections::VecDeque<Soul>,
 }
 
 /// Counters for health pages and dashboards.
@@ -216,6 +221,8 @@ impl Engine {
                 asks: HashMap::new(),
                 deferred: BinaryHeap::new(),
                 deferred_pending: HashMap::new(),
+                remote: false,
+                cache_order: std::collections::VecDeque::new(),
             }),
             validators: RwLock::new(Vec::new()),
             deferred_wake: Notify::new(),
@@ -280,6 +287,14 @@ impl Engine {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(v);
+    }
+
+    /// Registers the URL of a peer that will be dialed: writes and
+    /// subscriptions made before it connects are sent when it does.
+    pub fn expect_peer(&self, url: &str) {
+        let mut sh = self.lock();
+        sh.mesh.add_url(url);
+        sh.remote = true;
     }
 
     /// The next state from this engine's state generator.
@@ -427,6 +442,8 @@ impl Engine {
             if sh.graph.get(soul.as_str()).is_none() {
                 sh.graph
                     .insert_node(node.unwrap_or_else(|| Node::new(soul.clone())));
+                sh.cache_order.push_back(soul.clone());
+                evict(&mut sh, self.inner.opts.cache_souls);
             }
         }
         Ok(())
@@ -443,12 +460,14 @@ impl Engine {
             return Ok((Ingested::default(), None));
         }
         {
-            let validators = self
-                .inner
-                .validators
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
+            let validators: Vec<Arc<dyn Validator>> = {
+                let v = self
+                    .inner
+                    .validators
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if v.is_empty() { Vec::new() } else { v.clone() }
+            };
             let ctx = PutContext {
                 graph: &graph,
                 origin: &origin,
@@ -477,7 +496,7 @@ impl Engine {
         let mut ack_guard = None;
         {
             let mut sh = self.lock();
-            let applied = sh.graph.merge(&preview.accepted, machine).accepted;
+            let applied = merge_cached(&mut sh.graph, &preview.accepted, machine);
             self.inner
                 .stats
                 .keys_accepted
@@ -485,6 +504,8 @@ impl Engine {
             notify_listeners(&mut sh, &applied);
             if !applied.is_empty() {
                 match &origin {
+                    // A purely local engine (no peer, no URL) skips the mesh.
+                    Origin::Local if !sh.remote => {}
                     Origin::Local => {
                         let (id, o) = sh.mesh.request(Message::put(applied), now_u64());
                         // Register the ack waiter before anything is sent.
@@ -895,6 +916,51 @@ impl Engine {
     }
 }
 
+/// Applies an accepted diff to the cache. Souls no longer cached (evicted while
+/// the store wrote) are not re-created partially: the next read loads them from
+/// the store, which has the write. Returns what changed.
+fn merge_cached(cache: &mut Graph, accepted: &Graph, machine: State) -> Graph {
+    if accepted.souls().all(|s| cache.get(s.as_str()).is_some()) {
+        return cache.merge(accepted, machine).accepted;
+    }
+    let mut cached = Graph::new();
+    let mut applied = Graph::new();
+    for (soul, node) in accepted.iter() {
+        if cache.get(soul.as_str()).is_some() {
+            cached.insert_node(node.clone());
+        } else {
+            applied.insert_node(node.clone());
+        }
+    }
+    for (_, n) in cache.merge(&cached, machine).accepted {
+        applied.insert_node(n);
+    }
+    applied
+}
+
+/// Keeps the cache within `max` souls, dropping the oldest first; souls with
+/// local listeners stay.
+fn evict(sh: &mut Shared, max: usize) {
+    let mut guard = sh.cache_order.len();
+    while sh.graph.len() > max && guard > 0 {
+        guard -= 1;
+        let Some(soul) = sh.cache_order.pop_front() else {
+            break;
+        };
+        if sh.listeners.contains_key(soul.as_str()) {
+            sh.cache_order.push_back(soul);
+            continue;
+        }
+        sh.graph.remove(soul.as_str());
+    }
+    // Souls removed by merges (empty nodes) leave stale entries behind; keep the
+    // queue from growing past the cache by much.
+    if sh.cache_order.len() > max.saturating_mul(2).max(1024) {
+        let graph = &sh.graph;
+        sh.cache_order.retain(|s| graph.get(s.as_str()).is_some());
+    }
+}
+
 fn get_for(soul: &Soul, key: Option<&str>) -> Get {
     match key {
         Some(k) => Get::key(soul.clone(), k),
@@ -941,6 +1007,7 @@ impl Hub for Engine {
             peer = PeerId(sh.next_id);
             sh.next_id += 1;
             sh.links.insert(peer, link);
+            sh.remote = true;
             outs = sh.mesh.connect(peer, dir, now_u64());
         }
         self.execute(outs);

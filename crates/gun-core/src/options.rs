@@ -21,6 +21,10 @@ pub struct EngineOptions {
     /// Answers to one get are split into messages of at most this many keys.
     /// Default 2,000.
     pub reply_chunk_keys: usize,
+    /// How many souls the engine keeps in its cache; older ones are dropped and
+    /// read again from the store when needed (souls with local listeners stay).
+    /// Default 20,000.
+    pub cache_souls: usize,
 }
 
 impl EngineOptions {
@@ -32,6 +36,7 @@ impl EngineOptions {
             wait: Duration::from_secs(3),
             grace: Duration::from_millis(250),
             reply_chunk_keys: 2_000,
+            cache_souls: 20_000,
         }
     }
 }

@@ -1,0 +1,511 @@
+//! The relay endpoint: one TCP port serving WebSocket upgrades on the Gun path and plain HTTP
+//! for everything else.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use gun_dam::transport::{Direction, Hub, PeerId};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::timeout;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::conn::{self, Attachment, CloseCause, ConnConfig, ConnShared, Traffic, WsLink};
+use crate::http::{self, HeadError, HttpHandler, HttpRequest, HttpResponse};
+use crate::{Error, ServerOptions};
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Totals of a [`Server`] since it was bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// WebSocket connections open now.
+    pub connections_open: u64,
+    /// WebSocket connections accepted since start.
+    pub connections_total: u64,
+    /// Frames and bytes of all WebSocket connections, open and closed.
+    pub traffic: Traffic,
+    /// Plain HTTP requests answered (including error answers).
+    pub http_requests: u64,
+    /// Connections closed because their send queue was full (slow or stalled peers).
+    pub slow_peer_closes: u64,
+    /// Connections closed because the peer sent a message over the size limit.
+    pub oversize_closes: u64,
+    /// Sockets refused because `max_connections` were open.
+    pub refused: u64,
+}
+
+/// One open WebSocket connection of a [`Server`], for dashboards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// The id the hub gave it.
+    pub peer: PeerId,
+    /// The remote address.
+    pub remote_addr: SocketAddr,
+    /// When the WebSocket handshake completed.
+    pub connected_at: SystemTime,
+    /// Its frames and bytes so far.
+    pub traffic: Traffic,
+    /// Frames waiting in its send queue.
+    pub queued: usize,
+}
+
+/// A running relay endpoint.
+///
+/// Serves, on one TCP port, WebSocket upgrades on [`ServerOptions::path`] (`/gun`, also with a
+/// query string) and hands every other HTTP request to an [`HttpHandler`]. Each WebSocket
+/// connection is attached to the [`Hub`] as [`Direction::Incoming`]; text frames (and binary
+/// frames holding UTF-8) go to [`Hub::receive`]; the hub answers through the connection's
+/// [`Link`](gun_dam::transport::Link).
+///
+/// Dropping the server stops it like [`Server::shutdown`] without waiting.
+#[derive(Debug)]
+pub struct Server {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    opts: ServerOptions,
+    hub: Arc<dyn Hub>,
+    http: Arc<dyn HttpHandler>,
+    registry: Mutex<Registry>,
+    http_requests: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    next_key: u64,
+    shutting_down: bool,
+    open: HashMap<u64, Entry>,
+    /// Traffic of connections that have closed.
+    retired: Traffic,
+    total: u64,
+    slow_peer_closes: u64,
+    oversize_closes: u64,
+}
+
+struct Entry {
+    peer: PeerId,
+    remote_addr: SocketAddr,
+    connected_at: SystemTime,
+    conn: Arc<ConnShared>,
+}
+
+impl Shared {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Server {
+    /// Binds `opts.addr` and starts serving on the current tokio runtime.
+    ///
+    /// `http` answers plain HTTP requests; pass [`NotFound`](crate::NotFound) for none.
+    pub fn bind(
+        opts: ServerOptions,
+        hub: Arc<dyn Hub>,
+        http: Arc<dyn HttpHandler>,
+    ) -> Result<Server, Error> {
+        opts.validate()?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let addr = opts.addr;
+        let bind_err = |source| Error::Bind { addr, source };
+        // std's bind sets SO_REUSEADDR on Unix, so a restarted relay gets its port back at once.
+        let std_listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+        std_listener.set_nonblocking(true).map_err(bind_err)?;
+        let local_addr = std_listener.local_addr().map_err(bind_err)?;
+        let listener = {
+            let _guard = runtime.enter();
+            TcpListener::from_std(std_listener).map_err(bind_err)?
+        };
+        let slots = Arc::new(Semaphore::new(opts.max_connections));
+        let shared = Arc::new(Shared {
+            opts,
+            hub,
+            http,
+            registry: Mutex::new(Registry::default()),
+            http_requests: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let span = info_span!("gun_ws_server", addr = %local_addr);
+        let task =
+            runtime.spawn(accept_loop(listener, shared.clone(), slots, stop_rx).instrument(span));
+        info!(addr = %local_addr, path = %shared.opts.path, "gun websocket server listening");
+        Ok(Server {
+            local_addr,
+            shared,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The WebSocket URL of this server as seen from this machine, e.g.
+    /// `ws://127.0.0.1:8765/gun` (an unspecified bind address is replaced by loopback).
+    pub fn url(&self) -> String {
+        let mut addr = self.local_addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        #[cfg(feature = "tls")]
+        let scheme = if self.shared.opts.tls.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
+        #[cfg(not(feature = "tls"))]
+        let scheme = "ws";
+        format!("{scheme}://{addr}{}", self.shared.opts.path)
+    }
+
+    /// Totals since start.
+    pub fn stats(&self) -> ServerStats {
+        let refused = self.shared.refused.load(Ordering::Relaxed);
+        let http_requests = self.shared.http_requests.load(Ordering::Relaxed);
+        let reg = self.shared.registry();
+        let mut traffic = reg.retired;
+        for entry in reg.open.values() {
+            traffic += entry.conn.counters.snapshot();
+        }
+        ServerStats {
+            connections_open: reg.open.len() as u64,
+            connections_total: reg.total,
+            traffic,
+            http_requests,
+            slow_peer_closes: reg.slow_peer_closes,
+            oversize_closes: reg.oversize_closes,
+            refused,
+        }
+    }
+
+    /// The open WebSocket connections.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        let reg = self.shared.registry();
+        let mut out: Vec<_> = reg
+            .open
+            .values()
+            .map(|e| ConnectionInfo {
+                peer: e.peer,
+                remote_addr: e.remote_addr,
+                connected_at: e.connected_at,
+                traffic: e.conn.counters.snapshot(),
+                queued: e.conn.queued(),
+            })
+            .collect();
+        out.sort_by_key(|c| c.connected_at);
+        out
+    }
+
+    /// Stops accepting, closes every connection (WebSocket close code 1001) and waits up to
+    /// [`ServerOptions::shutdown_grace`] for them; connections still open then are dropped.
+    /// Every attached peer has been detached from the hub when this returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = stopped(&mut stop) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, remote)) => {
+                    let Ok(permit) = slots.clone().try_acquire_owned() else {
+                        shared.refused.fetch_add(1, Ordering::Relaxed);
+                        warn!(%remote, max = shared.opts.max_connections, "too many open sockets; refusing");
+                        drop(tcp);
+                        continue;
+                    };
+                    let span = info_span!("conn", %remote);
+                    tasks.spawn(handle_socket(tcp, remote, shared.clone(), permit).instrument(span));
+                }
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let open = {
+        let mut reg = shared.registry();
+        reg.shutting_down = true;
+        for entry in reg.open.values() {
+            entry
+                .conn
+                .request_close(CloseCause::Shutdown, "server shutting down");
+        }
+        reg.open.len()
+    };
+    debug!(open, tasks = tasks.len(), "shutting down");
+    let grace = shared.opts.shutdown_grace;
+    if timeout(grace, async { while tasks.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        warn!(
+            left = tasks.len(),
+            "connections still open after the shutdown grace; dropping them"
+        );
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    info!("gun websocket server stopped");
+}
+
+async fn handle_socket(
+    tcp: TcpStream,
+    remote: SocketAddr,
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let _ = tcp.set_nodelay(true);
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &shared.opts.tls {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+        match timeout(shared.opts.handshake_timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(stream)) => serve(stream, remote, &shared).await,
+            Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
+            Err(_) => debug!("TLS handshake timed out"),
+        }
+        return;
+    }
+    serve(tcp, remote, &shared).await;
+}
+
+async fn serve<S>(mut stream: S, remote: SocketAddr, shared: &Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let opts = &shared.opts;
+    let deadline = tokio::time::Instant::now() + opts.handshake_timeout;
+    let head = match tokio::time::timeout_at(
+        deadline,
+        http::read_head(&mut stream, opts.max_http_head_bytes),
+    )
+    .await
+    {
+        Err(_) => {
+            debug!("request head not received in time");
+            return http::write_response(
+                &mut stream,
+                &HttpResponse::text(408, "Request Timeout\n"),
+                false,
+            )
+            .await;
+        }
+        Ok(Err(HeadError::Gone)) => return,
+        Ok(Err(HeadError::TooLarge)) => {
+            count_http(shared);
+            return http::write_response(
+                &mut stream,
+                &HttpResponse::text(431, "Request Header Fields Too Large\n"),
+                false,
+            )
+            .await;
+        }
+        Ok(Err(HeadError::Malformed)) => {
+            count_http(shared);
+            return http::write_response(
+                &mut stream,
+                &HttpResponse::text(400, "Bad Request\n"),
+                false,
+            )
+            .await;
+        }
+        Ok(Ok(head)) => head,
+    };
+
+    if head.is_websocket_upgrade() {
+        if head.path != opts.path {
+            debug!(path = %head.path, "websocket upgrade on another path");
+            count_http(shared);
+            return http::write_response(&mut stream, &HttpResponse::not_found(), false).await;
+        }
+        let accept = match head.websocket_accept() {
+            Ok(accept) => accept,
+            Err(refusal) => {
+                count_http(shared);
+                return http::write_response(&mut stream, &refusal, false).await;
+            }
+        };
+        if stream
+            .write_all(&http::switching_protocols(&accept))
+            .await
+            .is_err()
+            || stream.flush().await.is_err()
+        {
+            return;
+        }
+        let ws = WebSocketStream::from_partially_read(
+            stream,
+            head.rest,
+            Role::Server,
+            Some(conn::ws_config(opts.max_message_bytes)),
+        )
+        .await;
+        run_websocket(ws, remote, shared).await;
+        return;
+    }
+
+    let mut head = head;
+    count_http(shared);
+    let body = match tokio::time::timeout_at(
+        deadline,
+        http::read_body(&mut stream, &mut head, opts.max_http_body_bytes),
+    )
+    .await
+    {
+        Err(_) => {
+            return http::write_response(
+                &mut stream,
+                &HttpResponse::text(408, "Request Timeout\n"),
+                false,
+            )
+            .await;
+        }
+        Ok(Err(refusal)) => return http::write_response(&mut stream, &refusal, false).await,
+        Ok(Ok(body)) => body,
+    };
+    let head_only = head.method == "HEAD";
+    let req = HttpRequest {
+        method: head.method,
+        path: head.path,
+        query: head.query,
+        headers: head.headers,
+        body,
+        remote_addr: remote,
+    };
+    let handler = shared.http.clone();
+    let method = req.method.clone();
+    let path = req.path.clone();
+    let resp = match tokio::task::spawn_blocking(move || handler.handle(&req)).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            warn!(error = %e, %method, %path, "HTTP handler failed");
+            HttpResponse::text(500, "Internal Server Error\n")
+        }
+    };
+    debug!(%method, %path, status = resp.status, "http");
+    http::write_response(&mut stream, &resp, head_only).await;
+}
+
+fn count_http(shared: &Shared) {
+    shared.http_requests.fetch_add(1, Ordering::Relaxed);
+}
+
+async fn run_websocket<S>(ws: WebSocketStream<S>, remote: SocketAddr, shared: &Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let opts = &shared.opts;
+    let conn = Arc::new(ConnShared::new());
+    let (link, rx) = WsLink::new(opts.send_queue, conn.clone());
+    let attachment = Attachment::new(&*shared.hub, Arc::new(link), Direction::Incoming);
+    let peer = attachment.peer;
+    let registered = Registered::new(shared, peer, remote, conn.clone());
+    debug!(peer = peer.0, "websocket peer attached");
+    let cfg = ConnConfig {
+        keepalive: opts.keepalive,
+        ping: None,
+        idle_timeout: opts.idle_timeout,
+    };
+    let (cause, reason) = conn::drive(ws, &*shared.hub, peer, &conn, rx, cfg).await;
+    drop(attachment);
+    drop(registered);
+    match cause {
+        CloseCause::SlowPeer => shared.registry().slow_peer_closes += 1,
+        CloseCause::TooBig => shared.registry().oversize_closes += 1,
+        _ => {}
+    }
+    debug!(peer = peer.0, ?cause, reason, "websocket peer detached");
+}
+
+/// Resolves once `true` was sent (or the sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// A connection's entry in the registry; removed (and its traffic added to the totals) on drop.
+struct Registered<'a> {
+    shared: &'a Shared,
+    key: u64,
+}
+
+impl<'a> Registered<'a> {
+    fn new(shared: &'a Shared, peer: PeerId, remote: SocketAddr, conn: Arc<ConnShared>) -> Self {
+        let mut reg = shared.registry();
+        if reg.shutting_down {
+            conn.request_close(CloseCause::Shutdown, "server shutting down");
+        }
+        reg.next_key += 1;
+        reg.total += 1;
+        let key = reg.next_key;
+        reg.open.insert(
+            key,
+            Entry {
+                peer,
+                remote_addr: remote,
+                connected_at: SystemTime::now(),
+                conn,
+            },
+        );
+        Self { shared, key }
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let mut reg = self.shared.registry();
+        if let Some(entry) = reg.open.remove(&self.key) {
+            reg.retired += entry.conn.counters.snapshot();
+        }
+    }
+}
