@@ -79,7 +79,7 @@ pub(crate) async fn build(
             }
             let here = format!("{path}.{k}");
             match leaf(v, &here)? {
-                Some(value) => graph.put(soul.clone(), k.as_str(), state, value)?,
+                Some(value) => graph.put(soul.clone(), engine.intern(k), state, value)?,
                 None => {
                     let Json::Object(child) = v else {
                         continue;
@@ -93,7 +93,7 @@ pub(crate) async fn build(
                         Some(s) => s,
                         None => Soul::new(format!("{soul}/{k}"))?,
                     };
-                    graph.put(soul.clone(), k.as_str(), state, Value::Link(child_soul.clone()))?;
+                    graph.put(soul.clone(), engine.intern(k), state, Value::Link(child_soul.clone()))?;
                     stack.push((child_soul, child, here));
                 }
             }

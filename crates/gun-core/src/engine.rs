@@ -185,7 +185,35 @@ pub struct Stats {
     pub keys_accepted: AtomicU64,
 }
 
+/// Shares the text of short, frequent keys (`name`, `f0`…) between nodes, so a
+/// hundred thousand nodes with the same ten keys hold ten key strings, not a
+/// million. Bounded: past `MAX_INTERNED` keys, new keys are simply not shared.
+struct Interner {
+    set: Mutex<HashSet<Arc<str>>>,
+}
+
+const MAX_INTERNED: usize = 4_096;
+const MAX_INTERNED_LEN: usize = 48;
+
+impl Interner {
+    fn get(&self, s: &str) -> Arc<str> {
+        if s.len() > MAX_INTERNED_LEN {
+            return Arc::from(s);
+        }
+        let mut set = self.set.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(a) = set.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        if set.len() < MAX_INTERNED {
+            set.insert(a.clone());
+        }
+        a
+    }
+}
+
 struct Inner {
+    interner: Interner,
     opts: EngineOptions,
     store: Arc<dyn Store>,
     shared: Mutex<Shared>,
@@ -209,6 +237,9 @@ impl Engine {
     pub fn new(opts: EngineOptions) -> Engine {
         let mesh = Mesh::new(opts.mesh.clone());
         let inner = Arc::new(Inner {
+            interner: Interner {
+                set: Mutex::new(HashSet::new()),
+            },
             store: opts.store.clone(),
             opts,
             shared: Mutex::new(Shared {
@@ -295,6 +326,11 @@ impl Engine {
         let mut sh = self.lock();
         sh.mesh.add_url(url);
         sh.remote = true;
+    }
+
+    /// The shared text of a key (see the interner in this module).
+    pub(crate) fn intern(&self, key: &str) -> Arc<str> {
+        self.inner.interner.get(key)
     }
 
     /// The next state from this engine's state generator.

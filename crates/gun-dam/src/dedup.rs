@@ -1,0 +1,274 @@
+//! Message-id deduplication with a time window and a hard size bound (§6).
+//!
+//! Gun.js remembers every message id it saw or sent for 9 s **since the last
+//! sighting** (checking an id refreshes it) and has no size cap. [`Dedup`] keeps
+//! the same window ([`DEDUP_TTL_MS`]) and adds a bound ([`DEDUP_MAX_ENTRIES`]):
+//! when full, the entry seen least recently is evicted first.
+//!
+//! Each entry can carry data (`T`); the mesh keeps its reply routes there, so a
+//! route lives exactly as long as its request id is remembered.
+//!
+//! Implementation: a hash map from id to slot, plus a queue of `(generation,
+//! time, id)` in sighting order. A refresh pushes a new queue record and bumps the
+//! slot's generation, making older records stale; stale records are skipped when
+//! popped and compacted away when they outnumber live ones. Every operation is
+//! O(1) amortised. Time is passed in (`now`, milliseconds) and assumed not to go
+//! backwards; if it does, entries merely live a little longer.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Default time an id is remembered after its last sighting: 9 000 ms, as Gun.js.
+pub const DEDUP_TTL_MS: u64 = 9_000;
+
+/// Default bound on remembered ids: 100 000 (Gun.js has none).
+pub const DEDUP_MAX_ENTRIES: usize = 100_000;
+
+#[derive(Debug)]
+struct Slot<T> {
+    seen: u64,
+    generation: u64,
+    data: T,
+}
+
+/// A bounded, expiring set of message ids, each with data `T`.
+#[derive(Debug)]
+pub struct Dedup<T = ()> {
+    ttl_ms: u64,
+    max_entries: usize,
+    map: HashMap<Arc<str>, Slot<T>>,
+    order: VecDeque<(u64, u64, Arc<str>)>,
+    next_generation: u64,
+}
+
+impl<T> Default for Dedup<T> {
+    fn default() -> Self {
+        Dedup::new(DEDUP_TTL_MS, DEDUP_MAX_ENTRIES)
+    }
+}
+
+impl<T> Dedup<T> {
+    /// An empty table remembering ids for `ttl_ms` after their last sighting,
+    /// holding at most `max_entries` (at least 1).
+    pub fn new(ttl_ms: u64, max_entries: usize) -> Self {
+        Dedup {
+            ttl_ms,
+            max_entries: max_entries.max(1),
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            next_generation: 0,
+        }
+    }
+
+    /// The time window in milliseconds.
+    pub fn ttl_ms(&self) -> u64 {
+        self.ttl_ms
+    }
+
+    /// The size bound.
+    pub fn max_entries(&self) -> usize {
+        self.max_entries
+    }
+
+    /// Number of ids remembered (some may be expired but not yet swept).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no id is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn live(&self, slot: &Slot<T>, now: u64) -> bool {
+        now.saturating_sub(slot.seen) < self.ttl_ms
+    }
+
+    /// Whether `id` was seen within the window, without refreshing it.
+    pub fn contains(&self, id: &str, now: u64) -> bool {
+        self.map.get(id).is_some_and(|s| self.live(s, now))
+    }
+
+    /// The data of a live entry.
+    pub fn get(&self, id: &str, now: u64) -> Option<&T> {
+        self.map
+            .get(id)
+            .filter(|s| self.live(s, now))
+            .map(|s| &s.data)
+    }
+
+    /// The data of a live entry, mutably (does not refresh it).
+    pub fn get_mut(&mut self, id: &str, now: u64) -> Option<&mut T> {
+        let ttl = self.ttl_ms;
+        self.map
+            .get_mut(id)
+            .filter(|s| now.saturating_sub(s.seen) < ttl)
+            .map(|s| &mut s.data)
+    }
+
+    /// Refreshes a live entry's time; returns whether it was live.
+    pub fn refresh(&mut self, id: &str, now: u64) -> bool {
+        self.expire(now);
+        let generation = self.next_generation;
+        match self.map.get_key_value(id) {
+            Some((k, s)) if now.saturating_sub(s.seen) < self.ttl_ms => {
+                let k = k.clone();
+                self.next_generation += 1;
+                if let Some(s) = self.map.get_mut(id) {
+                    s.seen = now;
+                    s.generation = generation;
+                }
+                self.order.push_back((generation, now, k));
+                self.compact();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Sets `id`'s data and refreshes it, inserting it if absent or expired.
+    pub fn insert(&mut self, id: &str, data: T, now: u64) {
+        self.expire(now);
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let key: Arc<str> = match self.map.get_key_value(id) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(id),
+        };
+        self.map.insert(
+            key.clone(),
+            Slot {
+                seen: now,
+                generation,
+                data,
+            },
+        );
+        self.order.push_back((generation, now, key));
+        self.evict_over_bound();
+        self.compact();
+    }
+
+    /// Drops every entry not seen within the window.
+    pub fn expire(&mut self, now: u64) {
+        while let Some((generation, seen, id)) = self.order.front() {
+            let current = self
+                .map
+                .get(&**id)
+                .is_some_and(|s| s.generation == *generation);
+            if !current {
+                self.order.pop_front();
+                continue;
+            }
+            if now.saturating_sub(*seen) < self.ttl_ms {
+                break;
+            }
+            let id = id.clone();
+            self.order.pop_front();
+            self.map.remove(&*id);
+        }
+    }
+
+    /// Removes `id`, returning its data if it was remembered (live or not).
+    pub fn remove(&mut self, id: &str) -> Option<T> {
+        self.map.remove(id).map(|s| s.data)
+    }
+
+    fn evict_over_bound(&mut self) {
+        while self.map.len() > self.max_entries {
+            let Some((generation, _, id)) = self.order.pop_front() else {
+                break;
+            };
+            if self
+                .map
+                .get(&*id)
+                .is_some_and(|s| s.generation == generation)
+            {
+                self.map.remove(&*id);
+                tracing::trace!(id = &*id, "dedup table full: evicted the oldest id");
+            }
+        }
+    }
+
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.map.len() + 1024 {
+            let map = &self.map;
+            self.order
+                .retain(|(g, _, id)| map.get(&**id).is_some_and(|s| s.generation == *g));
+        }
+    }
+}
+
+impl<T: Default> Dedup<T> {
+    /// Whether `id` was seen within the window; either way it is now tracked
+    /// (refreshed if it was seen, inserted with default data if not). This is
+    /// Gun.js's `dup.check` followed by `dup.track`.
+    pub fn check_and_track(&mut self, id: &str, now: u64) -> bool {
+        if self.refresh(id, now) {
+            return true;
+        }
+        self.insert(id, T::default(), now);
+        false
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_refreshes_on_every_sighting() {
+        let mut d: Dedup = Dedup::new(9_000, 100);
+        assert!(!d.check_and_track("a", 0));
+        assert!(d.check_and_track("a", 5_000));
+        // 10 s after the first sighting but 5 s after the refresh: still seen.
+        assert!(d.check_and_track("a", 10_000));
+        // A peer that keeps resending is ignored indefinitely.
+        for t in (11_000..60_000).step_by(8_000) {
+            assert!(d.check_and_track("a", t));
+        }
+        // 9 s of silence: forgotten.
+        assert!(!d.check_and_track("a", 59_000 + 9_000));
+        assert!(!d.contains("b", 0));
+    }
+
+    #[test]
+    fn bound_evicts_least_recently_seen() {
+        let mut d: Dedup = Dedup::new(9_000, 3);
+        for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
+            assert!(!d.check_and_track(id, i as u64));
+        }
+        assert!(d.check_and_track("a", 10)); // a is now the most recent
+        assert!(!d.check_and_track("d", 11)); // evicts b
+        assert_eq!(d.len(), 3);
+        assert!(!d.contains("b", 11));
+        assert!(d.contains("a", 11) && d.contains("c", 11) && d.contains("d", 11));
+    }
+
+    #[test]
+    fn data_lives_with_the_entry() {
+        let mut d: Dedup<u32> = Dedup::new(100, 10);
+        d.insert("x", 7, 0);
+        assert_eq!(d.get("x", 50), Some(&7));
+        assert!(d.refresh("x", 90));
+        assert_eq!(d.get("x", 150), Some(&7));
+        assert_eq!(d.get("x", 190), None);
+        d.expire(190);
+        assert!(d.is_empty());
+        assert!(!d.refresh("x", 200));
+    }
+
+    #[test]
+    fn queue_stays_bounded_under_refresh_storms() {
+        let mut d: Dedup = Dedup::new(1_000_000, 10);
+        for t in 0..100_000u64 {
+            d.check_and_track(if t % 2 == 0 { "a" } else { "b" }, t);
+        }
+        assert!(d.order.len() <= 2 * d.map.len() + 1025);
+        for i in 0..100_000u64 {
+            d.check_and_track(&i.to_string(), 100_000 + i);
+        }
+        assert_eq!(d.len(), 10);
+        assert!(d.order.len() <= 2 * d.map.len() + 1025);
+    }
+}

@@ -1,0 +1,36 @@
+//! The seam between transports (WebSocket, WebRTC, the in-memory [`MockNet`](crate::mock::MockNet))
+//! and the engine. No runtime types: a transport may use tokio, threads or
+//! nothing at all.
+//!
+//! * A transport implements [`Link`] for each open connection and hands it to
+//!   the engine with [`Hub::attach`]; it then passes every received text frame to
+//!   [`Hub::receive`] and reports the end of the connection with [`Hub::detach`].
+//! * The engine implements [`Hub`]: it feeds the [`Mesh`](crate::Mesh) and
+//!   executes its [`Output`](crate::Output)s, sending frames through the links.
+//!
+//! `Link::send` must not block and must not call back into the hub: a transport
+//! queues the frame (bounded) and reports [`LinkError::Full`] when the queue is
+//! full, after which the hub disconnects the slow peer.
+
+use std::sync::Arc;
+
+pub use crate::{Direction, LinkError, PeerId};
+
+/// One open connection, as seen by the engine.
+pub trait Link: Send + Sync {
+    /// Queues a text frame for sending. Never blocks.
+    fn send(&self, frame: Arc<str>) -> Result<(), LinkError>;
+    /// Closes the connection (the transport then calls [`Hub::detach`]).
+    fn close(&self, reason: &str);
+}
+
+/// The engine side: what transports call.
+pub trait Hub: Send + Sync {
+    /// A connection opened; `dir` says who dialed. Returns the id the hub will
+    /// use for it.
+    fn attach(&self, link: Arc<dyn Link>, dir: Direction) -> PeerId;
+    /// A text frame arrived on `peer`.
+    fn receive(&self, peer: PeerId, frame: &str);
+    /// The connection closed (either side).
+    fn detach(&self, peer: PeerId);
+}
