@@ -11,7 +11,9 @@ use gun_store_memory::MemoryStore;
 use serde_json::json;
 
 fn gun() -> Gun {
-    Gun::from_engine(Engine::new(EngineOptions::new(Arc::new(MemoryStore::new()))))
+    Gun::from_engine(Engine::new(EngineOptions::new(
+        Arc::new(MemoryStore::new()),
+    )))
 }
 
 fn node(i: u64) -> serde_json::Value {
@@ -22,7 +24,11 @@ fn node(i: u64) -> serde_json::Value {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let g = rt.block_on(async { gun() });
     let counter = AtomicU64::new(0);
 
@@ -54,14 +60,26 @@ fn bench(c: &mut Criterion) {
         b.to_async(&rt).iter(|| {
             let i = counter.fetch_add(1, Ordering::Relaxed) % n;
             let g = g.clone();
-            async move { g.get(format!("read/{i}")).get("f3").then().await.unwrap().unwrap() }
+            async move {
+                g.get(format!("read/{i}"))
+                    .get("f3")
+                    .then()
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
         })
     });
     group.bench_function("set_item", |b| {
         b.to_async(&rt).iter(|| {
             let i = counter.fetch_add(1, Ordering::Relaxed);
             let g = g.clone();
-            async move { g.get("list").set(json!({"i": i, "name": format!("item {i}")})).await.unwrap() }
+            async move {
+                g.get("list")
+                    .set(json!({"i": i, "name": format!("item {i}")}))
+                    .await
+                    .unwrap()
+            }
         })
     });
     group.finish();

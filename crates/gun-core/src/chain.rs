@@ -64,7 +64,12 @@ impl Gun {
 
     /// Flushes the store; call before exiting.
     pub async fn shutdown(&self) -> Result<(), Error> {
-        for (_, v) in self.subs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain() {
+        for (_, v) in self
+            .subs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain()
+        {
             for h in v {
                 h.abort();
             }
@@ -157,7 +162,11 @@ impl Chain {
             At::Root => String::new(),
             At::Get { parent, key } => {
                 let p = parent.path();
-                if p.is_empty() { key.clone() } else { format!("{p}.{key}") }
+                if p.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{p}.{key}")
+                }
             }
             At::Map { parent, .. } => format!("{}.map()", parent.path()),
         }
@@ -253,7 +262,9 @@ impl Chain {
     ) -> Pin<Box<dyn Future<Output = Result<Soul, Error>> + Send + 'a>> {
         Box::pin(async move {
             match &*self.at {
-                At::Root => Err(Error::InvalidData("the root is not a node; use get(soul)".into())),
+                At::Root => Err(Error::InvalidData(
+                    "the root is not a node; use get(soul)".into(),
+                )),
                 At::Map { .. } => Err(Error::InvalidData("cannot write through map()".into())),
                 At::Get { parent, key } => {
                     if key.is_empty() {
@@ -357,7 +368,15 @@ impl Chain {
                         Some(s) => Soul::new(s)?,
                         None => Soul::new(ids::uuid(&mut rand::rng(), state.as_f64(), 12))?,
                     };
-                    build(self.engine(), &mut graph, soul.clone(), m, state, &self.path()).await?;
+                    build(
+                        self.engine(),
+                        &mut graph,
+                        soul.clone(),
+                        m,
+                        state,
+                        &self.path(),
+                    )
+                    .await?;
                     soul
                 }
             },
@@ -371,7 +390,12 @@ impl Chain {
                 return Ok(self.get(key));
             }
         };
-        graph.put(list, item_soul.as_str(), state, Value::Link(item_soul.clone()))?;
+        graph.put(
+            list,
+            item_soul.as_str(),
+            state,
+            Value::Link(item_soul.clone()),
+        )?;
         self.engine().put_local(graph).await?;
         Ok(self.gun.get(item_soul.as_str()))
     }
@@ -595,12 +619,12 @@ impl Chain {
                 }
                 At::Map { parent, .. } => {
                     out.extend(parent.dependencies().await?);
-                    if let Target::Node(s) = parent.resolve().await? {
-                        if let Some(n) = self.engine().read_node(&s, None, None).await? {
-                            for (_, e) in n.iter() {
-                                if let Value::Link(l) = &e.value {
-                                    out.push(l.clone());
-                                }
+                    if let Target::Node(s) = parent.resolve().await?
+                        && let Some(n) = self.engine().read_node(&s, None, None).await?
+                    {
+                        for (_, e) in n.iter() {
+                            if let Value::Link(l) = &e.value {
+                                out.push(l.clone());
                             }
                         }
                     }

@@ -93,7 +93,12 @@ pub(crate) async fn build(
                         Some(s) => s,
                         None => Soul::new(format!("{soul}/{k}"))?,
                     };
-                    graph.put(soul.clone(), engine.intern(k), state, Value::Link(child_soul.clone()))?;
+                    graph.put(
+                        soul.clone(),
+                        engine.intern(k),
+                        state,
+                        Value::Link(child_soul.clone()),
+                    )?;
                     stack.push((child_soul, child, here));
                 }
             }

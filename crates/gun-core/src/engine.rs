@@ -117,10 +117,7 @@ pub(crate) enum AskEvent {
     /// A peer answered a get; `found` when it carried data (already merged).
     Reply { from: PeerId, found: bool },
     /// A peer acked a put.
-    Ack {
-        from: PeerId,
-        err: Option<String>,
-    },
+    Ack { from: PeerId, err: Option<String> },
 }
 
 struct Listener {
@@ -200,7 +197,10 @@ impl Interner {
         if s.len() > MAX_INTERNED_LEN {
             return Arc::from(s);
         }
-        let mut set = self.set.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut set = self
+            .set
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(a) = set.get(s) {
             return a.clone();
         }
@@ -357,10 +357,10 @@ impl Engine {
                 for o in queue.drain(..) {
                     match o {
                         Output::Send { to, frame } => {
-                            if let Some(link) = sh.links.get(&to) {
-                                if let Err(e) = link.send(frame) {
-                                    dead.push((to, format!("send failed: {e:?}")));
-                                }
+                            if let Some(link) = sh.links.get(&to)
+                                && let Err(e) = link.send(frame)
+                            {
+                                dead.push((to, format!("send failed: {e:?}")));
                             }
                         }
                         Output::Deliver { from, msg } => deliver.push((from, msg)),
@@ -368,7 +368,7 @@ impl Engine {
                             tracing::debug!(peer = ?from, %error, "invalid put");
                             self.inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
                             if let Some(id) = id {
-                                let reply = Message::ack_err(&id, &error.to_string());
+                                let reply = Message::ack_err(&id, error.to_string());
                                 more.extend(sh.mesh.reply(from, reply, now_u64()));
                             }
                         }
@@ -420,10 +420,7 @@ impl Engine {
                     err: msg.err.clone(),
                 }
             } else {
-                AskEvent::Reply {
-                    from,
-                    found: false,
-                }
+                AskEvent::Reply { from, found: false }
             };
             self.notify_ask(at, ev);
         }
@@ -451,18 +448,18 @@ impl Engine {
             Ok(r) if r.deferred > 0 && r.accepted == 0 && r.rejected == 0 => None,
             Ok(_) => Some(Message::ack_ok(&id)),
             Err(Error::Rejected(text)) => Some(Message::ack_err(&id, &text)),
-            Err(e) => Some(Message::ack_err(&id, &e.to_string())),
+            Err(e) => Some(Message::ack_err(&id, e.to_string())),
         };
-        if let Some(reply) = answer {
-            if !id.is_empty() {
-                if reply.err.is_none() {
-                    self.inner.stats.acks_out.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    self.inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                }
-                let outs = self.lock().mesh.reply(from, reply, now_u64());
-                self.execute(outs);
+        if let Some(reply) = answer
+            && !id.is_empty()
+        {
+            if reply.err.is_none() {
+                self.inner.stats.acks_out.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
             }
+            let outs = self.lock().mesh.reply(from, reply, now_u64());
+            self.execute(outs);
         }
     }
 
@@ -470,7 +467,10 @@ impl Engine {
     async fn ensure_loaded<'a>(&self, souls: impl Iterator<Item = &'a Soul>) -> Result<(), Error> {
         let missing: Vec<Soul> = {
             let sh = self.lock();
-            souls.filter(|s| sh.graph.get(s.as_str()).is_none()).cloned().collect()
+            souls
+                .filter(|s| sh.graph.get(s.as_str()).is_none())
+                .cloned()
+                .collect()
         };
         for soul in missing {
             let node = self.inner.store.get_node(soul.as_str()).await?;
@@ -902,8 +902,13 @@ impl Engine {
 
     async fn apply_due(&self, d: Due) {
         let mut g = Graph::new();
-        if g.put(d.item.soul.clone(), d.item.key.clone(), d.item.state, d.item.value.clone())
-            .is_err()
+        if g.put(
+            d.item.soul.clone(),
+            d.item.key.clone(),
+            d.item.state,
+            d.item.value.clone(),
+        )
+        .is_err()
         {
             return;
         }
@@ -931,7 +936,7 @@ impl Engine {
                 if done {
                     let reply = match &r {
                         Ok(_) => Message::ack_ok(mid),
-                        Err(e) => Message::ack_err(mid, &e.to_string()),
+                        Err(e) => Message::ack_err(mid, e.to_string()),
                     };
                     sh.mesh.reply(*peer, reply, now_u64())
                 } else {

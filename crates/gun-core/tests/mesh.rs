@@ -7,15 +7,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gun_core::{Engine, EngineOptions, Gun, MeshConfig};
-use gun_dam::mock::{Faults, MockNet};
 use gun_dam::Hub;
+use gun_dam::mock::{Faults, MockNet};
 use gun_store_memory::MemoryStore;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
 fn peer(relay: bool, seed: u64) -> Gun {
     let mut o = EngineOptions::new(Arc::new(MemoryStore::new()));
-    o.mesh = if relay { MeshConfig::relay() } else { MeshConfig::client() };
+    o.mesh = if relay {
+        MeshConfig::relay()
+    } else {
+        MeshConfig::client()
+    };
     o.mesh.rng_seed = Some(seed);
     o.wait = Duration::from_millis(500);
     o.grace = Duration::from_millis(50);
@@ -80,19 +84,40 @@ async fn writes_reach_every_peer_and_on_fires_once_per_change() {
     settle(&n.net).await;
     let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
     let s2 = seen.clone();
-    let _sub = n.peers[3].get("room").get("topic").on(move |d, _| s2.lock().unwrap().push(d));
+    let _sub = n.peers[3]
+        .get("room")
+        .get("topic")
+        .on(move |d, _| s2.lock().unwrap().push(d));
     settle(&n.net).await;
     for (i, t) in ["a", "b", "c"].iter().enumerate() {
-        n.peers[1 + i % 2].get("room").put(json!({"topic": t})).await.unwrap();
+        n.peers[1 + i % 2]
+            .get("room")
+            .put(json!({"topic": t}))
+            .await
+            .unwrap();
         settle(&n.net).await;
     }
     // Three changes, three calls: not one per peer that delivered them.
-    assert_eq!(*seen.lock().unwrap(), vec![json!("a"), json!("b"), json!("c")]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![json!("a"), json!("b"), json!("c")]
+    );
     for p in &n.peers {
-        assert_eq!(p.get("room").get("topic").then().await.unwrap(), Some(json!("c")));
+        assert_eq!(
+            p.get("room").get("topic").then().await.unwrap(),
+            Some(json!("c"))
+        );
     }
     // The relay stored it.
-    assert!(n.peers[0].engine().store().get_node("room").await.unwrap().is_some());
+    assert!(
+        n.peers[0]
+            .engine()
+            .store()
+            .get_node("room")
+            .await
+            .unwrap()
+            .is_some()
+    );
     // A late joiner reads it through the relay.
     let late = peer(false, 99);
     let hub: Arc<dyn Hub> = Arc::new(late.engine().clone());
@@ -201,7 +226,11 @@ fn run_case(peers: usize, writes: Vec<W>, seed: u64, faults: Faults) -> Result<(
         let reference = snapshot(&n.peers[0], &souls).await;
         // Every write reached the relay: each written soul has a node there.
         for w in &writes {
-            prop_assert!(reference[w.soul].is_some(), "soul s{} missing on the relay", w.soul);
+            prop_assert!(
+                reference[w.soul].is_some(),
+                "soul s{} missing on the relay",
+                w.soul
+            );
         }
         for (i, p) in n.peers.iter().enumerate() {
             let got = snapshot(p, &souls).await;

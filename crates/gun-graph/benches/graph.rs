@@ -21,7 +21,11 @@ fn bench(c: &mut Criterion) {
     let b = Graph::from_wire(&ten_field_put("alice", 1_795_643_412_521.0)).unwrap();
     g.throughput(Throughput::Elements(10));
     g.bench_function("10_field_node_new", |bn| {
-        bn.iter_batched(Graph::new, |mut graph| graph.merge(black_box(&a), now), BatchSize::SmallInput)
+        bn.iter_batched(
+            Graph::new,
+            |mut graph| graph.merge(black_box(&a), now),
+            BatchSize::SmallInput,
+        )
     });
     g.bench_function("10_field_node_update", |bn| {
         let mut graph = Graph::new();
@@ -47,10 +51,14 @@ fn bench(c: &mut Criterion) {
     }
     batch.push('}');
     g.throughput(Throughput::Bytes(batch.len() as u64));
-    g.bench_function("put_100_nodes", |bn| bn.iter(|| Graph::from_wire(black_box(&batch)).unwrap()));
+    g.bench_function("put_100_nodes", |bn| {
+        bn.iter(|| Graph::from_wire(black_box(&batch)).unwrap())
+    });
     let one = ten_field_put("alice", 1_795_643_412_520.0);
     g.throughput(Throughput::Bytes(one.len() as u64));
-    g.bench_function("put_1_node", |bn| bn.iter(|| Graph::from_wire(black_box(&one)).unwrap()));
+    g.bench_function("put_1_node", |bn| {
+        bn.iter(|| Graph::from_wire(black_box(&one)).unwrap())
+    });
     g.finish();
 
     // The JSON text writer.
@@ -66,7 +74,9 @@ fn bench(c: &mut Criterion) {
             s.len()
         })
     });
-    let numbers: Vec<f64> = (0..1000).map(|i| 1_795_643_412_520.0 + i as f64 / 999.0).collect();
+    let numbers: Vec<f64> = (0..1000)
+        .map(|i| 1_795_643_412_520.0 + i as f64 / 999.0)
+        .collect();
     g.throughput(Throughput::Elements(numbers.len() as u64));
     g.bench_function("numbers_1000_states", |bn| {
         let mut s = String::with_capacity(32_000);

@@ -245,7 +245,9 @@ impl Graph {
             let current = self.nodes.get(soul.as_str());
             let mut accepted: Option<Node> = None;
             for (key, e) in node.entries() {
-                let cur = current.and_then(|n| n.get(key)).map(|c| (c.state, &c.value));
+                let cur = current
+                    .and_then(|n| n.get(key))
+                    .map(|c| (c.state, &c.value));
                 match gun_ham::decide(machine, e.state, &e.value, cur) {
                     Decision::Accept => accepted
                         .get_or_insert_with(|| Node::new(soul.clone()))
@@ -337,7 +339,10 @@ mod tests {
         second.put(soul("b"), "k", st(11.0), Value::Bool(true)).ok(); // new
         let m = g.merge(&second, st(100.0));
         assert_eq!(m.accepted.len(), 1);
-        assert_eq!(m.accepted.get("b").and_then(|n| n.value("k")), Some(&Value::Bool(true)));
+        assert_eq!(
+            m.accepted.get("b").and_then(|n| n.value("k")),
+            Some(&Value::Bool(true))
+        );
         assert_eq!(m.deferred.len(), 1);
         assert_eq!(m.next_due(), Some(st(500.0)));
         let reasons: Vec<Rejection> = m.rejected.iter().map(|r| r.reason).collect();

@@ -87,7 +87,8 @@ mod tests {
         let g = Graph::from_wire(put).unwrap_or_default();
         assert_eq!(graph_hash(&g), 1715850078);
         // And the single-key reply carried -1528196833.
-        let put = r##"{"alice2ie3":{"_":{"#":"alice2ie3",">":{"name":1795643412520}},"name":"Alice"}}"##;
+        let put =
+            r##"{"alice2ie3":{"_":{"#":"alice2ie3",">":{"name":1795643412520}},"name":"Alice"}}"##;
         let g = Graph::from_wire(put).unwrap_or_default();
         assert_eq!(graph_hash(&g), -1528196833);
     }

@@ -294,7 +294,7 @@ pub(crate) fn cmp_char_utf16(x: char, y: char) -> Ordering {
     let mut by = [0u16; 2];
     let ux = x.encode_utf16(&mut bx);
     let uy = y.encode_utf16(&mut by);
-    (&*ux).cmp(&*uy)
+    (*ux).cmp(&*uy)
 }
 
 /// The UTF-16 code units of the escaped JSON text of a string, quotes included,
@@ -417,9 +417,10 @@ mod tests {
 
     #[test]
     fn key_order_puts_indices_first() {
-        let v: serde_json::Value =
-            serde_json::from_str(r#"{"b":1,"10":2,"a":3,"2":4,"01":5,"4294967295":6,"4294967294":7}"#)
-                .unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"b":1,"10":2,"a":3,"2":4,"01":5,"4294967295":6,"4294967294":7}"#,
+        )
+        .unwrap_or_default();
         assert_eq!(
             stringify(&v),
             r#"{"2":4,"10":2,"4294967294":7,"b":1,"a":3,"01":5,"4294967295":6}"#

@@ -88,25 +88,25 @@ impl Lex {
 
     /// Whether `s` matches.
     pub fn matches(&self, s: &str) -> bool {
-        if let Some(x) = &self.exact {
-            if s != x {
-                return false;
-            }
+        if let Some(x) = &self.exact
+            && s != x
+        {
+            return false;
         }
-        if let Some(p) = &self.prefix {
-            if !s.starts_with(p.as_str()) {
-                return false;
-            }
+        if let Some(p) = &self.prefix
+            && !s.starts_with(p.as_str())
+        {
+            return false;
         }
-        if let Some(a) = &self.start {
-            if cmp_utf16(s, a) == Ordering::Less {
-                return false;
-            }
+        if let Some(a) = &self.start
+            && cmp_utf16(s, a) == Ordering::Less
+        {
+            return false;
         }
-        if let Some(b) = &self.end {
-            if cmp_utf16(s, b) == Ordering::Greater {
-                return false;
-            }
+        if let Some(b) = &self.end
+            && cmp_utf16(s, b) == Ordering::Greater
+        {
+            return false;
         }
         true
     }
@@ -130,23 +130,33 @@ impl Lex {
                     prefix: field("*")?,
                     start: field(">")?,
                     end: field("<")?,
-                    reverse: m.get("-").is_some_and(|x| !matches!(x, J::Null | J::Bool(false))),
+                    reverse: m
+                        .get("-")
+                        .is_some_and(|x| !matches!(x, J::Null | J::Bool(false))),
                 })
             }
-            _ => Err(Error::InvalidQuery("a lexical query is a string or an object")),
+            _ => Err(Error::InvalidQuery(
+                "a lexical query is a string or an object",
+            )),
         }
     }
 
     /// The wire form (a plain string for an exact match).
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
-        if self.is_exact() && !self.reverse {
-            if let Some(x) = &self.exact {
-                return J::String(x.clone());
-            }
+        if self.is_exact()
+            && !self.reverse
+            && let Some(x) = &self.exact
+        {
+            return J::String(x.clone());
         }
         let mut m = serde_json::Map::new();
-        for (k, v) in [("=", &self.exact), ("*", &self.prefix), (">", &self.start), ("<", &self.end)] {
+        for (k, v) in [
+            ("=", &self.exact),
+            ("*", &self.prefix),
+            (">", &self.start),
+            ("<", &self.end),
+        ] {
             if let Some(v) = v {
                 m.insert(k.into(), J::String(v.clone()));
             }
@@ -166,7 +176,7 @@ impl Lex {
 pub fn budget(percent: Option<f64>, lexical: bool) -> Option<u64> {
     match percent {
         Some(p) if p.is_nan() => lexical.then_some(1),
-        Some(p) if p == 0.0 => None,
+        Some(0.0) => None,
         Some(p) if p < 1.0 => Some(1),
         Some(p) if p <= MAX_BUDGET as f64 => Some(p as u64),
         Some(_) => Some(1),
@@ -194,11 +204,11 @@ fn query_node_spent(node: &Node, lex: &Lex, budget: Option<u64>, spent: &mut u64
     let mut out = Node::new(node.soul().clone());
     // Exact match without a budget: a map lookup, no scan.
     if let (Some(x), true) = (&lex.exact, lex.is_exact()) {
-        if let Some((k, e)) = node.entries().get_key_value(x.as_str()) {
-            if budget.is_none_or(|b| *spent < b) {
-                *spent += cost(&e.value);
-                out.insert_entry(k.clone(), e.clone());
-            }
+        if let Some((k, e)) = node.entries().get_key_value(x.as_str())
+            && budget.is_none_or(|b| *spent < b)
+        {
+            *spent += cost(&e.value);
+            out.insert_entry(k.clone(), e.clone());
         }
         return out;
     }
@@ -223,11 +233,14 @@ fn query_node_spent(node: &Node, lex: &Lex, budget: Option<u64>, spent: &mut u64
             }
         }
     } else {
-        for (k, e) in entries.range::<str, _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded)) {
-            if let Some(p) = &lex.prefix {
-                if !k.starts_with(p.as_str()) && k.as_ref() > p.as_str() {
-                    break;
-                }
+        for (k, e) in
+            entries.range::<str, _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded))
+        {
+            if let Some(p) = &lex.prefix
+                && !k.starts_with(p.as_str())
+                && k.as_ref() > p.as_str()
+            {
+                break;
             }
             if !take(k, e) {
                 break;
@@ -237,7 +250,9 @@ fn query_node_spent(node: &Node, lex: &Lex, budget: Option<u64>, spent: &mut u64
         // supplementary character against U+E000..U+FFFF) are not possible when
         // `from` is a prefix of them; for range starts they are picked up here.
         if lex.prefix.is_none() && lex.start.is_some() {
-            for (k, e) in entries.range::<str, _>((std::ops::Bound::Unbounded, std::ops::Bound::Excluded(from))) {
+            for (k, e) in entries
+                .range::<str, _>((std::ops::Bound::Unbounded, std::ops::Bound::Excluded(from)))
+            {
                 if lex.matches(k) && !take(k, e) {
                     break;
                 }
@@ -277,10 +292,10 @@ pub fn query_graph(graph: &Graph, souls: &Lex, keys: &Lex, budget: Option<u64>) 
         }
     } else {
         for (s, n) in graph.range_from(from) {
-            if let Some(p) = &souls.prefix {
-                if !s.as_str().starts_with(p.as_str()) {
-                    break;
-                }
+            if let Some(p) = &souls.prefix
+                && !s.as_str().starts_with(p.as_str())
+            {
+                break;
             }
             if souls.matches(s.as_str()) && !visit(n, &mut spent) {
                 break;
@@ -298,14 +313,19 @@ mod tests {
     fn node(keys: &[(&str, Value)]) -> Node {
         let mut n = Node::new(Soul::new("s").unwrap_or_else(|_| unreachable!()));
         for (k, v) in keys {
-            n.insert(*k, State::new(1.0).unwrap_or(State::MIN), v.clone()).ok();
+            n.insert(*k, State::new(1.0).unwrap_or(State::MIN), v.clone())
+                .ok();
         }
         n
     }
 
     #[test]
     fn budgets_like_radisk() {
-        let n = node(&[("a", Value::from("xxxxx")), ("b", Value::from(1)), ("c", Value::from("yy"))]);
+        let n = node(&[
+            ("a", Value::from("xxxxx")),
+            ("b", Value::from(1)),
+            ("c", Value::from("yy")),
+        ]);
         let all = Lex::range(None, None);
         assert_eq!(query_node(&n, &all, Some(1)).len(), 1);
         assert_eq!(query_node(&n, &all, Some(5)).len(), 1);
@@ -322,11 +342,22 @@ mod tests {
 
     #[test]
     fn reverse_and_ranges() {
-        let n = node(&[("a", Value::Null), ("b", Value::Null), ("c", Value::Null), ("d", Value::Null)]);
+        let n = node(&[
+            ("a", Value::Null),
+            ("b", Value::Null),
+            ("c", Value::Null),
+            ("d", Value::Null),
+        ]);
         let mut l = Lex::range(Some("b"), Some("c"));
-        assert_eq!(query_node(&n, &l, None).keys().collect::<Vec<_>>(), ["b", "c"]);
+        assert_eq!(
+            query_node(&n, &l, None).keys().collect::<Vec<_>>(),
+            ["b", "c"]
+        );
         l.reverse = true;
-        assert_eq!(query_node(&n, &l, Some(1)).keys().collect::<Vec<_>>(), ["c"]);
+        assert_eq!(
+            query_node(&n, &l, Some(1)).keys().collect::<Vec<_>>(),
+            ["c"]
+        );
         assert_eq!(query_node(&n, &Lex::exact("d"), None).len(), 1);
         assert_eq!(query_node(&n, &Lex::exact("e"), None).len(), 0);
     }
@@ -336,7 +367,10 @@ mod tests {
         // U+1F600 sorts below U+E000 in JavaScript although above it in UTF-8.
         let n = node(&[("\u{1F600}", Value::Null), ("\u{E000}", Value::Null)]);
         let l = Lex::range(Some("\u{E000}"), None);
-        assert_eq!(query_node(&n, &l, None).keys().collect::<Vec<_>>(), ["\u{E000}"]);
+        assert_eq!(
+            query_node(&n, &l, None).keys().collect::<Vec<_>>(),
+            ["\u{E000}"]
+        );
         let l = Lex::range(Some("\u{D7FF}"), Some("\u{E000}"));
         assert_eq!(query_node(&n, &l, None).len(), 2);
     }
@@ -357,10 +391,19 @@ mod tests {
         let mut g = Graph::new();
         let st = State::new(1.0).unwrap_or(State::MIN);
         for s in ["fruit/apple", "fruit/banana", "veg/kale"] {
-            g.put(Soul::new(s).unwrap_or_else(|_| unreachable!()), "k", st, Value::from("v")).ok();
+            g.put(
+                Soul::new(s).unwrap_or_else(|_| unreachable!()),
+                "k",
+                st,
+                Value::from("v"),
+            )
+            .ok();
         }
         let r = query_graph(&g, &Lex::prefix("fruit"), &Lex::default(), None);
-        assert_eq!(r.souls().map(|s| s.as_str()).collect::<Vec<_>>(), ["fruit/apple", "fruit/banana"]);
+        assert_eq!(
+            r.souls().map(|s| s.as_str()).collect::<Vec<_>>(),
+            ["fruit/apple", "fruit/banana"]
+        );
         let r = query_graph(&g, &Lex::prefix("fruit"), &Lex::default(), Some(1));
         assert_eq!(r.len(), 1);
     }

@@ -58,4 +58,3 @@ pub use lex::Lex;
 pub use node::{Entry, Node};
 pub use value::{InvalidValue, Soul, Value};
 pub use wire::GraphDeError;
-

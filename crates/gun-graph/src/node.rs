@@ -3,9 +3,9 @@ use std::sync::Arc;
 
 use gun_ham::{Decision, State, decide};
 
+use crate::Error;
 use crate::json;
 use crate::value::{Soul, Value};
-use crate::Error;
 
 /// A key's state and value.
 #[derive(Debug, Clone, PartialEq)]

@@ -256,7 +256,9 @@ impl fmt::Display for InvalidValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             InvalidValue::Array => "an array is not a valid value",
-            InvalidValue::Object => "an object other than a link {\"#\": soul} is not a valid value",
+            InvalidValue::Object => {
+                "an object other than a link {\"#\": soul} is not a valid value"
+            }
             InvalidValue::EmptyLink => "a link must name a non-empty soul",
             InvalidValue::NonFiniteNumber => "NaN and infinities are not valid values",
         })
@@ -369,14 +371,23 @@ mod tests {
     fn tie_break_order_of_gun() {
         let s = |x: &str| Value::string(x);
         assert_eq!(cmp(&s("ccc"), &s("bbb")), Ordering::Greater);
-        assert_eq!(cmp(&Value::Number(6.0), &Value::Number(5.0)), Ordering::Greater);
-        assert_eq!(cmp(&Value::Number(9.0), &Value::Number(10.0)), Ordering::Greater);
+        assert_eq!(
+            cmp(&Value::Number(6.0), &Value::Number(5.0)),
+            Ordering::Greater
+        );
+        assert_eq!(
+            cmp(&Value::Number(9.0), &Value::Number(10.0)),
+            Ordering::Greater
+        );
         assert_eq!(cmp(&Value::Number(5.0), &s("5")), Ordering::Greater);
         let link = Value::Link(Soul::new("a").unwrap_or_else(|_| unreachable!()));
         assert_eq!(cmp(&link, &s("zzz")), Ordering::Greater);
         assert_eq!(cmp(&Value::Null, &s("x")), Ordering::Greater);
         assert_eq!(cmp(&Value::Number(-1.0), &s("x")), Ordering::Greater);
-        assert_eq!(cmp(&Value::Bool(false), &Value::Number(1e21)), Ordering::Greater);
+        assert_eq!(
+            cmp(&Value::Bool(false), &Value::Number(1e21)),
+            Ordering::Greater
+        );
         assert_eq!(cmp(&Value::Bool(true), &Value::Null), Ordering::Greater);
         assert_eq!(cmp(&s("😀"), &s("\u{e000}")), Ordering::Less);
         assert_eq!(cmp(&s("a\"b"), &s("a!b")), Ordering::Greater);
@@ -387,10 +398,22 @@ mod tests {
     fn validation_of_json_values() {
         let j = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or_default();
         assert_eq!(Value::from_json(&j("[]")), Err(InvalidValue::Array));
-        assert_eq!(Value::from_json(&j(r##"{"#":""}"##)), Err(InvalidValue::EmptyLink));
-        assert_eq!(Value::from_json(&j(r##"{"#":1}"##)), Err(InvalidValue::Object));
-        assert_eq!(Value::from_json(&j(r##"{"#":"x","y":1}"##)), Err(InvalidValue::Object));
-        assert!(matches!(Value::from_json(&j(r##"{"#":"x"}"##)), Ok(Value::Link(_))));
+        assert_eq!(
+            Value::from_json(&j(r##"{"#":""}"##)),
+            Err(InvalidValue::EmptyLink)
+        );
+        assert_eq!(
+            Value::from_json(&j(r##"{"#":1}"##)),
+            Err(InvalidValue::Object)
+        );
+        assert_eq!(
+            Value::from_json(&j(r##"{"#":"x","y":1}"##)),
+            Err(InvalidValue::Object)
+        );
+        assert!(matches!(
+            Value::from_json(&j(r##"{"#":"x"}"##)),
+            Ok(Value::Link(_))
+        ));
         assert_eq!(Value::from_json(&j("1.5")), Ok(Value::Number(1.5)));
     }
 }

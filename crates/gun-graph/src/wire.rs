@@ -475,7 +475,11 @@ impl<'de> DeserializeSeed<'de> for GraphSeed<'_> {
 }
 
 fn finish<T>(r: Result<T, serde_json::Error>, ctx: Ctx) -> Result<T, Error> {
-    r.map_err(|e| ctx.err.into_inner().unwrap_or_else(|| Error::Json(e.to_string())))
+    r.map_err(|e| {
+        ctx.err
+            .into_inner()
+            .unwrap_or_else(|| Error::Json(e.to_string()))
+    })
 }
 
 impl Graph {
@@ -499,7 +503,9 @@ impl Graph {
 
     /// Reads a graph out of any serde deserializer (for example a field of a
     /// larger message being parsed), validating as [`Graph::from_wire`] does.
-    pub fn deserialize_wire<'de, D: Deserializer<'de>>(d: D) -> Result<Graph, GraphDeError<D::Error>> {
+    pub fn deserialize_wire<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Graph, GraphDeError<D::Error>> {
         let ctx = Ctx {
             err: RefCell::new(None),
         };
@@ -563,9 +569,15 @@ mod tests {
         let g = Graph::from_wire(text).unwrap_or_default();
         assert_eq!(g.len(), 2);
         let alice = g.get("ciqy8-alice");
-        assert_eq!(alice.and_then(|n| n.value("name")), Some(&Value::from("Alice")));
         assert_eq!(
-            alice.and_then(|n| n.value("pet")).and_then(Value::as_link).map(Soul::as_str),
+            alice.and_then(|n| n.value("name")),
+            Some(&Value::from("Alice"))
+        );
+        assert_eq!(
+            alice
+                .and_then(|n| n.value("pet"))
+                .and_then(Value::as_link)
+                .map(Soul::as_str),
             Some("ciqy8-alice/pet")
         );
         assert_eq!(
@@ -580,19 +592,34 @@ mod tests {
     fn validation_errors_name_soul_and_key() {
         let e = |t: &str| Graph::from_wire(t).err();
         assert_eq!(e(r#"{"a":5}"#), Some(Error::NoNode { soul: "a".into() }));
-        assert_eq!(e(r#"{"a":{"x":1}}"#), Some(Error::NoMeta { soul: "a".into() }));
+        assert_eq!(
+            e(r#"{"a":{"x":1}}"#),
+            Some(Error::NoMeta { soul: "a".into() })
+        );
         assert_eq!(
             e(r##"{"a":{"_":{"#":"b",">":{}}}}"##),
-            Some(Error::SoulMismatch { soul: "a".into(), found: Some("b".into()) })
+            Some(Error::SoulMismatch {
+                soul: "a".into(),
+                found: Some("b".into())
+            })
         );
-        assert_eq!(e(r##"{"a":{"_":{"#":"a"}}}"##), Some(Error::NoStates { soul: "a".into() }));
+        assert_eq!(
+            e(r##"{"a":{"_":{"#":"a"}}}"##),
+            Some(Error::NoStates { soul: "a".into() })
+        );
         assert_eq!(
             e(r##"{"a":{"_":{"#":"a",">":{"x":1}},"x":1,"y":2}}"##),
-            Some(Error::NoState { soul: "a".into(), key: "y".into() })
+            Some(Error::NoState {
+                soul: "a".into(),
+                key: "y".into()
+            })
         );
         assert_eq!(
             e(r##"{"a":{"_":{"#":"a",">":{"x":"17"}},"x":1}}"##),
-            Some(Error::InvalidState { soul: "a".into(), key: "x".into() })
+            Some(Error::InvalidState {
+                soul: "a".into(),
+                key: "x".into()
+            })
         );
         for (v, reason) in [
             ("[1]", InvalidValue::Array),
@@ -604,7 +631,11 @@ mod tests {
             let t = format!(r##"{{"a":{{"_":{{"#":"a",">":{{"x":1}}}},"x":{v}}}}}"##);
             assert_eq!(
                 e(&t),
-                Some(Error::InvalidValue { soul: "a".into(), key: "x".into(), reason }),
+                Some(Error::InvalidValue {
+                    soul: "a".into(),
+                    key: "x".into(),
+                    reason
+                }),
                 "{t}"
             );
         }

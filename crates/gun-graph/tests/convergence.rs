@@ -20,10 +20,24 @@ fn value() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        prop_oneof![Just(5.0), Just(-5.0), Just(10.0), Just(9.0), Just(0.5), Just(1e21)]
-            .prop_map(Value::Number),
-        prop_oneof![Just("5"), Just("x"), Just("😀"), Just("\u{e000}"), Just(""), Just("a\"b")]
-            .prop_map(Value::from),
+        prop_oneof![
+            Just(5.0),
+            Just(-5.0),
+            Just(10.0),
+            Just(9.0),
+            Just(0.5),
+            Just(1e21)
+        ]
+        .prop_map(Value::Number),
+        prop_oneof![
+            Just("5"),
+            Just("x"),
+            Just("😀"),
+            Just("\u{e000}"),
+            Just(""),
+            Just("a\"b")
+        ]
+        .prop_map(Value::from),
         prop_oneof![Just("a"), Just("b")].prop_map(|s| Value::Link(Soul::new(s).unwrap())),
     ]
 }
@@ -121,7 +135,7 @@ proptest! {
             deferred.extend(m.deferred);
         }
         // Apply deferred writes in order of their states once the clock reaches them.
-        deferred.sort_by(|a, b| a.state.cmp(&b.state));
+        deferred.sort_by_key(|d| d.state);
         for d in &deferred {
             let r = g.merge_deferred(d, d.state);
             let still_deferred = matches!(r, Decision::Defer { .. });

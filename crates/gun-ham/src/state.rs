@@ -17,7 +17,11 @@ pub struct InvalidState(pub f64);
 
 impl fmt::Display for InvalidState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid state {}: a state must be a finite number", self.0)
+        write!(
+            f,
+            "invalid state {}: a state must be a finite number",
+            self.0
+        )
     }
 }
 

@@ -17,7 +17,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use gun_core::{Engine, EngineOptions, Gun};
 use gun_dam::{Hub, MeshConfig};
-use gun_net_ws::{Client, ClientOptions, HttpHandler, HttpRequest, HttpResponse, Server, ServerOptions};
+use gun_net_ws::{
+    Client, ClientOptions, HttpHandler, HttpRequest, HttpResponse, Server, ServerOptions,
+};
 use gun_store::Store;
 use tracing_subscriber::EnvFilter;
 
@@ -118,7 +120,8 @@ impl HttpHandler for Health {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .clone();
                 let s = self.engine.stats();
-                let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+                let load =
+                    |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
                 let body = serde_json::json!({
                     "ok": true,
                     "name": "gun-relay",
@@ -174,7 +177,10 @@ async fn run(args: Args) -> Result<(), String> {
         let report = gun_store_file::import_radisk(dir, store.as_ref())
             .await
             .map_err(|e| format!("import of {} failed: {e}", dir.display()))?;
-        store.flush().await.map_err(|e| format!("flush failed: {e}"))?;
+        store
+            .flush()
+            .await
+            .map_err(|e| format!("flush failed: {e}"))?;
         println!("{report:?}");
         return Ok(());
     }
@@ -212,7 +218,9 @@ async fn run(args: Args) -> Result<(), String> {
     let stats_task = tokio::spawn(async move {
         loop {
             if let Ok(s) = stats_store.stats().await {
-                let mut snap = snapshot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut snap = snapshot
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 snap.souls = s.souls;
                 snap.bytes = s.bytes;
             }
@@ -227,7 +235,12 @@ async fn run(args: Args) -> Result<(), String> {
         );
     }
     // The line test harnesses wait for.
-    eprintln!("gun-relay listening on ws://{}/gun (store: {}, data: {})", server.local_addr(), args.store.name(), args.data.display());
+    eprintln!(
+        "gun-relay listening on ws://{}/gun (store: {}, data: {})",
+        server.local_addr(),
+        args.store.name(),
+        args.data.display()
+    );
     tracing::info!(url = %format!("ws://{}/gun", server.local_addr()), store = args.store.name(), peers = ?args.peers, "relay ready");
 
     shutdown_signal().await;
@@ -237,7 +250,9 @@ async fn run(args: Args) -> Result<(), String> {
     }
     stats_task.abort();
     server.shutdown().await;
-    gun.shutdown().await.map_err(|e| format!("flush on shutdown failed: {e}"))?;
+    gun.shutdown()
+        .await
+        .map_err(|e| format!("flush on shutdown failed: {e}"))?;
     tracing::info!("bye");
     Ok(())
 }
@@ -249,7 +264,10 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("gun-relay: cannot start the runtime: {e}");

@@ -102,7 +102,11 @@ impl Gun {
             opts.peers
                 .iter()
                 .filter_map(|url| {
-                    match gun_net_ws::Client::dial(url, hub.clone(), gun_net_ws::ClientOptions::default()) {
+                    match gun_net_ws::Client::dial(
+                        url,
+                        hub.clone(),
+                        gun_net_ws::ClientOptions::default(),
+                    ) {
                         Ok(c) => Some(c),
                         Err(e) => {
                             tracing::error!(%url, %e, "cannot dial peer");
