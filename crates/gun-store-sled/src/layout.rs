@@ -1,0 +1,271 @@
+//! How souls, keys and entries are laid out in sled's ordered key space.
+//!
+//! One tree (`gun`) holds every entry under the key
+//!
+//! ```text
+//! esc(soul) 0x00 0x01 key
+//! ```
+//!
+//! where `esc` writes every byte of the soul's UTF-8 text as it is, except 0x00,
+//! which becomes `0x00 0xFF`. The terminator `0x00 0x01` cannot occur inside an
+//! escaped soul, so the split is unambiguous whatever bytes souls and keys hold
+//! (NUL, ESC, `/`, 10 KB of anything), and because `0x00 0x01` sorts below both
+//! `0x00 0xFF` and every other byte, the byte order of these keys is the order of
+//! `(soul, key)` pairs by their UTF-8 bytes:
+//!
+//! * all keys of one soul are the contiguous range `[esc(s) 00 01, esc(s) 00 02)`;
+//! * all souls starting with `p` are the range `[esc(p), esc(p) FF)` (0xFF never
+//!   occurs in UTF-8, nor in an escaped soul);
+//! * keys of a soul starting with `k` are `[esc(s) 00 01 k, esc(s) 00 01 k FF)`.
+//!
+//! The key itself is not escaped: it runs to the end of the sled key.
+//!
+//! The entry's value is `state` (8 bytes: the IEEE-754 bits of the f64,
+//! big-endian) followed by a one-byte tag and the payload:
+//!
+//! | tag | value | payload |
+//! |---|---|---|
+//! | 0 | `null` | none |
+//! | 1 | `false` | none |
+//! | 2 | `true` | none |
+//! | 3 | number | 8 bytes, f64 bits big-endian |
+//! | 4 | string | UTF-8 text |
+//! | 5 | link `{"#": soul}` | the soul's UTF-8 text |
+//!
+//! Sled keys starting with 0xFF cannot be entries (no UTF-8 text starts with it):
+//! they hold the store's metadata, [`META_KEY`], past the end of every scan.
+
+use gun_graph::{Soul, State, Value};
+
+/// The metadata record: format version, souls, keys, bytes.
+pub(crate) const META_KEY: &[u8] = b"\xFFgun-store-sled/meta";
+
+/// The first sled key that is not an entry: upper bound of unbounded scans.
+pub(crate) const DATA_END: &[u8] = b"\xFF";
+
+/// The on-disk format this code writes and reads.
+pub(crate) const FORMAT_VERSION: u8 = 1;
+
+/// `esc(soul)`: the soul's bytes with 0x00 written as 0x00 0xFF.
+pub(crate) fn escape_soul(soul: &str, out: &mut Vec<u8>) {
+    for &b in soul.as_bytes() {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+}
+
+/// `esc(soul) 00 01`: the prefix of all keys of `soul`.
+pub(crate) fn node_prefix(soul: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(soul.len() + 2);
+    escape_soul(soul, &mut v);
+    v.extend_from_slice(&[0x00, 0x01]);
+    v
+}
+
+/// `esc(soul) 00 02`: just past the last key of `soul`.
+pub(crate) fn node_end(soul: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(soul.len() + 2);
+    escape_soul(soul, &mut v);
+    v.extend_from_slice(&[0x00, 0x02]);
+    v
+}
+
+/// The sled key of `soul`'s `key`.
+pub(crate) fn entry_key(soul: &str, key: &str) -> Vec<u8> {
+    let mut v = node_prefix(soul);
+    v.extend_from_slice(key.as_bytes());
+    v
+}
+
+/// Splits a sled key into `(soul, key)`; `None` when it is not a well-formed entry key.
+pub(crate) fn split_key(k: &[u8]) -> Option<(String, &str)> {
+    let mut soul = Vec::with_capacity(k.len());
+    let mut i = 0;
+    while i < k.len() {
+        let b = k[i];
+        if b == 0 {
+            match k.get(i + 1) {
+                Some(0xFF) => soul.push(0),
+                Some(0x01) => {
+                    let key = std::str::from_utf8(&k[i + 2..]).ok()?;
+                    let soul = String::from_utf8(soul).ok()?;
+                    return (!soul.is_empty()).then_some((soul, key));
+                }
+                _ => return None,
+            }
+            i += 2;
+        } else {
+            soul.push(b);
+            i += 1;
+        }
+    }
+    None
+}
+
+/// Encodes an entry's state and value.
+pub(crate) fn encode_entry(state: State, value: &Value, out: &mut Vec<u8>) {
+    out.extend_from_slice(&state.as_f64().to_bits().to_be_bytes());
+    match value {
+        Value::Null => out.push(0),
+        Value::Bool(false) => out.push(1),
+        Value::Bool(true) => out.push(2),
+        Value::Number(n) => {
+            out.push(3);
+            out.extend_from_slice(&n.to_bits().to_be_bytes());
+        }
+        Value::String(s) => {
+            out.push(4);
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Link(s) => {
+            out.push(5);
+            out.extend_from_slice(s.as_str().as_bytes());
+        }
+    }
+}
+
+/// Decodes an entry; the error says what is wrong.
+pub(crate) fn decode_entry(v: &[u8]) -> Result<(State, Value), &'static str> {
+    let (state, rest) = v
+        .split_first_chunk::<8>()
+        .ok_or("entry shorter than its state")?;
+    let state = State::new(f64::from_bits(u64::from_be_bytes(*state)))
+        .map_err(|_| "state is not finite")?;
+    let (&tag, payload) = rest.split_first().ok_or("entry without a value tag")?;
+    let text = || std::str::from_utf8(payload).map_err(|_| "text is not UTF-8");
+    let value = match tag {
+        0..=2 if !payload.is_empty() => return Err("trailing bytes after a literal"),
+        0 => Value::Null,
+        1 => Value::Bool(false),
+        2 => Value::Bool(true),
+        3 => {
+            let bits: [u8; 8] = payload.try_into().map_err(|_| "number is not 8 bytes")?;
+            Value::number(f64::from_bits(u64::from_be_bytes(bits)))
+                .map_err(|_| "number is not finite")?
+        }
+        4 => Value::string(text()?),
+        5 => Value::Link(Soul::new(text()?).map_err(|_| "link to an empty soul")?),
+        _ => return Err("unknown value tag"),
+    };
+    Ok((state, value))
+}
+
+/// The metadata record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub(crate) souls: u64,
+    pub(crate) keys: u64,
+    pub(crate) bytes: u64,
+}
+
+impl Meta {
+    pub(crate) fn encode(&self) -> [u8; 25] {
+        let mut out = [0u8; 25];
+        out[0] = FORMAT_VERSION;
+        out[1..9].copy_from_slice(&self.souls.to_be_bytes());
+        out[9..17].copy_from_slice(&self.keys.to_be_bytes());
+        out[17..25].copy_from_slice(&self.bytes.to_be_bytes());
+        out
+    }
+
+    pub(crate) fn decode(v: &[u8]) -> Result<Meta, String> {
+        match v.first() {
+            Some(&FORMAT_VERSION) if v.len() == 25 => {
+                let n = |i: usize| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&v[i..i + 8]);
+                    u64::from_be_bytes(b)
+                };
+                Ok(Meta {
+                    souls: n(1),
+                    keys: n(9),
+                    bytes: n(17),
+                })
+            }
+            Some(&FORMAT_VERSION) => Err(format!("metadata record of {} bytes", v.len())),
+            Some(other) => Err(format!(
+                "written in format version {other}; this build reads version {FORMAT_VERSION}"
+            )),
+            None => Err("empty metadata record".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_order_like_soul_key_pairs() {
+        let pairs = [
+            ("a", ""),
+            ("a", "\u{0}"),
+            ("a", "b"),
+            ("a", "\u{10FFFF}"),
+            ("a\u{0}", "a"),
+            ("a\u{0}\u{0}", "a"),
+            ("a\u{0}b", ""),
+            ("a\u{1}", "z"),
+            ("ab", "a"),
+            ("b", "a"),
+            ("é", "x"),
+        ];
+        let keys: Vec<Vec<u8>> = pairs.iter().map(|(s, k)| entry_key(s, k)).collect();
+        for w in keys.windows(2) {
+            assert!(w[0] < w[1], "{:?} < {:?}", w[0], w[1]);
+        }
+        for ((s, k), enc) in pairs.iter().zip(&keys) {
+            let (s2, k2) = split_key(enc).unwrap();
+            assert_eq!((s2.as_str(), k2), (*s, *k));
+            assert!(
+                enc.as_slice() >= node_prefix(s).as_slice()
+                    && enc.as_slice() < node_end(s).as_slice()
+            );
+        }
+        assert!(split_key(b"abc").is_none());
+        assert!(split_key(b"a\x00\x05").is_none());
+        assert!(split_key(b"\x00\x01k").is_none(), "empty soul");
+        assert!(split_key(b"a\x00\x01\xFF").is_none(), "key not UTF-8");
+    }
+
+    #[test]
+    fn entries_round_trip_and_reject_garbage() {
+        let s = |x: f64| State::new(x).unwrap();
+        for (st, v) in [
+            (s(0.0), Value::Null),
+            (s(-1.5), Value::Bool(true)),
+            (s(1795643451809.001), Value::Bool(false)),
+            (s(f64::MAX), Value::number(5e-324).unwrap()),
+            (s(1.0), Value::from("")),
+            (s(1.0), Value::from("a\u{0}😀")),
+            (s(1.0), Value::Link(Soul::new("x\u{0}").unwrap())),
+        ] {
+            let mut b = Vec::new();
+            encode_entry(st, &v, &mut b);
+            assert_eq!(decode_entry(&b), Ok((st, v)));
+        }
+        assert!(decode_entry(&[]).is_err());
+        assert!(decode_entry(&[0; 8]).is_err());
+        assert!(decode_entry(&[0, 0, 0, 0, 0, 0, 0, 0, 9]).is_err());
+        assert!(decode_entry(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 1]).is_err());
+        assert!(
+            decode_entry(&[0x7F, 0xF0, 0, 0, 0, 0, 0, 0, 0]).is_err(),
+            "infinite state"
+        );
+        assert!(
+            decode_entry(&[0, 0, 0, 0, 0, 0, 0, 0, 5]).is_err(),
+            "empty link"
+        );
+        assert!(decode_entry(&[0, 0, 0, 0, 0, 0, 0, 0, 4, 0xFF]).is_err());
+        let m = Meta {
+            souls: 1,
+            keys: 2,
+            bytes: 3,
+        };
+        assert_eq!(Meta::decode(&m.encode()), Ok(m));
+        assert!(Meta::decode(&[2]).is_err());
+    }
+}

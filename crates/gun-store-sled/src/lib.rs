@@ -1,0 +1,510 @@
+//! # gun-store-sled: the embedded default gun-rs [`Store`], on sled
+//!
+//! Every entry (one key of one node) is one sled record, laid out so that a
+//! node read, a key read, a lexical key range and a soul prefix are each a
+//! range scan of sled's ordered key space (see [Key layout](#key-layout)). Puts
+//! merge through HAM against the stored entries and are written as one atomic
+//! `sled::Batch`; a put resolves after sled has flushed it to disk, and puts
+//! arriving while a flush is running share the next one (group commit).
+//!
+//! No sled type appears in this crate's API; errors are [`gun_store::Error`].
+//!
+//! ```
+//! use gun_graph::{Graph, Lex, Soul, State, Value};
+//! use gun_store::Store;
+//! use gun_store_sled::SledStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! {
+//!     let store = SledStore::open(dir.path().join("db"))?;
+//!     let mut diff = Graph::new();
+//!     diff.put(Soul::new("fruit")?, "apple", State::new(1.0)?, Value::from("red"))?;
+//!     diff.put(Soul::new("fruit")?, "banana", State::new(1.0)?, Value::from("yellow"))?;
+//!     store.put(&diff).await?; // durable once this resolves
+//! }
+//! let store = SledStore::open(dir.path().join("db"))?;
+//! let b = store.query(&Lex::exact("fruit"), &Lex::prefix("b"), None).await?;
+//! assert_eq!(b.get("fruit").and_then(|n| n.value("banana")), Some(&Value::from("yellow")));
+//! # Ok(()) }
+//! ```
+//!
+//! ## Key layout
+//!
+//! One sled tree, `gun`, holds `esc(soul) 0x00 0x01 key` → `state ++ tag ++
+//! payload`, where `esc` doubles NUL bytes as `0x00 0xFF`, so souls and keys may
+//! hold any character (NUL and ESC included) without ambiguity, and sled's byte
+//! order is the order of `(soul, key)` by UTF-8 bytes. A node is the range
+//! `[esc(s) 00 01, esc(s) 00 02)`; souls with prefix `p` are `[esc(p), esc(p) FF)`.
+//! States and numbers are stored as their f64 bits, strings and links as UTF-8.
+//! A metadata record under a key starting with 0xFF (never the first byte of
+//! UTF-8 text) holds the format version and the soul/key/byte counts, updated in
+//! the same batch as the data.
+//!
+//! ## Durability and failures
+//!
+//! A put resolves only after `flush_async` covering its batch completed. Batches
+//! are atomic: if applying one fails, nothing of the diff is stored. If the
+//! *flush* fails after the batch was applied, the data may or may not be on disk:
+//! the put fails, and the store refuses further writes ([`Error::Poisoned`]) until
+//! it is reopened (sled recovers to a consistent state on open).
+//!
+//! Opening is blocking (sled recovers its log); reads and writes of many keys run
+//! on tokio's blocking pool when called inside a tokio runtime.
+
+mod layout;
+mod query;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use gun_graph::{Graph, Lex, Node, decide};
+use gun_store::{BoxFuture, Error, Store, StoreStats, machine_state};
+use tokio::sync::Notify;
+
+use crate::layout::{META_KEY, Meta};
+use crate::query::Reader;
+
+/// Diffs with at most this many keys are merged on the calling task; larger
+/// ones on tokio's blocking pool.
+const INLINE_KEYS: usize = 64;
+
+/// The name of the sled tree holding the graph.
+const TREE: &str = "gun";
+
+/// Options for [`SledStore::open_with`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Options {
+    /// sled's page cache capacity in bytes (`None`: sled's default, 1 GiB). The
+    /// cache grows up to this size as data is read.
+    pub cache_bytes: Option<u64>,
+}
+
+impl Options {
+    /// The defaults.
+    pub fn new() -> Options {
+        Options::default()
+    }
+
+    /// Sets the page cache capacity in bytes.
+    pub fn cache_bytes(mut self, bytes: u64) -> Options {
+        self.cache_bytes = Some(bytes);
+        self
+    }
+}
+
+/// The sled-backed [`Store`]. Cheap to share behind an `Arc`; dropping the last
+/// handle flushes and closes the database.
+pub struct SledStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    /// Kept so the database lives as long as the store.
+    _db: sled::Db,
+    tree: sled::Tree,
+    path: PathBuf,
+    /// Serialises HAM's read-modify-write; holds the persisted counters.
+    write: Mutex<Meta>,
+    /// A copy of the counters for `stats`, so it never waits for a long put.
+    stats: Mutex<Meta>,
+    commit: Mutex<Commit>,
+    flushed: Notify,
+    /// Number of flushes run (for tests of the group commit).
+    flushes: AtomicU64,
+}
+
+/// Group commit: batches are numbered as they are applied; a flush started after
+/// batch `n` was applied makes every batch up to `n` durable.
+#[derive(Debug, Default)]
+struct Commit {
+    /// Number of batches applied.
+    applied: u64,
+    /// Every batch up to this number is durable.
+    durable: u64,
+    /// Whether a flush is running.
+    flushing: bool,
+    /// Why the store stopped taking writes, after a failed flush.
+    failed: Option<String>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded data is plain counters; a panic elsewhere cannot tear them.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Maps a sled error to the store's error, keeping it as the source.
+pub(crate) fn map_sled_error(e: sled::Error, path: &Path) -> Error {
+    match e {
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => Error::Locked {
+            path: path.to_path_buf(),
+        },
+        sled::Error::Io(io) => Error::io(path, io),
+        sled::Error::Corruption { at, .. } => {
+            Error::corrupt(path, format!("sled found corrupt data (at {at:?})"))
+        }
+        other => Error::backend(other),
+    }
+}
+
+/// Runs `f` on tokio's blocking pool when inside a runtime, else right here.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => match h.spawn_blocking(f).await {
+            Ok(r) => r,
+            Err(e) => Err(Error::backend(e)),
+        },
+        Err(_) => f(),
+    }
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the store in directory `path`.
+    ///
+    /// Fails with [`Error::Locked`] if another store has it open.
+    pub fn open(path: impl AsRef<Path>) -> Result<SledStore, Error> {
+        SledStore::open_with(path, &Options::default())
+    }
+
+    /// Opens (creating if needed) the store in directory `path` with `options`.
+    pub fn open_with(path: impl AsRef<Path>, options: &Options) -> Result<SledStore, Error> {
+        let path = path.as_ref().to_path_buf();
+        let mut cfg = sled::Config::new().path(&path);
+        if let Some(c) = options.cache_bytes {
+            cfg = cfg.cache_capacity(c);
+        }
+        let db = cfg.open().map_err(|e| map_sled_error(e, &path))?;
+        let tree = db.open_tree(TREE).map_err(|e| map_sled_error(e, &path))?;
+        let meta = match tree.get(META_KEY).map_err(|e| map_sled_error(e, &path))? {
+            Some(v) => Meta::decode(&v).map_err(|d| Error::corrupt(&path, d))?,
+            None => count(&tree, &path)?,
+        };
+        Ok(SledStore {
+            inner: Arc::new(Inner {
+                _db: db,
+                tree,
+                path,
+                write: Mutex::new(meta),
+                stats: Mutex::new(meta),
+                commit: Mutex::new(Commit::default()),
+                flushed: Notify::new(),
+                flushes: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The directory of the database.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+}
+
+/// Counts souls, keys and bytes by a full scan (for a tree without metadata).
+fn count(tree: &sled::Tree, path: &Path) -> Result<Meta, Error> {
+    let mut m = Meta::default();
+    let mut last: Option<String> = None;
+    for item in tree.range::<&[u8], _>(..layout::DATA_END) {
+        let (k, v) = item.map_err(|e| map_sled_error(e, path))?;
+        let (soul, _) =
+            layout::split_key(&k).ok_or_else(|| Error::corrupt(path, "malformed entry key"))?;
+        if last.as_deref() != Some(soul.as_str()) {
+            m.souls += 1;
+            last = Some(soul);
+        }
+        m.keys += 1;
+        m.bytes += (k.len() + v.len()) as u64;
+    }
+    Ok(m)
+}
+
+impl Inner {
+    fn reader(&self) -> Reader<'_> {
+        Reader {
+            tree: &self.tree,
+            path: &self.path,
+        }
+    }
+
+    fn sled(&self, e: sled::Error) -> Error {
+        map_sled_error(e, &self.path)
+    }
+
+    /// Merges `diff` through HAM against the stored entries and applies the
+    /// winners as one batch. Returns the batch number to wait for.
+    fn apply(&self, diff: &Graph) -> Result<u64, Error> {
+        let mut meta = lock(&self.write);
+        if let Some(reason) = &lock(&self.commit).failed {
+            return Err(Error::Poisoned {
+                reason: reason.clone(),
+            });
+        }
+        let reader = self.reader();
+        let machine = machine_state();
+        let mut m = *meta;
+        let mut batch = sled::Batch::default();
+        let mut changed = false;
+        for (soul, node) in diff.iter() {
+            let soul = soul.as_str();
+            let existed = reader.exists(soul)?;
+            let mut added = false;
+            for (key, e) in node.iter() {
+                let k = layout::entry_key(soul, key);
+                let old = if existed {
+                    self.tree.get(&k).map_err(|e| self.sled(e))?
+                } else {
+                    None
+                };
+                let current = match &old {
+                    Some(v) => Some(layout::decode_entry(v).map_err(|d| {
+                        Error::corrupt(&self.path, format!("{d} (soul {soul:?}, key {key:?})"))
+                    })?),
+                    None => None,
+                };
+                let d = decide(
+                    machine,
+                    e.state,
+                    &e.value,
+                    current.as_ref().map(|(s, v)| (*s, v)),
+                );
+                if !d.is_accept() {
+                    continue;
+                }
+                let mut v = Vec::with_capacity(16);
+                layout::encode_entry(e.state, &e.value, &mut v);
+                match &old {
+                    Some(o) => {
+                        m.bytes = m
+                            .bytes
+                            .saturating_sub(o.len() as u64)
+                            .saturating_add(v.len() as u64);
+                    }
+                    None => {
+                        m.keys = m.keys.saturating_add(1);
+                        m.bytes = m.bytes.saturating_add((k.len() + v.len()) as u64);
+                        added = true;
+                    }
+                }
+                batch.insert(k, v);
+                changed = true;
+            }
+            if added && !existed {
+                m.souls = m.souls.saturating_add(1);
+            }
+        }
+        let mut commit = lock(&self.commit);
+        if changed {
+            batch.insert(META_KEY, m.encode().to_vec());
+            self.tree.apply_batch(batch).map_err(|e| self.sled(e))?;
+            *meta = m;
+            *lock(&self.stats) = m;
+            commit.applied += 1;
+        }
+        Ok(commit.applied)
+    }
+
+    /// Waits until batch `seq` is durable, flushing if no flush that covers it is
+    /// running (group commit).
+    async fn wait_durable(&self, seq: u64) -> Result<(), Error> {
+        loop {
+            let notified = {
+                let mut c = lock(&self.commit);
+                if c.durable >= seq {
+                    return Ok(());
+                }
+                if let Some(reason) = &c.failed {
+                    return Err(Error::Poisoned {
+                        reason: reason.clone(),
+                    });
+                }
+                if c.flushing {
+                    // Registered now (before the lock is released), so the
+                    // wake-up of the running flush cannot be missed.
+                    Some(self.flushed.notified())
+                } else {
+                    c.flushing = true;
+                    None
+                }
+            };
+            match notified {
+                Some(n) => n.await,
+                None => self.flush_once().await?,
+            }
+        }
+    }
+
+    /// Runs one flush covering every batch applied so far.
+    async fn flush_once(&self) -> Result<(), Error> {
+        /// Clears `flushing` and wakes the waiters even if this future is dropped.
+        struct Done<'a>(&'a Inner);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                lock(&self.0.commit).flushing = false;
+                self.0.flushed.notify_waiters();
+            }
+        }
+        let target = lock(&self.commit).applied;
+        let _done = Done(self);
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        match self.tree.flush_async().await {
+            Ok(_) => {
+                let mut c = lock(&self.commit);
+                c.durable = c.durable.max(target);
+                Ok(())
+            }
+            Err(e) => {
+                let err = self.sled(e);
+                tracing::error!(path = %self.path.display(), error = %err, "sled flush failed; the store stops taking writes");
+                lock(&self.commit).failed = Some(err.to_string());
+                Err(err)
+            }
+        }
+    }
+}
+
+impl Store for SledStore {
+    fn get_node<'a>(&'a self, soul: &'a str) -> BoxFuture<'a, Result<Option<Node>, Error>> {
+        let inner = Arc::clone(&self.inner);
+        let soul = soul.to_string();
+        Box::pin(blocking(move || inner.reader().node(&soul)))
+    }
+
+    fn get_key<'a>(
+        &'a self,
+        soul: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Node>, Error>> {
+        Box::pin(async move { self.inner.reader().key(soul, key) })
+    }
+
+    fn query<'a>(
+        &'a self,
+        souls: &'a Lex,
+        keys: &'a Lex,
+        budget: Option<u64>,
+    ) -> BoxFuture<'a, Result<Graph, Error>> {
+        let inner = Arc::clone(&self.inner);
+        let (souls, keys) = (souls.clone(), keys.clone());
+        Box::pin(blocking(move || {
+            inner.reader().query(&souls, &keys, budget)
+        }))
+    }
+
+    fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let seq = if diff.key_count() <= INLINE_KEYS {
+                self.inner.apply(diff)?
+            } else {
+                let inner = Arc::clone(&self.inner);
+                let diff = diff.clone();
+                blocking(move || inner.apply(&diff)).await?
+            };
+            self.inner.wait_durable(seq).await
+        })
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            let seq = lock(&self.inner.commit).applied;
+            self.inner.wait_durable(seq).await
+        })
+    }
+
+    /// Souls, keys, and the bytes of the stored records (keys and values as
+    /// written to sled, before sled's own overhead).
+    fn stats(&self) -> BoxFuture<'_, Result<StoreStats, Error>> {
+        Box::pin(async move {
+            let m = *lock(&self.inner.stats);
+            Ok(StoreStats::new(m.souls, m.keys, m.bytes))
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use gun_graph::{Soul, State, Value};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_puts_share_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open(dir.path().join("db")).unwrap());
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let mut d = Graph::new();
+                    d.put(
+                        Soul::new(format!("s{i}")).unwrap(),
+                        "k",
+                        State::new(1.0).unwrap(),
+                        Value::from(i),
+                    )
+                    .unwrap();
+                    store.put(&d).await.unwrap();
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let flushes = store.inner.flushes.load(Ordering::Relaxed);
+        assert!(flushes < 64, "64 concurrent puts took {flushes} flushes");
+        assert_eq!(store.stats().await.unwrap().souls, 64);
+        // A put that changes nothing needs no flush of its own.
+        let before = store.inner.flushes.load(Ordering::Relaxed);
+        let mut d = Graph::new();
+        d.put(
+            Soul::new("s1").unwrap(),
+            "k",
+            State::new(1.0).unwrap(),
+            Value::from(1),
+        )
+        .unwrap();
+        store.put(&d).await.unwrap();
+        assert_eq!(store.inner.flushes.load(Ordering::Relaxed), before);
+    }
+
+    #[test]
+    fn usable_without_a_runtime_and_locked_while_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        assert!(matches!(
+            SledStore::open(dir.path()),
+            Err(Error::Locked { .. })
+        ));
+        let mut d = Graph::new();
+        for i in 0..100 {
+            d.put(
+                Soul::new("s").unwrap(),
+                format!("k{i}"),
+                State::new(1.0).unwrap(),
+                Value::Null,
+            )
+            .unwrap();
+        }
+        // Outside a runtime, the blocking parts run inline.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let store2 = &store;
+        let fut = async move {
+            store2.put(&d).await.unwrap();
+            store2.get_node("s").await.unwrap().unwrap().len()
+        };
+        assert_eq!(rt.block_on(fut), 100);
+    }
+}
