@@ -165,6 +165,8 @@ struct Shared {
     remote: bool,
     /// Souls in the order they entered the cache, for eviction.
     cache_order: std::collections::VecDeque<Soul>,
+    /// Souls with incoming writes still in progress (count per soul).
+    writing: HashMap<Soul, usize>,
 }
 
 /// Counters for health pages and dashboards.
@@ -219,6 +221,7 @@ struct Inner {
     shared: Mutex<Shared>,
     validators: RwLock<Vec<Arc<dyn Validator>>>,
     deferred_wake: Notify,
+    write_done: Notify,
     closed: AtomicBool,
     stats: Stats,
     started: std::time::Instant,
@@ -254,9 +257,11 @@ impl Engine {
                 deferred_pending: HashMap::new(),
                 remote: false,
                 cache_order: std::collections::VecDeque::new(),
+                writing: HashMap::new(),
             }),
             validators: RwLock::new(Vec::new()),
             deferred_wake: Notify::new(),
+            write_done: Notify::new(),
             closed: AtomicBool::new(false),
             stats: Stats::default(),
             started: std::time::Instant::now(),
@@ -395,16 +400,22 @@ impl Engine {
         if msg.put.is_some() && msg.reply_to.is_none() {
             self.inner.stats.puts_in.fetch_add(1, Ordering::Relaxed);
             let me = self.clone();
-            tokio::spawn(async move { me.remote_put(from, msg).await });
+            let pending = self.writes_begin(msg.put.as_ref());
+            tokio::spawn(async move {
+                me.remote_put(from, msg).await;
+                me.writes_end(pending);
+            });
         } else if let Some(graph) = msg.put.clone() {
             // An answer to a get (ours or one we forwarded): store it, then tell
             // whoever waits on it.
             let me = self.clone();
+            let pending = self.writes_begin(Some(&graph));
             tokio::spawn(async move {
                 let found = !graph.is_empty();
                 if let Err(e) = me.ingest(graph, Origin::Reply { peer: from }, None).await {
                     tracing::debug!(peer = ?from, %e, "reply not stored");
                 }
+                me.writes_end(pending);
                 if let Some(at) = &msg.reply_to {
                     me.notify_ask(at, AskEvent::Reply { from, found });
                 }
@@ -412,7 +423,14 @@ impl Engine {
         } else if msg.get.is_some() {
             self.inner.stats.gets_in.fetch_add(1, Ordering::Relaxed);
             let me = self.clone();
-            tokio::spawn(async move { me.remote_get(from, msg).await });
+            tokio::spawn(async move {
+                // A get sees every write that arrived before it (read your
+                // writes, as Gun.js's in-order processing gives).
+                if let Some(soul) = msg.get.as_ref().and_then(|g| g.exact_soul()) {
+                    me.writes_settled(soul).await;
+                }
+                me.remote_get(from, msg).await
+            });
         } else if let Some(at) = &msg.reply_to {
             let ev = if msg.ok.is_some() || msg.err.is_some() {
                 AskEvent::Ack {
@@ -423,6 +441,51 @@ impl Engine {
                 AskEvent::Reply { from, found: false }
             };
             self.notify_ask(at, ev);
+        }
+    }
+
+    /// Marks the souls of an incoming write as being written, in arrival order,
+    /// so that later gets wait for it.
+    fn writes_begin(&self, graph: Option<&Graph>) -> Vec<Soul> {
+        let Some(graph) = graph else {
+            return Vec::new();
+        };
+        let souls: Vec<Soul> = graph.souls().cloned().collect();
+        let mut sh = self.lock();
+        for s in &souls {
+            *sh.writing.entry(s.clone()).or_default() += 1;
+        }
+        souls
+    }
+
+    fn writes_end(&self, souls: Vec<Soul>) {
+        if souls.is_empty() {
+            return;
+        }
+        {
+            let mut sh = self.lock();
+            for s in souls {
+                if let MapEntry::Occupied(mut o) = sh.writing.entry(s) {
+                    *o.get_mut() -= 1;
+                    if *o.get() == 0 {
+                        o.remove();
+                    }
+                }
+            }
+        }
+        self.inner.write_done.notify_waiters();
+    }
+
+    /// Waits until no write to `soul` that arrived earlier is still in progress.
+    async fn writes_settled(&self, soul: &Soul) {
+        loop {
+            let done = self.inner.write_done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if !self.lock().writing.contains_key(soul.as_str()) {
+                return;
+            }
+            done.await;
         }
     }
 
