@@ -18,7 +18,10 @@ async fn main() -> Result<(), gun::Error> {
     println!("boss = {:?}", boss.then().await?);
 
     // back(1) walks up the chain again.
-    println!("back to mark = {:?}", boss.back(1).get("name").then().await?);
+    println!(
+        "back to mark = {:?}",
+        boss.back(1).get("name").then().await?
+    );
 
     // set adds items with random souls to a list node; map visits each child.
     let people = gun.get("people");
@@ -31,7 +34,14 @@ async fn main() -> Result<(), gun::Error> {
         .await?;
 
     // Writing a plain value to a key chain sets that key.
-    gun.get("mark").get("boss").get("title").put(json!("Chair")).await?;
-    println!("title = {:?}", gun.get("mark").get("boss").get("title").then().await?);
+    gun.get("mark")
+        .get("boss")
+        .get("title")
+        .put(json!("Chair"))
+        .await?;
+    println!(
+        "title = {:?}",
+        gun.get("mark").get("boss").get("title").then().await?
+    );
     gun.shutdown().await
 }

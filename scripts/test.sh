@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The project's single test command (the README points here):
+#
+#     bash scripts/test.sh
+#
+# Sections run in order and stop at the first failure. Each section prints
+# what it runs. Later sections (relay interop against Gun.js) get added below.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+section() { printf '\n=== %s\n' "$*"; }
+run() { printf '+ %s\n' "$*"; "$@"; }
+
+# --- 1. Node dependencies for interop/ (Gun.js reference peers) --------------
+section "npm dependencies (interop/)"
+if [[ ! -f interop/package.json || ! -f interop/package-lock.json ]]; then
+    echo "error: interop/package.json and interop/package-lock.json are required" >&2
+    echo "       (the Gun.js interop harness); one of them is missing." >&2
+    exit 1
+fi
+# npm ci writes node_modules/.package-lock.json; reinstall when it is absent or
+# older than the committed lockfile.
+if [[ ! -f interop/node_modules/.package-lock.json \
+    || interop/package-lock.json -nt interop/node_modules/.package-lock.json ]]; then
+    run npm ci --prefix interop --no-audit --no-fund
+else
+    echo "interop/node_modules is up to date with interop/package-lock.json"
+fi
+
+# --- 2. Rust unit, integration, example and bench-as-test targets ------------
+section "cargo test (all targets)"
+run cargo test --workspace --all-targets
+
+# --- 3. Rust doctests (not covered by --all-targets) -------------------------
+section "cargo test (doctests)"
+run cargo test --workspace --doc
+
+section "scripts/test.sh: all sections passed"
