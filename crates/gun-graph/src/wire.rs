@@ -346,16 +346,31 @@ impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
                 let Some(mut states) = meta.states else {
                     return Err(ctx.fail(Error::NoStates { soul: soul.into() }));
                 };
-                // Last duplicate wins, as in JSON.parse: a stable sort keeps the
+                // Gun.js writes `>` with the keys in the node's own order, so the
+                // common case pairs states and values by position. Otherwise:
+                // last duplicate wins, as in JSON.parse: a stable sort keeps the
                 // order of duplicates, and the search below takes the last one.
-                states.sort_by(|x, y| x.0.cmp(&y.0));
+                let in_order = states.len() == values.len()
+                    && states.iter().zip(&values).all(|(s, v)| s.0 == v.0);
+                if !in_order {
+                    states.sort_by(|x, y| x.0.cmp(&y.0));
+                }
                 let node_soul = Soul::from_arc(Arc::from(soul));
                 let mut entries: Vec<(Arc<str>, Entry)> = Vec::with_capacity(values.len());
-                for (key, value) in values {
-                    let state = match states.binary_search_by(|p| p.0.as_ref().cmp(&*key)) {
+                for (i, (key, value)) in values.into_iter().enumerate() {
+                    // In order, a duplicated key pairs its last value with its
+                    // last state once the map below keeps the last entry.
+                    let found = if in_order {
+                        Ok(i)
+                    } else {
+                        states.binary_search_by(|p| p.0.as_ref().cmp(&*key))
+                    };
+                    let state = match found {
                         Ok(mut i) => {
-                            while i + 1 < states.len() && states[i + 1].0 == key {
-                                i += 1;
+                            if !in_order {
+                                while i + 1 < states.len() && states[i + 1].0 == key {
+                                    i += 1;
+                                }
                             }
                             states[i].1
                         }
@@ -651,6 +666,24 @@ mod tests {
         let n = g.get("a");
         assert_eq!(n.and_then(|n| n.value("x")), Some(&Value::Number(2.0)));
         assert_eq!(n.and_then(|n| n.state("x")).map(State::as_f64), Some(6.0));
+    }
+
+    #[test]
+    fn states_in_another_order_than_values() {
+        let g = Graph::from_wire(
+            r##"{"a":{"x":1,"y":2,"x":3,"_":{"#":"a",">":{"y":7,"x":5,"x":6}}}}"##,
+        )
+        .unwrap_or_default();
+        let n = g.get("a");
+        assert_eq!(n.and_then(|n| n.value("x")), Some(&Value::Number(3.0)));
+        assert_eq!(n.and_then(|n| n.state("x")).map(State::as_f64), Some(6.0));
+        assert_eq!(n.and_then(|n| n.value("y")), Some(&Value::Number(2.0)));
+        assert_eq!(n.and_then(|n| n.state("y")).map(State::as_f64), Some(7.0));
+        // Same keys, same count, but one missing state: refused.
+        assert!(matches!(
+            Graph::from_wire(r##"{"a":{"x":1,"y":2,"_":{"#":"a",">":{"x":5,"x":6}}}}"##),
+            Err(Error::NoState { .. })
+        ));
     }
 
     #[test]
