@@ -200,7 +200,10 @@ pub fn query_node(node: &Node, lex: &Lex, budget: Option<u64>) -> Node {
     query_node_spent(node, lex, budget, &mut spent)
 }
 
-fn query_node_spent(node: &Node, lex: &Lex, budget: Option<u64>, spent: &mut u64) -> Node {
+/// [`query_node`] with a budget shared with earlier nodes: `spent` is what was
+/// already spent, and grows by what this node returns (what
+/// [`query_graph`] does across nodes; stores that keep some nodes whole use it).
+pub fn query_node_spent(node: &Node, lex: &Lex, budget: Option<u64>, spent: &mut u64) -> Node {
     let mut out = Node::new(node.soul().clone());
     // Exact match without a budget: a map lookup, no scan.
     if let (Some(x), true) = (&lex.exact, lex.is_exact()) {

@@ -20,6 +20,20 @@
 //!
 //! The key itself is not escaped: it runs to the end of the sled key.
 //!
+//! ## Small nodes are one record
+//!
+//! A node of at most [`BLOB_MAX_KEYS`] keys and [`BLOB_MAX_BYTES`] bytes is kept
+//! whole, as one record under `esc(soul) 0x00 0x00` (which sorts just before the
+//! node's per-key range, so `[esc(s) 00 00, esc(s) 00 02)` covers a node in
+//! either form). A put of a 10-field node is then one sled insert, not ten, and
+//! its HAM read one lookup: sled's work per put, and what a flush has to write,
+//! shrink several times. A node that outgrows the limits moves to the per-key
+//! form in the same atomic batch, so a node is always in exactly one form and a
+//! 100k-key node still costs one insert per changed key.
+//!
+//! The blob is a sequence of `u32 len ++ key ++ u32 len ++ entry` (lengths
+//! little-endian, entries as below), keys in ascending byte order.
+//!
 //! The entry's value is `state` (8 bytes: the IEEE-754 bits of the f64,
 //! big-endian) followed by a one-byte tag and the payload:
 //!
@@ -44,7 +58,11 @@ pub(crate) const META_KEY: &[u8] = b"\xFFgun-store-sled/meta";
 pub(crate) const DATA_END: &[u8] = b"\xFF";
 
 /// The on-disk format this code writes and reads.
-pub(crate) const FORMAT_VERSION: u8 = 1;
+pub(crate) const FORMAT_VERSION: u8 = 2;
+
+/// Format 1 had no whole-node records; everything else is the same, so it is
+/// read as it is (and the metadata rewritten as format 2 on the next write).
+pub(crate) const FORMAT_V1: u8 = 1;
 
 /// `esc(soul)`: the soul's bytes with 0x00 written as 0x00 0xFF.
 pub(crate) fn escape_soul(soul: &str, out: &mut Vec<u8>) {
@@ -53,6 +71,75 @@ pub(crate) fn escape_soul(soul: &str, out: &mut Vec<u8>) {
         if b == 0 {
             out.push(0xFF);
         }
+    }
+}
+
+/// Nodes with at most this many keys are stored whole (see the module docs).
+pub(crate) const BLOB_MAX_KEYS: usize = 64;
+
+/// Nodes whose encoded record exceeds this many bytes are stored per key.
+pub(crate) const BLOB_MAX_BYTES: usize = 16 << 10;
+
+/// `esc(soul) 00 00`: the record of a node kept whole; also the lowest sled key
+/// of `soul` in either form.
+pub(crate) fn blob_key(soul: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(soul.len() + 2);
+    escape_soul(soul, &mut v);
+    v.extend_from_slice(&[0x00, 0x00]);
+    v
+}
+
+/// Appends one `(key, entry)` pair to a blob under construction.
+pub(crate) fn blob_push(key: &str, state: State, value: &Value, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    out.extend_from_slice(key.as_bytes());
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    encode_entry(state, value, out);
+    let len = (out.len() - at - 4) as u32;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Decodes a whole-node record into its `(key, state, value)` entries.
+pub(crate) fn decode_blob(mut v: &[u8]) -> Result<Vec<(String, State, Value)>, &'static str> {
+    fn take<'a>(v: &mut &'a [u8]) -> Result<&'a [u8], &'static str> {
+        let (len, rest) = v.split_first_chunk::<4>().ok_or("node record cut short")?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err("node record cut short");
+        }
+        let (item, rest) = rest.split_at(len);
+        *v = rest;
+        Ok(item)
+    }
+    let mut out = Vec::new();
+    while !v.is_empty() {
+        let key = std::str::from_utf8(take(&mut v)?).map_err(|_| "key is not UTF-8")?;
+        let (state, value) = decode_entry(take(&mut v)?)?;
+        out.push((key.to_string(), state, value));
+    }
+    Ok(out)
+}
+
+/// The soul of any record key (whole-node or per-key); `None` when malformed.
+pub(crate) fn split_soul(k: &[u8]) -> Option<String> {
+    match k.strip_suffix(&[0x00, 0x00]) {
+        Some(esc) if !esc.is_empty() => {
+            let mut soul = Vec::with_capacity(esc.len());
+            let mut i = 0;
+            while i < esc.len() {
+                soul.push(esc[i]);
+                if esc[i] == 0 {
+                    if esc.get(i + 1) != Some(&0xFF) {
+                        return None;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            String::from_utf8(soul).ok()
+        }
+        _ => split_key(k).map(|(s, _)| s),
     }
 }
 
@@ -172,7 +259,7 @@ impl Meta {
 
     pub(crate) fn decode(v: &[u8]) -> Result<Meta, String> {
         match v.first() {
-            Some(&FORMAT_VERSION) if v.len() == 25 => {
+            Some(&(FORMAT_VERSION | FORMAT_V1)) if v.len() == 25 => {
                 let n = |i: usize| {
                     let mut b = [0u8; 8];
                     b.copy_from_slice(&v[i..i + 8]);
@@ -184,7 +271,9 @@ impl Meta {
                     bytes: n(17),
                 })
             }
-            Some(&FORMAT_VERSION) => Err(format!("metadata record of {} bytes", v.len())),
+            Some(&(FORMAT_VERSION | FORMAT_V1)) => {
+                Err(format!("metadata record of {} bytes", v.len()))
+            }
             Some(other) => Err(format!(
                 "written in format version {other}; this build reads version {FORMAT_VERSION}"
             )),

@@ -1,11 +1,12 @@
 //! # gun-store-sled: the embedded default gun-rs [`Store`], on sled
 //!
-//! Every entry (one key of one node) is one sled record, laid out so that a
-//! node read, a key read, a lexical key range and a soul prefix are each a
-//! range scan of sled's ordered key space (see [Key layout](#key-layout)). Puts
-//! merge through HAM against the stored entries and are written as one atomic
-//! `sled::Batch`; a put resolves after sled has flushed it to disk, and puts
-//! arriving while a flush is running share the next one (group commit).
+//! A small node is one sled record and a large one is one record per key,
+//! laid out so that a node read, a key read, a lexical key range and a soul
+//! prefix are each a range scan of sled's ordered key space (see
+//! [Key layout](#key-layout)). Puts merge through HAM against the stored and
+//! staged entries; the writes of all puts that arrive while a flush runs are
+//! applied as one atomic `sled::Batch` and made durable by one flush (group
+//! commit), and each put resolves only after that flush.
 //!
 //! No sled type appears in this crate's API; errors are [`gun_store::Error`].
 //!
@@ -32,20 +33,23 @@
 //!
 //! ## Key layout
 //!
-//! One sled tree, `gun`, holds `esc(soul) 0x00 0x01 key` → `state ++ tag ++
-//! payload`, where `esc` doubles NUL bytes as `0x00 0xFF`, so souls and keys may
-//! hold any character (NUL and ESC included) without ambiguity, and sled's byte
-//! order is the order of `(soul, key)` by UTF-8 bytes. A node is the range
-//! `[esc(s) 00 01, esc(s) 00 02)`; souls with prefix `p` are `[esc(p), esc(p) FF)`.
-//! States and numbers are stored as their f64 bits, strings and links as UTF-8.
-//! A metadata record under a key starting with 0xFF (never the first byte of
-//! UTF-8 text) holds the format version and the soul/key/byte counts, updated in
-//! the same batch as the data.
+//! One sled tree, `gun`, holds `esc(soul) 00 01 key` → `state ++ tag ++
+//! payload` for nodes stored per key, and `esc(soul) 00 00` → all entries for
+//! nodes of at most 64 keys and 16 KiB, kept whole. `esc` doubles NUL bytes as
+//! `0x00 0xFF`, so souls and keys may hold any character (NUL and ESC included)
+//! without ambiguity, and sled's byte order is the order of `(soul, key)` by
+//! UTF-8 bytes. A node in either form is the range `[esc(s) 00 00, esc(s) 00
+//! 02)`; souls with prefix `p` are `[esc(p), esc(p) FF)`. States and numbers are
+//! stored as their f64 bits, strings and links as UTF-8. A metadata record
+//! under a key starting with 0xFF (never the first byte of UTF-8 text) holds
+//! the format version and the soul/key/byte counts, updated in the same batch
+//! as the data. Format 1 (everything per key) is read as it is.
 //!
 //! ## Durability and failures
 //!
 //! A put resolves only after `flush_async` covering its batch completed. Batches
-//! are atomic: if applying one fails, nothing of the diff is stored. If the
+//! are atomic: if applying one fails, nothing of its group is stored, its puts
+//! fail, and the store refuses further writes ([`Error::Poisoned`]). If the
 //! *flush* fails after the batch was applied, the data may or may not be on disk:
 //! the put fails, and the store refuses further writes ([`Error::Poisoned`]) until
 //! it is reopened (sled recovers to a consistent state on open).
@@ -56,6 +60,7 @@
 mod layout;
 mod query;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -81,12 +86,23 @@ pub struct Options {
     /// sled's page cache capacity in bytes (`None`: sled's default, 1 GiB). The
     /// cache grows up to this size as data is read.
     pub cache_bytes: Option<u64>,
+    /// Group-commit window: when writes are arriving concurrently, a flush
+    /// waits this long before it starts, so that it covers more of them (one
+    /// flush costs the same for one put as for a thousand). `None`: 1 ms. A
+    /// lone writer never waits.
+    pub commit_window: Option<std::time::Duration>,
 }
 
 impl Options {
     /// The defaults.
     pub fn new() -> Options {
         Options::default()
+    }
+
+    /// Sets the group-commit window (see [`Options::commit_window`]).
+    pub fn commit_window(mut self, window: std::time::Duration) -> Options {
+        self.commit_window = Some(window);
+        self
     }
 
     /// Sets the page cache capacity in bytes.
@@ -116,13 +132,15 @@ struct Inner {
     tree: sled::Tree,
     path: PathBuf,
     /// Serialises HAM's read-modify-write; holds the persisted counters.
-    write: Mutex<Meta>,
+    write: Mutex<Staged>,
     /// A copy of the counters for `stats`, so it never waits for a long put.
     stats: Mutex<Meta>,
     commit: Mutex<Commit>,
     flushed: Notify,
     /// Number of flushes run (for tests of the group commit).
     flushes: AtomicU64,
+    /// See [`Options::commit_window`].
+    commit_window: std::time::Duration,
 }
 
 /// Group commit: batches are numbered as they are applied; a flush started after
@@ -135,8 +153,50 @@ struct Commit {
     durable: u64,
     /// Whether a flush is running.
     flushing: bool,
+    /// How many batches the last flush covered.
+    last_group: u64,
     /// Why the store stopped taking writes, after a failed flush.
     failed: Option<String>,
+}
+
+/// Writes merged but not yet applied to sled: the group being formed.
+///
+/// `sled::Tree::apply_batch` rolls sled's I/O buffer twice per call, so every
+/// batch costs two writes and a `sync_file_range` whatever its size. Puts are
+/// therefore merged here, into one batch per group, which the flusher applies
+/// (under this lock, so a put never reads stale entries) just before the flush
+/// that makes the group durable.
+struct Staged {
+    /// The persisted counters, including staged writes.
+    meta: Meta,
+    /// The group's writes, in order.
+    batch: sled::Batch,
+    /// What the staged writes changed (`None`: removed), read before sled.
+    overlay: BTreeMap<Vec<u8>, Option<sled::IVec>>,
+    /// Puts staged in `batch`.
+    puts: u64,
+}
+
+impl Staged {
+    fn new(meta: Meta) -> Staged {
+        Staged {
+            meta,
+            batch: sled::Batch::default(),
+            overlay: BTreeMap::new(),
+            puts: 0,
+        }
+    }
+
+    fn insert(&mut self, k: Vec<u8>, v: Vec<u8>) {
+        let v = sled::IVec::from(v);
+        self.batch.insert(k.clone(), v.clone());
+        self.overlay.insert(k, Some(v));
+    }
+
+    fn remove(&mut self, k: Vec<u8>) {
+        self.batch.remove(k.clone());
+        self.overlay.insert(k, None);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -203,11 +263,14 @@ impl SledStore {
                 _db: db,
                 tree,
                 path,
-                write: Mutex::new(meta),
+                write: Mutex::new(Staged::new(meta)),
                 stats: Mutex::new(meta),
                 commit: Mutex::new(Commit::default()),
                 flushed: Notify::new(),
                 flushes: AtomicU64::new(0),
+                commit_window: options
+                    .commit_window
+                    .unwrap_or(std::time::Duration::from_millis(1)),
             }),
         })
     }
@@ -224,13 +287,18 @@ fn count(tree: &sled::Tree, path: &Path) -> Result<Meta, Error> {
     let mut last: Option<String> = None;
     for item in tree.range::<&[u8], _>(..layout::DATA_END) {
         let (k, v) = item.map_err(|e| map_sled_error(e, path))?;
-        let (soul, _) =
-            layout::split_key(&k).ok_or_else(|| Error::corrupt(path, "malformed entry key"))?;
+        let soul =
+            layout::split_soul(&k).ok_or_else(|| Error::corrupt(path, "malformed entry key"))?;
         if last.as_deref() != Some(soul.as_str()) {
             m.souls += 1;
             last = Some(soul);
         }
-        m.keys += 1;
+        if k.ends_with(&[0x00, 0x00]) {
+            let entries = layout::decode_blob(&v).map_err(|d| Error::corrupt(path, d))?;
+            m.keys += entries.len() as u64;
+        } else {
+            m.keys += 1;
+        }
         m.bytes += (k.len() + v.len()) as u64;
     }
     Ok(m)
@@ -248,31 +316,62 @@ impl Inner {
         map_sled_error(e, &self.path)
     }
 
-    /// Merges `diff` through HAM against the stored entries and applies the
-    /// winners as one batch. Returns the batch number to wait for.
+    /// The stored record under `k`, staged writes first.
+    fn read(&self, st: &Staged, k: &[u8]) -> Result<Option<sled::IVec>, Error> {
+        match st.overlay.get(k) {
+            Some(v) => Ok(v.clone()),
+            None => self.tree.get(k).map_err(|e| self.sled(e)),
+        }
+    }
+
+    /// Whether `soul` has per-key records, staged writes included.
+    fn has_keys(&self, st: &Staged, soul: &str) -> Result<bool, Error> {
+        let lo = layout::node_prefix(soul);
+        let hi = layout::node_end(soul);
+        if st
+            .overlay
+            .range(lo.clone()..hi.clone())
+            .any(|(_, v)| v.is_some())
+        {
+            return Ok(true);
+        }
+        for item in self.tree.range(lo..hi) {
+            let (k, _) = item.map_err(|e| self.sled(e))?;
+            // Removed by a staged write? (Only a move to the whole form,
+            // which never happens: kept for correctness.)
+            if !matches!(st.overlay.get(k.as_ref()), Some(None)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Merges `diff` through HAM against the stored and staged entries and
+    /// stages the winners for the next group commit. Returns the group
+    /// sequence number to wait for.
     fn apply(&self, diff: &Graph) -> Result<u64, Error> {
-        let mut meta = lock(&self.write);
+        let mut st = lock(&self.write);
         if let Some(reason) = &lock(&self.commit).failed {
             return Err(Error::Poisoned {
                 reason: reason.clone(),
             });
         }
-        let reader = self.reader();
         let machine = machine_state();
-        let mut m = *meta;
-        let mut batch = sled::Batch::default();
-        let mut changed = false;
+        let mut m = st.meta;
+        // This put's writes, staged only if all of it merged without error.
+        let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
         for (soul, node) in diff.iter() {
             let soul = soul.as_str();
-            let existed = reader.exists(soul)?;
-            let mut added = false;
+            let bk = layout::blob_key(soul);
+            let blob = self.read(&st, &bk)?;
+            let per_key = blob.is_none() && self.has_keys(&st, soul)?;
+            if !per_key {
+                self.apply_whole(soul, node, bk, blob, machine, &mut m, &mut writes)?;
+                continue;
+            }
             for (key, e) in node.iter() {
                 let k = layout::entry_key(soul, key);
-                let old = if existed {
-                    self.tree.get(&k).map_err(|e| self.sled(e))?
-                } else {
-                    None
-                };
+                let old = self.read(&st, &k)?;
                 let current = match &old {
                     Some(v) => Some(layout::decode_entry(v).map_err(|d| {
                         Error::corrupt(&self.path, format!("{d} (soul {soul:?}, key {key:?})"))
@@ -300,25 +399,107 @@ impl Inner {
                     None => {
                         m.keys = m.keys.saturating_add(1);
                         m.bytes = m.bytes.saturating_add((k.len() + v.len()) as u64);
-                        added = true;
                     }
                 }
-                batch.insert(k, v);
-                changed = true;
-            }
-            if added && !existed {
-                m.souls = m.souls.saturating_add(1);
+                writes.push((k, Some(v)));
             }
         }
-        let mut commit = lock(&self.commit);
-        if changed {
-            batch.insert(META_KEY, m.encode().to_vec());
-            self.tree.apply_batch(batch).map_err(|e| self.sled(e))?;
-            *meta = m;
+        if !writes.is_empty() {
+            for (k, v) in writes {
+                match v {
+                    Some(v) => st.insert(k, v),
+                    None => st.remove(k),
+                }
+            }
+            st.meta = m;
+            st.puts += 1;
             *lock(&self.stats) = m;
+            let mut commit = lock(&self.commit);
             commit.applied += 1;
+            return Ok(commit.applied);
         }
-        Ok(commit.applied)
+        Ok(lock(&self.commit).applied)
+    }
+
+    /// Merges `node` into a soul that is new or kept whole (`blob`, its current
+    /// record under `bk`). Writes the result whole while it fits the blob
+    /// limits, else moves the node to the per-key form in the same put.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_whole(
+        &self,
+        soul: &str,
+        node: &Node,
+        bk: Vec<u8>,
+        blob: Option<sled::IVec>,
+        machine: gun_graph::State,
+        m: &mut Meta,
+        writes: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<(), Error> {
+        let mut current = match &blob {
+            Some(v) => Some(self.reader().decode_blob_node(soul, &bk, v)?),
+            None => None,
+        };
+        let mut accepted = Vec::new();
+        for (key, e) in node.iter() {
+            let cur = current.as_ref().and_then(|n| n.get(key));
+            let d = decide(machine, e.state, &e.value, cur.map(|c| (c.state, &c.value)));
+            if d.is_accept() {
+                accepted.push((key, e));
+            }
+        }
+        if accepted.is_empty() {
+            return Ok(());
+        }
+        let before = current.as_ref().map_or(0, Node::len);
+        let merged = current.get_or_insert_with(|| node.select(std::iter::empty()));
+        for (key, e) in accepted {
+            // Keys of a parsed node are never "_", the only key insert refuses.
+            let _ = merged.insert(key.clone(), e.state, e.value.clone());
+        }
+        let mut record = Vec::with_capacity(64 * merged.len());
+        for (key, e) in merged.iter() {
+            layout::blob_push(key, e.state, &e.value, &mut record);
+        }
+        m.keys = m.keys.saturating_add((merged.len() - before) as u64);
+        if let Some(old) = &blob {
+            m.bytes = m.bytes.saturating_sub((bk.len() + old.len()) as u64);
+        } else {
+            m.souls = m.souls.saturating_add(1);
+        }
+        if merged.len() <= layout::BLOB_MAX_KEYS && record.len() <= layout::BLOB_MAX_BYTES {
+            m.bytes = m.bytes.saturating_add((bk.len() + record.len()) as u64);
+            writes.push((bk, Some(record)));
+        } else {
+            if blob.is_some() {
+                writes.push((bk, None));
+            }
+            for (key, e) in merged.iter() {
+                let k = layout::entry_key(soul, key);
+                let mut v = Vec::with_capacity(16);
+                layout::encode_entry(e.state, &e.value, &mut v);
+                m.bytes = m.bytes.saturating_add((k.len() + v.len()) as u64);
+                writes.push((k, Some(v)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the staged group to sled as one batch (with the counters).
+    /// Returns the sequence number it covers.
+    fn apply_staged(&self) -> Result<u64, Error> {
+        let mut st = lock(&self.write);
+        let target = lock(&self.commit).applied;
+        if st.puts == 0 {
+            return Ok(target);
+        }
+        let meta = st.meta;
+        let mut batch = std::mem::take(&mut st.batch);
+        batch.insert(META_KEY, meta.encode().to_vec());
+        let result = self.tree.apply_batch(batch).map_err(|e| self.sled(e));
+        // Applied (or failed and poisoned below): sled now answers for it.
+        st.overlay.clear();
+        st.puts = 0;
+        result.map(|()| target)
     }
 
     /// Waits until batch `seq` is durable, flushing if no flush that covers it is
@@ -361,8 +542,26 @@ impl Inner {
                 self.0.flushed.notify_waiters();
             }
         }
-        let target = lock(&self.commit).applied;
         let _done = Done(self);
+        let busy = {
+            let c = lock(&self.commit);
+            c.last_group > 1 || c.applied > c.durable + 1
+        };
+        if busy && !self.commit_window.is_zero() {
+            tokio::time::sleep(self.commit_window).await;
+        }
+        {
+            let mut c = lock(&self.commit);
+            c.last_group = c.applied - c.durable;
+        }
+        let target = match self.apply_staged() {
+            Ok(t) => t,
+            Err(err) => {
+                tracing::error!(path = %self.path.display(), error = %err, "sled batch failed; the store stops taking writes");
+                lock(&self.commit).failed = Some(err.to_string());
+                return Err(err);
+            }
+        };
         self.flushes.fetch_add(1, Ordering::Relaxed);
         match self.tree.flush_async().await {
             Ok(_) => {

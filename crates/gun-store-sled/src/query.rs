@@ -140,14 +140,39 @@ impl Reader<'_> {
         Ok((key.to_string(), state, value))
     }
 
+    /// The whole-node record of `soul`, decoded, if the node is kept whole.
+    pub(crate) fn blob(&self, soul: &str) -> Result<Option<Node>, Error> {
+        let k = layout::blob_key(soul);
+        let Some(v) = self.tree.get(&k).map_err(|e| sled_err(e, self.path))? else {
+            return Ok(None);
+        };
+        self.decode_blob_node(soul, &k, &v).map(Some)
+    }
+
+    /// Decodes the whole-node record `v` (under sled key `k`) of `soul`.
+    pub(crate) fn decode_blob_node(&self, soul: &str, k: &[u8], v: &[u8]) -> Result<Node, Error> {
+        let s = Soul::new(soul).map_err(|_| self.corrupt("empty soul", k))?;
+        let mut node = Node::new(s);
+        for (key, state, value) in layout::decode_blob(v).map_err(|e| self.corrupt(e, k))? {
+            node.insert(key, state, value)
+                .map_err(|e| self.corrupt(&e.to_string(), k))?;
+        }
+        Ok(node)
+    }
+
     /// The whole node, `None` when it has no keys.
     pub(crate) fn node(&self, soul: &str) -> Result<Option<Node>, Error> {
         let s = Soul::new(soul).map_err(|_| Error::corrupt(self.path, "empty soul"));
         let Ok(s) = s else { return Ok(None) };
         let mut node = Node::new(s);
+        let blob = layout::blob_key(soul);
         let prefix = layout::node_prefix(soul);
-        for item in self.tree.range(prefix.clone()..layout::node_end(soul)) {
+        for item in self.tree.range(blob.clone()..layout::node_end(soul)) {
             let (k, v) = item.map_err(|e| sled_err(e, self.path))?;
+            if *k == *blob {
+                node = self.decode_blob_node(soul, &k, &v)?;
+                continue;
+            }
             let (key, state, value) = self.entry(prefix.len(), &k, &v)?;
             node.insert(key, state, value)
                 .map_err(|e| self.corrupt(&e.to_string(), &k))?;
@@ -160,6 +185,10 @@ impl Reader<'_> {
         let Ok(s) = Soul::new(soul) else {
             return Ok(None);
         };
+        if let Some(n) = self.blob(soul)? {
+            let one = n.select([key]);
+            return Ok((!one.is_empty()).then_some(one));
+        }
         let k = layout::entry_key(soul, key);
         let Some(v) = self.tree.get(&k).map_err(|e| sled_err(e, self.path))? else {
             return Ok(None);
@@ -169,19 +198,6 @@ impl Reader<'_> {
         node.insert(key, state, value)
             .map_err(|e| self.corrupt(&e.to_string(), &k))?;
         Ok(Some(node))
-    }
-
-    /// Whether `soul` has any key.
-    pub(crate) fn exists(&self, soul: &str) -> Result<bool, Error> {
-        match self
-            .tree
-            .range(layout::node_prefix(soul)..layout::node_end(soul))
-            .next()
-        {
-            None => Ok(false),
-            Some(Ok(_)) => Ok(true),
-            Some(Err(e)) => Err(sled_err(e, self.path)),
-        }
     }
 
     /// `lex::query_node` with a budget shared across nodes (`spent`).
@@ -204,6 +220,9 @@ impl Reader<'_> {
                 }
             }
             return Ok(out);
+        }
+        if let Some(n) = self.blob(soul.as_str())? {
+            return Ok(lex::query_node_spent(&n, keys, budget, spent));
         }
         let region = Region::of(keys);
         if region.is_empty() {
@@ -276,8 +295,7 @@ impl Reader<'_> {
         let item = if back { it.next_back() } else { it.next() };
         let Some(item) = item else { return Ok(None) };
         let (k, _) = item.map_err(|e| sled_err(e, self.path))?;
-        let (soul, _) =
-            layout::split_key(&k).ok_or_else(|| self.corrupt("malformed entry key", &k))?;
+        let soul = layout::split_soul(&k).ok_or_else(|| self.corrupt("malformed entry key", &k))?;
         Soul::new(soul)
             .map(Some)
             .map_err(|_| self.corrupt("empty soul", &k))
