@@ -4,7 +4,7 @@
 #     bash scripts/test.sh
 #
 # Sections run in order and stop at the first failure. Each section prints
-# what it runs. Later sections (relay interop against Gun.js) get added below.
+# what it runs.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,5 +36,14 @@ run cargo test --workspace --all-targets
 # --- 3. Rust doctests (not covered by --all-targets) -------------------------
 section "cargo test (doctests)"
 run cargo test --workspace --doc
+
+# --- 4. Wire interop of gun-relay with genuine Gun.js --------------------------
+# The shared conformance kit against gun-relay (sled and file stores) and our
+# node tests in interop/relay/ (about a minute and a half). --no-build expects
+# the debug gun-relay binary and the interop_peer example, built here.
+section "relay interop with Gun.js (scripts/relay-interop.sh)"
+run cargo build -p gun-relay
+run cargo build -p gun --example interop_peer
+run bash scripts/relay-interop.sh --no-build
 
 section "scripts/test.sh: all sections passed"

@@ -60,7 +60,10 @@
 //! * (b) every **other peer subscribed** to a soul (or key) in the diff gets
 //!   just the subscribed part as a push: a new message with a fresh `#`,
 //!   `ok:{"@":2,"/":n}` (n = our peer count) and no `@`, exactly what Gun.js
-//!   relays (AXE) send. O gets the push too when subscribed (Gun.js echoes).
+//!   relays (AXE) send. O gets the push too when subscribed (Gun.js echoes),
+//!   unless O is a full peer: full peers left out of (a) are O or listed in
+//!   `><`, so they have the write, and a push under a fresh `#` would slip past
+//!   their dedup and send the write back over the link it came from.
 //!   Acks for a push are translated back to X (above).
 //!
 //! Why both kinds of Gun.js peers get what they need: a Gun.js browser receives
@@ -1109,12 +1112,16 @@ impl Mesh {
                 st.add_put(url, p, &self.cfg);
             }
         }
-        // (b) other subscribers: a push of their part, with a fresh id.
+        // (b) other subscribers: a push of their part, with a fresh id. Full
+        // peers are left out: a full peer without the full copy is the origin
+        // or listed in `><`, so it has the write already, and a push (a fresh
+        // `#` its dedup cannot recognise) would only carry the write back
+        // over the link.
         let n = self.peers.len();
         let pushes: Vec<(PeerId, Graph)> = self
             .peers
             .iter()
-            .filter(|(pid, _)| !got_full.contains(*pid))
+            .filter(|(pid, p)| !got_full.contains(*pid) && !p.full())
             .map(|(pid, p)| (*pid, p.subs.select(diff)))
             .filter(|(_, g)| !g.is_empty())
             .collect();

@@ -247,6 +247,32 @@ fn publish_full_peers_and_subscribers() {
 }
 
 #[test]
+fn full_peers_get_no_push_echo() {
+    // U (dialed), X and Y (gun-rs relays) are full peers; all three asked for s
+    // through us, so they are subscribed here.
+    let (u, x, y) = (PeerId(1), PeerId(2), PeerId(3));
+    let mut r = relay(7);
+    outgoing(&mut r, u, "ws://up/gun");
+    incoming(&mut r, x, "X", r#","gunrs":1"#);
+    incoming(&mut r, y, "Y", r#","gunrs":1"#);
+    r.receive(u, r##"{"#":"gu","get":{"#":"s"}}"##, 0);
+    r.receive(x, r##"{"#":"gx","get":{"#":"s"}}"##, 0);
+    r.receive(y, r##"{"#":"gy","get":{"#":"s"}}"##, 0);
+    // X writes, telling us Y has it: U gets the full copy; X (the origin) and
+    // Y (in `><`) get nothing, not even a push of their subscription.
+    r.receive(
+        x,
+        r##"{"#":"w1","><":"Y","put":{"s":{"_":{"#":"s",">":{"k":1}},"k":"K"}}}"##,
+        1,
+    );
+    let out = sends(&r.publish(&graph("s", "k", "K", 1), Some((x, "w1".into())), 2));
+    assert_eq!(sent_to(&out, u).len(), 1);
+    assert_eq!(sent_to(&out, u)[0]["#"], "w1");
+    assert!(sent_to(&out, x).is_empty(), "echo to the origin: {out:?}");
+    assert!(sent_to(&out, y).is_empty(), "push to a peer in ><: {out:?}");
+}
+
+#[test]
 fn local_requests_are_tracked_as_ours() {
     let (u, b) = (PeerId(1), PeerId(2));
     let mut r = relay(1);

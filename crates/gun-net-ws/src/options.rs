@@ -14,7 +14,14 @@ pub const DEFAULT_PORT: u16 = 8765;
 /// Largest WebSocket message (and frame) accepted: 8 MiB. A peer sending more is disconnected.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 8 << 20;
 /// Frames queued for one connection before it counts as stalled and is closed.
-pub const DEFAULT_SEND_QUEUE: usize = 1024;
+///
+/// Well above [`gun_dam::MAX_BATCH`]: one frame a peer may legally send holds that many
+/// messages, and the relay answers each (an ack per put, a reply per get) on that connection,
+/// and forwards each to its relay peers, faster than a writer task drains the queue; a smaller
+/// bound cut off peers that were reading fine. tokio allocates the queue as it fills, so idle
+/// connections do not pay for the bound.
+pub const DEFAULT_SEND_QUEUE: usize = 16_384;
+const _: () = assert!(DEFAULT_SEND_QUEUE > gun_dam::MAX_BATCH);
 /// Interval of the `[]` keep-alive text frame a Gun.js relay sends to every peer (§1.1).
 pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(20);
 /// Largest HTTP request head (request line and headers) read before answering 431.

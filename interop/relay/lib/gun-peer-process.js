@@ -1,0 +1,88 @@
+'use strict';
+// One genuine Gun.js client peer in its own process, driven over IPC by lib/harness.js
+// (class GunPeer). Configured like a browser peer, exactly as the shared conformance
+// kit's lib/peer-process.js: no radisk, no localStorage, no multicast, no AXE, not
+// super (see /work/shared/interop/README.md for why each matters).
+//
+//   parent -> child  {id, op, args}
+//   child  -> parent {id, ok: true, result} | {id, ok: false, error}
+//   child  -> parent {event: 'ready', connected} | {event: 'sub', sub, data, key}
+
+process.on('disconnect', () => process.exit(0)); // the driver owns us
+process.env.MULTICAST = 'false'; // never UDP multicast (loopback-only tests)
+delete process.env.AWS_S3_BUCKET;
+
+const Gun = require('gun');
+
+const urls = JSON.parse(process.argv[2]);
+const gun = Gun({
+  peers: urls,
+  radisk: false,
+  localStorage: false,
+  multicast: false,
+  stats: false,
+  axe: false,
+  super: false,
+});
+
+function chain(keys) {
+  return keys.reduce((node, key) => node.get(key), gun);
+}
+
+// Strip Gun's metadata from a node.
+function plain(data) {
+  if (!data || typeof data !== 'object') return data === undefined ? null : data;
+  const copy = {};
+  for (const [k, v] of Object.entries(data)) if (k !== '_') copy[k] = v;
+  return copy;
+}
+
+const ops = {
+  // Resolves with the first ack ({acked, err}) or {acked:false} after ackTimeout.
+  put({ path, value, ackTimeout = 5000 }) {
+    return new Promise((resolve) => {
+      const started = Date.now();
+      const timer = setTimeout(() => resolve({ acked: false, err: null, ms: Date.now() - started }), ackTimeout);
+      chain(path).put(value, (ack) => {
+        clearTimeout(timer);
+        resolve({ acked: true, err: (ack && ack.err) || null, ms: Date.now() - started });
+      });
+    });
+  },
+  // once(): resolves with the data, or null when Gun reports nothing (undefined).
+  once({ path }) {
+    return new Promise((resolve) => {
+      const started = Date.now();
+      chain(path).once((data) => resolve({ data: plain(data), ms: Date.now() - started }));
+    });
+  },
+  subscribe({ path, sub }) {
+    chain(path).on((data, key) => process.send({ event: 'sub', sub, key, data: plain(data) }));
+    return true;
+  },
+  exit() {
+    setTimeout(() => process.exit(0), 10);
+    return true;
+  },
+};
+
+process.on('message', async ({ id, op, args }) => {
+  try {
+    if (!ops[op]) throw new Error(`unknown op ${op}`);
+    const result = await ops[op](args || {});
+    process.send({ id, ok: true, result: result === undefined ? null : result });
+  } catch (err) {
+    process.send({ id, ok: false, error: String((err && err.stack) || err) });
+  }
+});
+
+function connected() {
+  return Object.values(gun._.opt.peers || {}).filter((p) => p.wire && p.wire.readyState === 1).length;
+}
+(function announce(started) {
+  if (connected() > 0 || Date.now() - started > 5000) {
+    process.send({ event: 'ready', connected: connected() > 0 });
+    return;
+  }
+  setTimeout(() => announce(started), 20);
+}(Date.now()));

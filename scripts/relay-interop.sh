@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# Wire interop of gun-relay with genuine Gun.js (called by scripts/test.sh):
+#
+#     bash scripts/relay-interop.sh [--no-build] [--only kit|node]
+#
+# 1. The shared conformance kit ($ROOT/../shared/interop, or $GUN_SHARED_INTEROP)
+#    against gun-relay on sled (with the relay-restart case g), then once more on
+#    the file store; with --sea-strict (case i2) when the relay's health page
+#    says it enforces SEA. The kit never writes into its own directory (its npm
+#    dependencies go to a per-user cache), so a read-only copy is fine.
+# 2. Our own node tests, interop/relay/*.test.js (node's built-in runner):
+#    Gun.js clients through gun-relay, the Rust peer (examples/interop_peer.rs)
+#    against the genuine Gun.js relay, and a mixed gun-relay + Gun.js relay mesh.
+#
+# Every relay listens on 127.0.0.1 only and is stopped by PID on exit (trap).
+# Prints each part's summary line and duration; exit status 1 if any part failed.
+#
+# Internal: `relay-interop.sh restart-relay WORK` is the kit's --restart-cmd (stops
+# the relay recorded in WORK, starts a new one on the same port and data dir).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SELF="$ROOT/scripts/relay-interop.sh"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+RELAY_BIN="${GUN_RELAY_BIN:-$TARGET_DIR/debug/gun-relay}"
+PEER_BIN="${GUN_INTEROP_PEER_BIN:-$TARGET_DIR/debug/examples/interop_peer}"
+KIT="${GUN_SHARED_INTEROP:-$ROOT/../shared/interop}"
+
+# ---------------------------------------------------------------- relay control
+# A relay's state lives in one work dir: store, port (0 until first start), pid,
+# data/ and relay.log (stderr of every run, appended).
+
+# start_relay WORK: starts gun-relay and waits (20 s max) for its ready line.
+start_relay() {
+    local work="$1" store port before pid i line
+    store="$(cat "$work/store")"
+    port="$(cat "$work/port")"
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+        before="$(wc -l <"$work/relay.log")"
+        "$RELAY_BIN" --host 127.0.0.1 --port "$port" --data "$work/data" --store "$store" \
+            --log info </dev/null >>"$work/relay.log" 2>&1 &
+        pid=$!
+        echo "$pid" >"$work/relay.pid"
+        for i in $(seq 1 200); do
+            line="$(tail -n "+$((before + 1))" "$work/relay.log" \
+                | grep -m1 -o 'gun-relay listening on ws://127\.0\.0\.1:[0-9]*/gun' || true)"
+            if [[ -n "$line" ]]; then
+                port="${line##*:}"
+                echo "${port%/gun}" >"$work/port"
+                return 0
+            fi
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "relay-interop: gun-relay (pid $pid) printed no ready line within 20s" >&2
+            kill -9 "$pid" 2>/dev/null || true
+            break
+        fi
+        # Exited: on a restart the old socket may still hold the port; retry.
+        if [[ "$port" != 0 ]] && tail -n "+$((before + 1))" "$work/relay.log" | grep -qi 'in use'; then
+            sleep 0.5
+            continue
+        fi
+        break
+    done
+    echo "relay-interop: gun-relay did not start (store $store, port $port); log tail:" >&2
+    tail -n 20 "$work/relay.log" >&2 || true
+    return 1
+}
+
+# stop_relay WORK: SIGTERM the recorded PID (the relay flushes), SIGKILL after 10 s.
+stop_relay() {
+    local work="$1" pid i
+    [[ -f "$work/relay.pid" ]] || return 0
+    pid="$(cat "$work/relay.pid")"
+    rm -f "$work/relay.pid"
+    kill "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    echo "relay-interop: gun-relay (pid $pid) ignored SIGTERM for 10s; killing it" >&2
+    kill -9 "$pid" 2>/dev/null || true
+}
+
+if [[ "${1:-}" == "restart-relay" ]]; then
+    work="$2"
+    stop_relay "$work"
+    start_relay "$work"
+    exit 0
+fi
+
+# ---------------------------------------------------------------- arguments
+build=1
+only=""
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --no-build) build=0 ;;
+        --only) only="${2:-}"; shift ;;
+        -h|--help) sed -n '2,20p' "$SELF"; exit 0 ;;
+        *) echo "usage: $0 [--no-build] [--only kit|node]" >&2; exit 2 ;;
+    esac
+    shift
+done
+case "$only" in ""|kit|node) ;; *) echo "--only takes kit or node" >&2; exit 2 ;; esac
+
+if [[ ! -f "$KIT/run-conformance.sh" ]]; then
+    echo "relay-interop: the shared interop kit is missing at $KIT" >&2
+    echo "               (expected beside the repo; set GUN_SHARED_INTEROP to override)" >&2
+    exit 1
+fi
+
+if [[ "$build" == 1 ]]; then
+    printf '+ cargo build -p gun-relay\n'
+    cargo build -p gun-relay
+    printf '+ cargo build -p gun --example interop_peer\n'
+    cargo build -p gun --example interop_peer
+fi
+for bin in "$RELAY_BIN" "$PEER_BIN"; do
+    [[ -x "$bin" ]] || { echo "relay-interop: $bin is missing (build it or drop --no-build)" >&2; exit 1; }
+done
+
+WORKS=()
+cleanup() {
+    local w
+    for w in "${WORKS[@]}"; do
+        stop_relay "$w"
+        rm -rf "$w"
+    done
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+RESULTS=()
+FAILED=0
+record() { # record NAME STATUS SECONDS SUMMARY
+    local mark=ok
+    [[ "$2" == 0 ]] || { mark=FAILED; FAILED=1; }
+    RESULTS+=("$(printf '%-34s %-6s %4ss  %s' "$1" "$mark" "$3" "$4")")
+}
+
+# relay_claims_sea PORT: whether gun-relay's health page says it enforces SEA
+# ("sea": true; on by default, off with --no-sea). Then the kit also runs its
+# sea-strict case (i2: forged writes into user space must be refused).
+relay_claims_sea() {
+    node -e '
+        const req = require("http").get({ host: "127.0.0.1", port: process.argv[1], path: "/", timeout: 3000 }, (res) => {
+            let body = "";
+            res.on("data", (d) => { body += d; });
+            res.on("end", () => { try { process.exit(JSON.parse(body).sea === true ? 0 : 1); } catch (e) { process.exit(1); } });
+        });
+        req.on("timeout", () => req.destroy());
+        req.on("error", () => process.exit(1));
+    ' "$1"
+}
+
+# kit_run NAME STORE: one relay, the whole kit (with the restart case).
+kit_run() {
+    local name="$1" store="$2" work status=0 t0=$SECONDS restart summary sea=()
+    work="$(mktemp -d "${TMPDIR:-/tmp}/relay-interop.XXXXXX")"
+    WORKS+=("$work")
+    echo "$store" >"$work/store"
+    echo 0 >"$work/port"
+    : >"$work/relay.log"
+    start_relay "$work"
+    local url="ws://127.0.0.1:$(cat "$work/port")/gun"
+    printf '\n--- %s: gun-relay --store %s on %s (pid %s)\n' "$name" "$store" "$url" "$(cat "$work/relay.pid")"
+    if relay_claims_sea "$(cat "$work/port")"; then
+        sea=(--sea-strict)
+    fi
+    restart="$(printf '%q ' bash "$SELF" restart-relay "$work")"
+    printf '+ %s %s %s--restart-cmd %q\n' "$KIT/run-conformance.sh" "$url" "${sea[*]:+${sea[*]} }" "$restart"
+    "$KIT/run-conformance.sh" "$url" "${sea[@]}" --restart-cmd "$restart" 2>&1 | tee "$work/kit.out" || status=$?
+    summary="$(tail -n 1 "$work/kit.out")"
+    if [[ "$status" != 0 ]]; then
+        echo "--- gun-relay log (tail):"
+        tail -n 30 "$work/relay.log" | sed 's/^/    /'
+    fi
+    stop_relay "$work"
+    record "$name" "$status" "$((SECONDS - t0))" "$summary"
+}
+
+if [[ "$only" != node ]]; then
+    kit_run "conformance kit, gun-relay on sled" sled
+    kit_run "conformance kit, gun-relay on file" file
+fi
+
+if [[ "$only" != kit ]]; then
+    # shellcheck source=/dev/null
+    source "$KIT/lib/deps.sh"
+    GUNJS_NODE_PATH="$(gun_interop_deps "$KIT")/node_modules"
+    export GUN_RELAY_BIN="$RELAY_BIN" GUN_INTEROP_PEER_BIN="$PEER_BIN" \
+        GUN_SHARED_INTEROP="$KIT" GUNJS_NODE_PATH MULTICAST=false
+    t0=$SECONDS
+    status=0
+    out="$(mktemp "${TMPDIR:-/tmp}/relay-interop-node.XXXXXX")"
+    tests=("$ROOT"/interop/relay/*.test.js)
+    printf '\n--- node --test interop/relay (%d files)\n' "${#tests[@]}"
+    (cd "$ROOT" && node --test --test-reporter=spec "${tests[@]}") 2>&1 | tee "$out" || status=$?
+    pass="$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$out" | tail -n 1)"
+    fail="$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$out" | tail -n 1)"
+    rm -f "$out"
+    record "node interop/relay tests" "$status" "$((SECONDS - t0))" "${pass:-?} passed, ${fail:-?} failed"
+fi
+
+printf '\n=== relay interop summary\n'
+printf '%s\n' "${RESULTS[@]}"
+exit "$FAILED"
