@@ -645,12 +645,20 @@ impl Mesh {
         if self.peers.len() < 2 {
             return None;
         }
-        let names: Vec<&str> = self
-            .peers
-            .values()
-            .take(SEEN_MAX)
-            .map(Peer::seen_name)
-            .collect();
+        // A peer we dialed is named by its URL, which other relays do not
+        // know it by; its pid (from the handshake) is added, so that a relay
+        // receiving this message sees that its own peer has it already and
+        // does not send it across that link again (a triangle of relays).
+        let mut names: Vec<&str> = Vec::with_capacity(2 * SEEN_MAX);
+        for p in self.peers.values().take(SEEN_MAX) {
+            let name = p.seen_name();
+            names.push(name);
+            if let Some(pid) = p.pid.as_deref()
+                && pid != name
+            {
+                names.push(pid);
+            }
+        }
         Some(names.join(","))
     }
 
