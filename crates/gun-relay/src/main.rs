@@ -7,6 +7,13 @@
 //! data, or an explicit "not found"), pushes writes to the peers that asked for
 //! them, and dials other relays given with `--peer`.
 //!
+//! SEA is enforced by default, as by a Gun.js relay (which loads SEA): every
+//! incoming write goes through [`gun_sea::SeaValidator`] (user space `~pub`
+//! must be signed by its owner, alias lists must link to themselves, `#` souls
+//! are content addressed, certificates, `<?N` souls), and refused writes get
+//! Gun.js's error texts in their ack (`"Unverified data."`, …). `--no-sea`
+//! turns that off.
+//!
 //! A plain HTTP `GET /` answers a small JSON health document.
 
 use std::net::SocketAddr;
@@ -65,6 +72,22 @@ struct Args {
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
     #[arg(long, default_value = "info")]
     log: String,
+    /// Do not enforce SEA: store every well-formed write, signed or not.
+    ///
+    /// By default the relay checks every incoming write as a Gun.js peer with SEA
+    /// does: user space (`~<pub>` souls and their children) takes only values
+    /// signed by that user (or by a writer certified by them), key `pub` of
+    /// `~<pub>` must be the pub, alias lists (`~@alias`, `~@`) must link to
+    /// themselves, keys of `#` souls must be the SHA-256 of their value, and
+    /// `<?N` souls drop states older than N seconds. A refused put is not stored
+    /// and its ack carries Gun.js's error text, e.g. {"@":id,"err":"Unverified
+    /// data."} ("Account not same!", "Alias not same!", "Data hash not same as
+    /// hash!", "Certificate verification fail.", ...). Stricter than Gun.js: a put
+    /// with one bad key is refused whole, values naming another writer need a
+    /// valid certificate, and writes under a certificate with a write block list
+    /// (wb) are refused.
+    #[arg(long)]
+    no_sea: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -103,6 +126,7 @@ struct Snapshot {
 struct Health {
     engine: Engine,
     store_kind: StoreKind,
+    sea: bool,
     snapshot: Arc<Mutex<Snapshot>>,
     peers_dialed: Vec<String>,
 }
@@ -130,6 +154,7 @@ impl HttpHandler for Health {
                     "peers": self.engine.peer_count(),
                     "dialing": self.peers_dialed,
                     "store": self.store_kind.name(),
+                    "sea": self.sea,
                     "souls": snap.souls,
                     "bytes": snap.bytes,
                     "uptime_s": self.engine.uptime().as_secs(),
@@ -190,6 +215,9 @@ async fn run(args: Args) -> Result<(), String> {
     // The WebSocket server sends the `[]` keep-alives; the mesh need not.
     opts.mesh.keepalive_ms = 0;
     let engine = Engine::new(opts);
+    if !args.no_sea {
+        engine.add_validator(Arc::new(gun_sea::SeaValidator::new()));
+    }
     let gun = Gun::from_engine(engine.clone());
     let hub: Arc<dyn Hub> = Arc::new(engine.clone());
 
@@ -209,6 +237,7 @@ async fn run(args: Args) -> Result<(), String> {
     let health = Arc::new(Health {
         engine: engine.clone(),
         store_kind: args.store,
+        sea: !args.no_sea,
         snapshot: snapshot.clone(),
         peers_dialed: args.peers.clone(),
     });
@@ -236,12 +265,13 @@ async fn run(args: Args) -> Result<(), String> {
     }
     // The line test harnesses wait for.
     eprintln!(
-        "gun-relay listening on ws://{}/gun (store: {}, data: {})",
+        "gun-relay listening on ws://{}/gun (store: {}, data: {}, sea: {})",
         server.local_addr(),
         args.store.name(),
-        args.data.display()
+        args.data.display(),
+        if args.no_sea { "off" } else { "on" }
     );
-    tracing::info!(url = %format!("ws://{}/gun", server.local_addr()), store = args.store.name(), peers = ?args.peers, "relay ready");
+    tracing::info!(url = %format!("ws://{}/gun", server.local_addr()), store = args.store.name(), sea = !args.no_sea, peers = ?args.peers, "relay ready");
 
     shutdown_signal().await;
     tracing::info!("shutting down: closing connections and flushing the store");
