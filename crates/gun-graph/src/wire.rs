@@ -513,7 +513,15 @@ impl Graph {
 
     /// Parses and validates the wire form of a graph from JSON text.
     pub fn from_wire(text: &str) -> Result<Graph, Error> {
-        Graph::from_wire_bytes(text.as_bytes())
+        // From a `str`, serde_json need not check each string for UTF-8 again.
+        let ctx = Ctx {
+            err: RefCell::new(None),
+        };
+        let mut de = serde_json::Deserializer::from_str(text);
+        let r = GraphSeed { ctx: &ctx }
+            .deserialize(&mut de)
+            .and_then(|g| de.end().map(|()| g));
+        finish(r, ctx)
     }
 
     /// Reads a graph out of any serde deserializer (for example a field of a
