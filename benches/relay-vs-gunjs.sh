@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs the shared Gun.js load drivers (../shared/bench) against genuine Gun.js
+# and against gun-relay in the same run, then prints both summaries.
+#
+#   bash benches/relay-vs-gunjs.sh [SUITE...]      # default: relay fanout
+#   REPS=3 bash benches/relay-vs-gunjs.sh relay coldread
+#
+# Suites are those of ../shared/bench/bench.sh (relay, relaybatch, fanout,
+# coldread, ...). gun-relay is built in release mode; radisk=true maps to our
+# durable default store (sled), radisk=false to the memory store.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH="${GUN_BENCH_KIT:-$ROOT/../shared/bench}"
+OUT="${OUT:-${TMPDIR:-/tmp}/gun-rs-bench/$(date +%Y%m%d-%H%M%S)}"
+export REPS="${REPS:-1}"
+SUITES=("$@")
+[[ ${#SUITES[@]} -gt 0 ]] || SUITES=(relay fanout)
+
+cargo build --release -p gun-relay --manifest-path "$ROOT/Cargo.toml"
+RELAY_BIN="$ROOT/target/release/gun-relay"
+
+for suite in "${SUITES[@]}"; do
+    echo "=== $suite: genuine Gun.js"
+    OUT="$OUT/gunjs" RELAY_NAME=gunjs bash "$BENCH/bench.sh" "$suite"
+    echo "=== $suite: gun-relay"
+    OUT="$OUT/rust" RELAY_NAME=gun-relay \
+        RELAY_CMD="$RELAY_BIN --log warn --port {PORT} --data {DIR} --store \$( [ {RADISK} = true ] && echo sled || echo memory )" \
+        bash "$BENCH/bench.sh" "$suite"
+done
+(cd "$BENCH" && source lib/deps.sh && NODE_PATH="$(gun_interop_deps "$PWD")/node_modules" && export NODE_PATH \
+    && echo "### genuine Gun.js" && node summarize.js "$OUT/gunjs" \
+    && echo "### gun-relay" && node summarize.js "$OUT/rust")
+echo "raw results: $OUT"
