@@ -124,6 +124,13 @@ fn pub_text(key: &PublicKey) -> Result<String> {
 
 /// Parses `x.y` into a P-256 point.
 pub(crate) fn public_key(text: &str) -> Result<PublicKey> {
+    let sec1 = public_sec1(text)?;
+    PublicKey::from_sec1_bytes(&sec1).map_err(|_| Error::InvalidKey { which: "pub" })
+}
+
+/// The uncompressed SEC1 bytes (`04 ‖ x ‖ y`) of a `pub`, checked for form
+/// only (not that the point is on the curve).
+pub(crate) fn public_sec1(text: &str) -> Result<[u8; 65]> {
     let bad = Error::InvalidKey { which: "pub" };
     let (x, y) = text.split_once('.').ok_or(bad.clone())?;
     let (x, y) = (
@@ -137,7 +144,7 @@ pub(crate) fn public_key(text: &str) -> Result<PublicKey> {
     sec1[0] = 4;
     sec1[1..33].copy_from_slice(&x);
     sec1[33..].copy_from_slice(&y);
-    PublicKey::from_sec1_bytes(&sec1).map_err(|_| bad)
+    Ok(sec1)
 }
 
 /// The ECDSA verifying key of a `pub`.
