@@ -18,6 +18,14 @@
 //!     -> {"event":"sub","sub":"s1","key":"soul","data":{...}}   (per change)
 //! {"id":4,"op":"off","sub":"s1"}
 //! {"id":5,"op":"peers"}                          -> number of connected peers
+//! {"id":7,"op":"user.create","alias":"a","pass":"p","acks":1,"timeoutMs":5000}
+//!     -> {"id":7,"ok":true,"result":{"pub":"..."}}   (logged in as the new user)
+//! {"id":8,"op":"user.auth","alias":"a","pass":"p"} -> {"pub":"...","alias":"a"}
+//! {"id":9,"op":"user.leave"}                     -> true
+//! {"id":10,"op":"user.put","path":["profile"],"value":{...},"acks":1,"timeoutMs":5000}
+//!     (signed, into the logged-in user's space; path below the user's root)
+//! {"id":11,"op":"userOf.get","pub":"...","path":["profile","name"]}
+//!     -> verified data of that user's space, or null (an error if it does not verify)
 //! {"id":6,"op":"exit"}                           (also on end of input)
 //! ```
 //!
@@ -29,7 +37,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
-use gun::{Chain, Gun, GunOptions, PutOptions, Subscription};
+use gun::{Chain, Gun, GunOptions, PutOptions, Subscription, UserChain};
 use serde_json::{Value, json};
 
 fn emit(v: &Value) {
@@ -50,6 +58,31 @@ fn chain(gun: &Gun, path: &[Value]) -> Result<Chain, String> {
         c = c.get(k?);
     }
     Ok(c)
+}
+
+fn user_chain(mut c: UserChain, path: &[Value]) -> Result<UserChain, String> {
+    for k in path {
+        match k {
+            Value::String(s) => c = c.get(s.clone()),
+            other => return Err(format!("path elements must be strings, not {other}")),
+        }
+    }
+    Ok(c)
+}
+
+fn str_arg<'a>(cmd: &'a Value, name: &str) -> Result<&'a str, String> {
+    cmd.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("missing \"{name}\" (a string)"))
+}
+
+fn put_options(cmd: &Value) -> PutOptions {
+    let acks = cmd.get("acks").and_then(Value::as_u64).unwrap_or(1) as usize;
+    let timeout = cmd.get("timeoutMs").and_then(Value::as_u64).unwrap_or(5000);
+    PutOptions {
+        acks,
+        timeout: Duration::from_millis(timeout),
+    }
 }
 
 fn path_of(cmd: &Value) -> Result<Vec<Value>, String> {
@@ -106,6 +139,46 @@ async fn run_op(
             Ok(Value::Bool(subs.remove(sub).is_some()))
         }
         "peers" => Ok(json!(gun.engine().peer_count())),
+        "user.create" => {
+            let (alias, pass) = (str_arg(cmd, "alias")?, str_arg(cmd, "pass")?);
+            let pub_ = gun
+                .user()
+                .create_with(alias, pass, put_options(cmd))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({"pub": pub_}))
+        }
+        "user.auth" => {
+            let (alias, pass) = (str_arg(cmd, "alias")?, str_arg(cmd, "pass")?);
+            let pub_ = gun
+                .user()
+                .auth(alias, pass)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({"pub": pub_, "alias": alias}))
+        }
+        "user.leave" => {
+            gun.user().leave();
+            Ok(Value::Bool(gun.user().is().is_none()))
+        }
+        "user.put" => {
+            let c = user_chain(gun.user().root(), &path_of(cmd)?)?;
+            let value = cmd.get("value").cloned().unwrap_or(Value::Null);
+            let ack = c
+                .put_with(value, put_options(cmd))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({
+                "accepted": ack.accepted,
+                "acked": ack.acked_by.len(),
+                "msgId": ack.id,
+            }))
+        }
+        "userOf.get" => {
+            let c = user_chain(gun.user_of(str_arg(cmd, "pub")?), &path_of(cmd)?)?;
+            let data = c.then().await.map_err(|e| e.to_string())?;
+            Ok(data.unwrap_or(Value::Null))
+        }
         other => Err(format!("unknown op {other:?}")),
     }
 }

@@ -69,7 +69,8 @@ pub struct PutContext<'a> {
     pub graph: &'a Graph,
     /// Where it came from.
     pub origin: &'a Origin,
-    /// The whole message, for writes from peers.
+    /// The whole message, for writes from peers and answers to gets (with its
+    /// extension fields, such as a signature).
     pub message: Option<&'a Message>,
 }
 
@@ -412,7 +413,10 @@ impl Engine {
             let pending = self.writes_begin(Some(&graph));
             tokio::spawn(async move {
                 let found = !graph.is_empty();
-                if let Err(e) = me.ingest(graph, Origin::Reply { peer: from }, None).await {
+                if let Err(e) = me
+                    .ingest(graph, Origin::Reply { peer: from }, Some(&msg))
+                    .await
+                {
                     tracing::debug!(peer = ?from, %e, "reply not stored");
                 }
                 me.writes_end(pending);

@@ -53,6 +53,7 @@
 
 #![deny(clippy::unwrap_used)]
 
+pub mod auth;
 pub mod dedup;
 mod error;
 pub mod frame;
@@ -61,6 +62,9 @@ pub mod mock;
 pub mod router;
 pub mod transport;
 
+pub use auth::{
+    AuthPolicy, CERT_FIELD, MessagePredicate, MessageSigner, MessageVerifier, SIG_FIELD,
+};
 pub use dedup::{DEDUP_MAX_ENTRIES, DEDUP_TTL_MS, Dedup};
 pub use error::{Error, FrameError, LinkError};
 pub use frame::{

@@ -21,6 +21,16 @@
 //! **Receiving.** Each message gets a `#` if it has none, and is dropped if that
 //! `#` was seen within the dedup window (every sighting refreshes it), or if it is
 //! a reply whose `@`+`##` pair was seen (two peers answering with the same data).
+//! A message that is not a duplicate (and not `dam`) is then checked as
+//! [`MeshConfig::auth_policy`] says and asked of every
+//! [`MeshConfig::predicates`]; a refused one is dropped (a bad signature with a
+//! warn event) before it is delivered, forwarded or marked seen.
+//!
+//! **Signing.** With a [`MeshConfig::signer`], every message that originates
+//! here (requests, replies, acks, pushes, translated push acks, re-sent gets,
+//! local writes and partial writes) carries a signature in `"gunrs:sig"`;
+//! messages relayed unchanged keep the signature they came with (see
+//! [`auth`]).
 //!
 //! **Messages with `@`** (replies and acks) are never broadcast:
 //! * answering one of our own requests ([`Mesh::request`], [`Mesh::publish`]
@@ -89,6 +99,8 @@
 //! and puts per URL are bounded by count, bytes and age.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use gun_graph::{Graph, Lex, json};
@@ -97,6 +109,9 @@ use rand::rngs::StdRng;
 use serde_json::Value;
 
 use crate::Error;
+use crate::auth::{
+    self, AuthPolicy, Hook, MessagePredicate, MessageSigner, MessageVerifier, Verdict,
+};
 use crate::dedup::{DEDUP_MAX_ENTRIES, DEDUP_TTL_MS, Dedup};
 use crate::frame::{Limits, parse_frame_with};
 use crate::message::{Get, Message, SoulQuery};
@@ -189,7 +204,10 @@ pub enum Output {
 }
 
 /// Configuration of a [`Mesh`]. [`MeshConfig::default`] is a relay.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Equality compares the hooks ([`MeshConfig::signer`], [`MeshConfig::verifier`],
+/// [`MeshConfig::predicates`]) by identity (the same `Arc`), the rest by value.
+#[derive(Clone)]
 pub struct MeshConfig {
     /// Our peer id; 9 random characters when `None` (as Gun.js).
     pub pid: Option<String>,
@@ -221,6 +239,79 @@ pub struct MeshConfig {
     /// Seed of the random ids (message ids, pid); `None` seeds from the OS.
     /// Set it for reproducible tests.
     pub rng_seed: Option<u64>,
+    /// Signs the messages that originate here ([`auth`]).
+    /// Default `None`: nothing is signed.
+    pub signer: Option<Arc<dyn MessageSigner>>,
+    /// Checks the signatures of incoming messages, as [`MeshConfig::auth_policy`]
+    /// says. Default `None`.
+    pub verifier: Option<Arc<dyn MessageVerifier>>,
+    /// What to do with the signatures of incoming messages. Default
+    /// [`AuthPolicy::Off`].
+    pub auth_policy: AuthPolicy,
+    /// User filters on incoming messages, asked in order after the signature
+    /// check; any `false` drops the message. Default none.
+    pub predicates: Vec<Arc<dyn MessagePredicate>>,
+}
+
+impl fmt::Debug for MeshConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeshConfig")
+            .field("pid", &self.pid)
+            .field("limits", &self.limits)
+            .field("dedup_ttl_ms", &self.dedup_ttl_ms)
+            .field("dedup_max_entries", &self.dedup_max_entries)
+            .field("keepalive_ms", &self.keepalive_ms)
+            .field("role", &self.role)
+            .field("full_peer_marker", &self.full_peer_marker)
+            .field(
+                "max_subscriptions_per_peer",
+                &self.max_subscriptions_per_peer,
+            )
+            .field("max_resend_gets", &self.max_resend_gets)
+            .field("max_pending_puts", &self.max_pending_puts)
+            .field("max_pending_bytes", &self.max_pending_bytes)
+            .field("pending_put_max_age_ms", &self.pending_put_max_age_ms)
+            .field("rng_seed", &self.rng_seed)
+            .field("signer", &Hook(self.signer.is_some()))
+            .field("verifier", &Hook(self.verifier.is_some()))
+            .field("auth_policy", &self.auth_policy)
+            .field("predicates", &self.predicates.len())
+            .finish()
+    }
+}
+
+impl PartialEq for MeshConfig {
+    fn eq(&self, o: &MeshConfig) -> bool {
+        fn same<T: ?Sized>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
+            match (a, b) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+        }
+        self.pid == o.pid
+            && self.limits == o.limits
+            && self.dedup_ttl_ms == o.dedup_ttl_ms
+            && self.dedup_max_entries == o.dedup_max_entries
+            && self.keepalive_ms == o.keepalive_ms
+            && self.role == o.role
+            && self.full_peer_marker == o.full_peer_marker
+            && self.max_subscriptions_per_peer == o.max_subscriptions_per_peer
+            && self.max_resend_gets == o.max_resend_gets
+            && self.max_pending_puts == o.max_pending_puts
+            && self.max_pending_bytes == o.max_pending_bytes
+            && self.pending_put_max_age_ms == o.pending_put_max_age_ms
+            && self.rng_seed == o.rng_seed
+            && same(&self.signer, &o.signer)
+            && same(&self.verifier, &o.verifier)
+            && self.auth_policy == o.auth_policy
+            && self.predicates.len() == o.predicates.len()
+            && self
+                .predicates
+                .iter()
+                .zip(&o.predicates)
+                .all(|(a, b)| Arc::ptr_eq(a, b))
+    }
 }
 
 impl Default for MeshConfig {
@@ -246,6 +337,10 @@ impl MeshConfig {
             max_pending_bytes: MAX_PENDING_BYTES,
             pending_put_max_age_ms: PENDING_PUT_MAX_AGE_MS,
             rng_seed: None,
+            signer: None,
+            verifier: None,
+            auth_policy: AuthPolicy::Off,
+            predicates: Vec::new(),
         }
     }
 
@@ -272,6 +367,9 @@ enum Track {
         sub: Option<SubTarget>,
         /// The request's `><`.
         seen: Option<Arc<[String]>>,
+        /// For signed puts: their signature fields, re-attached when the
+        /// write is relayed unchanged.
+        signed: Option<Arc<SignedPut>>,
     },
     /// One of our own requests: replies go to the engine.
     Local,
@@ -280,6 +378,42 @@ enum Track {
         origin: Option<PeerId>,
         original: String,
     },
+}
+
+/// The [`SIG_FIELD`](auth::SIG_FIELD) and [`CERT_FIELD`](auth::CERT_FIELD) of a
+/// received put, and a digest of its put, so that relaying the same write
+/// keeps its signature (see [`auth`]).
+#[derive(Debug)]
+struct SignedPut {
+    put: u64,
+    fields: Vec<(String, Value)>,
+}
+
+impl SignedPut {
+    fn of(m: &Message) -> Option<Arc<SignedPut>> {
+        let put = m.put.as_ref()?;
+        let fields: Vec<(String, Value)> = [auth::SIG_FIELD, auth::CERT_FIELD]
+            .into_iter()
+            .filter_map(|k| m.extra.get(k).map(|v| (k.to_owned(), v.clone())))
+            .collect();
+        if !fields.iter().any(|(k, _)| k == auth::SIG_FIELD) {
+            return None;
+        }
+        Some(Arc::new(SignedPut {
+            put: put_digest(put),
+            fields,
+        }))
+    }
+}
+
+/// A digest of a graph's sorted text: equal for the same nodes, keys, values
+/// and states in any order. Only decides whether a relayed write is the one
+/// that was signed; a collision would only forward a signature that does not
+/// verify.
+fn put_digest(g: &Graph) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    gun_graph::hash::sorted_text(g).hash(&mut h);
+    h.finish()
 }
 
 /// What a get subscribes its sender to.
@@ -730,12 +864,13 @@ impl Mesh {
         for get in gets {
             let id = self.fresh_id();
             self.dup.insert(&id, Track::Local, now);
-            let m = Message {
+            let mut m = Message {
                 id: Some(id),
                 seen: seen.clone(),
                 get: Some(get),
                 ..Message::default()
             };
+            self.sign(&mut m);
             out.push(Output::Send {
                 to: peer,
                 frame: encode(&m),
@@ -748,6 +883,7 @@ impl Mesh {
                         peer: p,
                         sub: None,
                         seen: None,
+                        signed: None,
                     },
                     None => Track::Local,
                 };
@@ -769,6 +905,36 @@ impl Mesh {
         {
             st.peer = None;
         }
+    }
+
+    /// Signs a message that originates here, when we have a signer.
+    fn sign(&self, m: &mut Message) {
+        if let Some(signer) = &self.cfg.signer {
+            auth::sign(signer.as_ref(), m);
+        }
+    }
+
+    /// The signature check ([`AuthPolicy`]) and the predicates, for an incoming
+    /// non-`dam` message: whether it may go on.
+    fn admit(&self, from: PeerId, m: &Message) -> bool {
+        match auth::check(self.cfg.auth_policy, self.cfg.verifier.as_deref(), m) {
+            Verdict::Pass => {}
+            Verdict::Drop(why) => {
+                if m.extra.contains_key(auth::SIG_FIELD) {
+                    tracing::warn!(peer = from.0, id = ?m.id, why, "message dropped: signature check failed");
+                } else {
+                    tracing::debug!(peer = from.0, id = ?m.id, why, "message dropped by the auth policy");
+                }
+                return false;
+            }
+        }
+        for (i, p) in self.cfg.predicates.iter().enumerate() {
+            if !p.allow(from, m) {
+                tracing::debug!(peer = from.0, id = ?m.id, predicate = i, "message dropped by a predicate");
+                return false;
+            }
+        }
+        true
     }
 
     fn track_sent(&mut self, m: &Message, now: u64) {
@@ -840,6 +1006,19 @@ impl Mesh {
                 id
             }
         };
+        if m.dam.is_none() {
+            // Before the dedup marks it seen: a refused copy (a forgery) must
+            // not make the genuine message look like a duplicate. Duplicates
+            // are dropped first, so each message is verified once.
+            if self.dup.contains(&id, now) {
+                self.dup.refresh(&id, now);
+                tracing::trace!(id, "duplicate message dropped");
+                return;
+            }
+            if !self.admit(from, &m) {
+                return;
+            }
+        }
         if self.dup.check_and_track(&id, now) {
             tracing::trace!(id, "duplicate message dropped");
             return;
@@ -871,6 +1050,7 @@ impl Mesh {
                 peer: from,
                 sub: sub.clone(),
                 seen: seen.clone(),
+                signed: SignedPut::of(&m),
             },
             now,
         );
@@ -1001,13 +1181,15 @@ impl Mesh {
                 }
             }
             Track::Push { origin, original } => {
-                let ack = Message {
+                // A new message (its `@` changes): signed by us, if at all.
+                let mut ack = Message {
                     id: m.id.clone(),
                     reply_to: Some(original),
                     ok: m.ok.clone(),
                     err: m.err.clone(),
                     ..Message::default()
                 };
+                self.sign(&mut ack);
                 match origin {
                     None => out.push(Output::Deliver { from, msg: ack }),
                     Some(o) if o == from => {
@@ -1063,9 +1245,9 @@ impl Mesh {
         now: u64,
         out: &mut Vec<Output>,
     ) {
-        let seen = match self.dup.get(id, now) {
-            Some(Track::Via { seen, .. }) => seen.clone(),
-            _ => None,
+        let (seen, signed) = match self.dup.get(id, now) {
+            Some(Track::Via { seen, signed, .. }) => (seen.clone(), signed.clone()),
+            _ => (None, None),
         };
         if let Some(o) = origin
             && !self.dup.refresh(id, now)
@@ -1076,6 +1258,7 @@ impl Mesh {
                     peer: o,
                     sub: None,
                     seen: None,
+                    signed: None,
                 },
                 now,
             );
@@ -1088,6 +1271,19 @@ impl Mesh {
         full_msg.get = None;
         full_msg.seen = seen_list.clone();
         full_msg.put = Some(diff.clone());
+        // The write as it was signed goes on with its signature; anything else
+        // (a part of it, an unsigned or a local write) is signed by us, if at all.
+        match signed.filter(|s| s.put == put_digest(diff)) {
+            Some(s) => {
+                for (k, v) in &s.fields {
+                    full_msg.extra.insert(k.clone(), v.clone());
+                }
+            }
+            None => {
+                auth::strip(&mut full_msg);
+                self.sign(&mut full_msg);
+            }
+        }
         let full_frame = encode(&full_msg);
         let mut got_full = HashSet::new();
         for (pid, p) in &self.peers {
@@ -1146,13 +1342,14 @@ impl Mesh {
             let mut ok = serde_json::Map::new();
             ok.insert("@".into(), Value::from(2));
             ok.insert("/".into(), Value::from(n));
-            let m = Message {
+            let mut m = Message {
                 id: Some(push_id),
                 seen: seen_list.clone(),
                 ok: Some(Value::Object(ok)),
                 put: Some(part),
                 ..Message::default()
             };
+            self.sign(&mut m);
             out.push(Output::Send {
                 to,
                 frame: encode(&m),
@@ -1182,6 +1379,7 @@ impl Mesh {
                 st.remember_get(url, &get, max);
             }
             msg.seen = self.seen_list();
+            self.sign(&mut msg);
             let frame = encode(&msg);
             for to in self.peers.keys() {
                 out.push(Output::Send {
@@ -1198,6 +1396,7 @@ impl Mesh {
             }
             msg.seen = self.seen_list();
         }
+        self.sign(&mut msg);
         let frame = encode(&msg);
         for to in self.peers.keys() {
             out.push(Output::Send {
@@ -1214,6 +1413,7 @@ impl Mesh {
         if msg.id.is_none() {
             msg.id = Some(self.fresh_id());
         }
+        self.sign(&mut msg);
         self.track_sent(&msg, now);
         if let Some(at) = &msg.reply_to {
             // Streaming answers keep the request's route alive (as Gun.js).

@@ -12,10 +12,10 @@
 //!   signed values `{":":value,"~":sig}` Gun writes under `~pub` souls, and
 //!   [`certify`] / [`sign_value_certified`] for writes into another user's space;
 //! * [`SeaValidator`]: aliases, user space, certificates, content addressing,
-//!   `<?N` souls.
-//!
-//! It is not (yet) the user API of Gun's chain (`user.create`, `user.auth`): those
-//! build on these functions.
+//!   `<?N` souls;
+//! * user accounts over the Chain API ([`User`], [`UserChain`]): Gun.js's
+//!   `user.create` / `user.auth` / `user.leave`, signed writes and verified
+//!   reads in user space.
 //!
 //! ```
 //! use gun_sea::{Pair, sign, verify, encrypt, decrypt, secret, sign_value, verify_value};
@@ -99,6 +99,11 @@
 //!   are refused ([`Error::BlockListUnavailable`]). Signed values on the list
 //!   are unwrapped before the `1`/`true` test.
 
+mod account;
+#[cfg(feature = "bls")]
+pub mod bls;
+#[cfg(feature = "bls")]
+pub mod bls_cert;
 mod cert;
 mod cipher;
 mod encoding;
@@ -110,6 +115,7 @@ mod user;
 mod validator;
 mod work;
 
+pub use account::{User, UserChain, UserError, UserInfo};
 pub use cert::{Certificants, CertifyOptions, certify};
 pub use cipher::{Key, decrypt, decrypt_json, encrypt};
 pub use error::{Error, Result};

@@ -42,6 +42,18 @@ pub use gun_dam::MeshConfig;
 pub use gun_graph::{Graph, Lex, Node, Soul, State, Value};
 pub use gun_store::Store;
 
+/// SEA (feature `sea`): key pairs, signatures, encryption, the validator.
+#[cfg(feature = "sea")]
+pub use gun_sea as sea;
+#[cfg(feature = "sea")]
+pub use gun_sea::{Pair, User, UserChain, UserError, UserInfo};
+
+pub use gun_dam::{AuthPolicy, MessagePredicate};
+#[cfg(feature = "bls")]
+pub use gun_sea::bls::{BlsError, BlsKeyPair, BlsPublicKey, BlsSecretKey, BlsSignature};
+#[cfg(feature = "bls")]
+pub use gun_sea::bls_cert::{BlsCertError, BlsCertValidator, BlsCertificate, Grant};
+
 /// How to build a [`Gun`].
 #[derive(Clone)]
 pub struct GunOptions {
@@ -54,6 +66,22 @@ pub struct GunOptions {
     pub wait: Duration,
     /// Mesh settings (peer id, dedup bounds, frame limits).
     pub mesh: MeshConfig,
+    /// BLS key pair (feature `bls`): every message this database originates is
+    /// signed with it (extension field `"gunrs:sig"`, relayed unchanged by
+    /// Gun.js peers). Default `None`. See also [`Gun::with_keys`].
+    #[cfg(feature = "bls")]
+    pub keys: Option<BlsKeyPair>,
+    /// A write certificate for [`GunOptions::keys`] (feature `bls`), attached
+    /// to every put as `"gunrs:cert"`. Default `None`.
+    #[cfg(feature = "bls")]
+    pub certificate: Option<BlsCertificate>,
+    /// What to do with the signatures of incoming messages. When not
+    /// [`AuthPolicy::Off`] (the default) it replaces `mesh.auth_policy`, and
+    /// (feature `bls`) a BLS verifier accepting any key's valid signature is
+    /// installed unless `mesh.verifier` is set.
+    pub auth_policy: AuthPolicy,
+    /// Filters on incoming messages, asked after `mesh.predicates`.
+    pub predicates: Vec<Arc<dyn MessagePredicate>>,
 }
 
 impl Default for GunOptions {
@@ -65,6 +93,12 @@ impl Default for GunOptions {
             // An application peer: it says `hi`, gets what it subscribes to and
             // sends its own writes to the peers it dials.
             mesh: MeshConfig::client(),
+            #[cfg(feature = "bls")]
+            keys: None,
+            #[cfg(feature = "bls")]
+            certificate: None,
+            auth_policy: AuthPolicy::Off,
+            predicates: Vec::new(),
         }
     }
 }
@@ -77,6 +111,8 @@ pub struct Gun {
     core: gun_core::Gun,
     #[cfg(feature = "net-ws")]
     clients: Arc<Vec<gun_net_ws::ClientHandle>>,
+    #[cfg(feature = "sea")]
+    user: User,
 }
 
 impl Gun {
@@ -92,6 +128,23 @@ impl Gun {
         let mut eo = EngineOptions::new(store);
         eo.wait = opts.wait;
         eo.mesh = opts.mesh;
+        if opts.auth_policy != AuthPolicy::Off {
+            eo.mesh.auth_policy = opts.auth_policy;
+        }
+        eo.mesh.predicates.extend(opts.predicates);
+        #[cfg(feature = "bls")]
+        {
+            if let Some(keys) = opts.keys {
+                let mut signer = gun_sea::bls::BlsSigner::new(keys);
+                if let Some(cert) = &opts.certificate {
+                    signer = signer.with_certificate(cert);
+                }
+                eo.mesh.signer = Some(Arc::new(signer));
+            }
+            if eo.mesh.auth_policy != AuthPolicy::Off && eo.mesh.verifier.is_none() {
+                eo.mesh.verifier = Some(Arc::new(gun_sea::bls::BlsVerifier::any_key()));
+            }
+        }
         let engine = Engine::new(eo);
         #[cfg(feature = "net-ws")]
         let clients = {
@@ -120,11 +173,44 @@ impl Gun {
         if !opts.peers.is_empty() {
             tracing::warn!("peers given but the `net-ws` feature is off: not dialing them");
         }
+        let core = gun_core::Gun::from_engine(engine);
         Gun {
-            core: gun_core::Gun::from_engine(engine),
+            #[cfg(feature = "sea")]
+            user: User::new(core.clone()),
+            core,
             #[cfg(feature = "net-ws")]
             clients: Arc::new(clients),
         }
+    }
+
+    /// A database whose messages are signed with this BLS key pair (feature
+    /// `bls`; the seed's `Gun::new(secret_key, public_key)`): `opts.keys` is
+    /// replaced. Fails if `public` is not `secret`'s public key.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use gun::{AuthPolicy, BlsSecretKey, Gun, GunOptions};
+    /// let sk = BlsSecretKey::from_seed(&[7; 32]);
+    /// let pk = sk.public_key();
+    /// let gun = Gun::with_keys(sk, pk, GunOptions {
+    ///     auth_policy: AuthPolicy::VerifyWhenPresent,
+    ///     ..Default::default()
+    /// })?;
+    /// assert!(gun.engine().options().mesh.signer.is_some());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "bls")]
+    pub fn with_keys(
+        secret: BlsSecretKey,
+        public: BlsPublicKey,
+        opts: GunOptions,
+    ) -> Result<Gun, BlsError> {
+        let keys = BlsKeyPair::new(secret, public)?;
+        Ok(Gun::new(GunOptions {
+            keys: Some(keys),
+            ..opts
+        }))
     }
 
     /// The chain for the node with soul `key`.
@@ -140,6 +226,32 @@ impl Gun {
     /// The engine (to attach transports, add validators, read statistics).
     pub fn engine(&self) -> &Engine {
         self.core.engine()
+    }
+
+    /// The user of this database (Gun.js `gun.user()`; feature `sea`): one per
+    /// database, so a login made through one call is seen by the next.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), gun::UserError> {
+    /// use serde_json::json;
+    /// let gun = gun::Gun::new(gun::GunOptions::default());
+    /// let pub_ = gun.user().create("alice", "a long password").await?;
+    /// gun.user().get("status").put(json!("online")).await?;
+    /// assert_eq!(gun.user_of(&pub_).get("status").then().await?, Some(json!("online")));
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "sea")]
+    pub fn user(&self) -> User {
+        self.user.clone()
+    }
+
+    /// The space of the user with public key `pub_` (Gun.js `gun.user(pub)`;
+    /// feature `sea`): values read are verified against it; writes are signed
+    /// when [`Gun::user`] is logged in as `pub_`, refused otherwise.
+    #[cfg(feature = "sea")]
+    pub fn user_of(&self, pub_: &str) -> UserChain {
+        self.user.of_user(pub_)
     }
 
     /// Flushes the store and closes peer connections.

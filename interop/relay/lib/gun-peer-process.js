@@ -60,6 +60,50 @@ const ops = {
     chain(path).on((data, key) => process.send({ event: 'sub', sub, key, data: plain(data) }));
     return true;
   },
+  // SEA users (sea.js is loaded by require('gun') on Node). One user per process:
+  // gun.user() is Gun's singleton. Each resolves with Gun's callback argument
+  // ({err} on failure), or {err: 'timeout'} after timeoutMs.
+  userCreate({ alias, pass, timeoutMs = 15000 }) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve({ err: 'timeout' }), timeoutMs);
+      gun.user().create(alias, pass, (ack) => {
+        clearTimeout(timer);
+        resolve({ err: (ack && ack.err) || null, pub: (ack && ack.pub) || null });
+      });
+    });
+  },
+  userAuth({ alias, pass, timeoutMs = 15000 }) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve({ err: 'timeout' }), timeoutMs);
+      gun.user().auth(alias, pass, (ack) => {
+        clearTimeout(timer);
+        const is = gun.user().is;
+        resolve({ err: (ack && ack.err) || null, pub: (is && is.pub) || null, alias: (is && is.alias) || null });
+      });
+    });
+  },
+  userLeave() {
+    gun.user().leave();
+    return !gun.user().is;
+  },
+  // A put into the logged-in user's space: user.get(path...).put(value).
+  userPut({ path, value, ackTimeout = 5000 }) {
+    return new Promise((resolve) => {
+      const started = Date.now();
+      const timer = setTimeout(() => resolve({ acked: false, err: null, ms: Date.now() - started }), ackTimeout);
+      path.reduce((node, key) => node.get(key), gun.user()).put(value, (ack) => {
+        clearTimeout(timer);
+        resolve({ acked: true, err: (ack && ack.err) || null, ms: Date.now() - started });
+      });
+    });
+  },
+  // once() in a user's space: gun.user(pub).get(path...) (SEA unwraps signed values).
+  userOfOnce({ pub, path }) {
+    return new Promise((resolve) => {
+      const started = Date.now();
+      path.reduce((node, key) => node.get(key), gun.user(pub)).once((data) => resolve({ data: plain(data), ms: Date.now() - started }));
+    });
+  },
   exit() {
     setTimeout(() => process.exit(0), 10);
     return true;

@@ -263,6 +263,11 @@ class GunPeer {
 
   put(path, value, ackTimeout = 5000) { return this.call('put', { path, value, ackTimeout }, ackTimeout + 5000); }
   once(path, timeoutMs = 10000) { return this.call('once', { path }, timeoutMs); }
+  userCreate(alias, pass, timeoutMs = 15000) { return this.call('userCreate', { alias, pass, timeoutMs }, timeoutMs + 5000); }
+  userAuth(alias, pass, timeoutMs = 15000) { return this.call('userAuth', { alias, pass, timeoutMs }, timeoutMs + 5000); }
+  userLeave() { return this.call('userLeave'); }
+  userPut(path, value, ackTimeout = 5000) { return this.call('userPut', { path, value, ackTimeout }, ackTimeout + 5000); }
+  userOfOnce(pub, path, timeoutMs = 10000) { return this.call('userOfOnce', { pub, path }, timeoutMs); }
   async subscribe(path) {
     const id = `s${this.nextId++}`;
     const sub = new Sub(`${this.name} on(${path.join('.')})`);
@@ -352,6 +357,12 @@ class RustPeer {
 
   put(path, value, { acks = 1, timeoutMs = 5000 } = {}) { return this.call('put', { path, value, acks, timeoutMs }, timeoutMs + 5000); }
   get(path, timeoutMs = 15000) { return this.call('get', { path }, timeoutMs); }
+  // SEA users (examples/interop_peer.rs `user.*` ops); paths are below the user's root.
+  userCreate(alias, pass, { acks = 1, timeoutMs = 8000 } = {}) { return this.call('user.create', { alias, pass, acks, timeoutMs }, timeoutMs * 2 + 10000); }
+  userAuth(alias, pass, timeoutMs = 20000) { return this.call('user.auth', { alias, pass }, timeoutMs); }
+  userLeave() { return this.call('user.leave'); }
+  userPut(path, value, { acks = 1, timeoutMs = 5000 } = {}) { return this.call('user.put', { path, value, acks, timeoutMs }, timeoutMs + 5000); }
+  userOfGet(pub, path, timeoutMs = 15000) { return this.call('userOf.get', { pub, path }, timeoutMs); }
   async subscribe(path) {
     const id = `s${this.nextId++}`;
     const sub = new Sub(`${this.name} on(${path.join('.')})`);

@@ -1,0 +1,397 @@
+//! User accounts over the Chain API (`gun_sea::User`), in process on the memory
+//! store: what `create` writes (Gun.js's layout, §10.4), `auth` with a password
+//! and with a pair, `leave`, signed writes (§10.5) and verified reads, tampered
+//! data refused.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use gun_core::{Engine, EngineOptions, Graph, Soul, State, Value};
+use gun_sea::{
+    Pair, SeaValidator, User, UserError, WorkOptions, decrypt_json, sign_value, verify_value, work,
+};
+use serde_json::{Value as J, json};
+
+fn gun() -> gun_core::Gun {
+    let store = Arc::new(gun_store_memory::MemoryStore::new());
+    gun_core::Gun::from_engine(Engine::new(EngineOptions::new(store)))
+}
+
+/// A database whose engine enforces SEA on every put, local ones included.
+fn sea_gun() -> gun_core::Gun {
+    let g = gun();
+    g.engine().add_validator(Arc::new(SeaValidator::new()));
+    g
+}
+
+fn soul(s: &str) -> Soul {
+    Soul::new(s).unwrap()
+}
+
+async fn node(g: &gun_core::Gun, s: &str) -> gun_core::Node {
+    g.engine()
+        .read_node(&soul(s), None, None)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+const PASS: &str = "correct horse battery";
+
+#[tokio::test]
+async fn create_writes_what_gunjs_writes() {
+    let g = sea_gun();
+    let user = User::new(g.clone());
+    let pub_ = user.create("alice", PASS).await.unwrap();
+    // Logged in as the new account, as Gun.js leaves `user.is` set.
+    let is = user.is().unwrap();
+    assert_eq!(is.pub_, pub_);
+    assert_eq!(is.alias.as_deref(), Some("alice"));
+    assert_eq!(pub_.len(), 87);
+
+    // ~@alice lists the account with a link.
+    let list = node(&g, "~@alice").await;
+    let user_soul = format!("~{pub_}");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list.value(&user_soul), Some(&Value::Link(soul(&user_soul))));
+
+    // ~pub: pub plain, alias/epub/auth signed, all at one state.
+    let acct = node(&g, &user_soul).await;
+    let keys: Vec<&str> = acct.keys().collect();
+    assert_eq!(keys, ["alias", "auth", "epub", "pub"]);
+    assert_eq!(acct.value("pub"), Some(&Value::from(pub_.as_str())));
+    let state = acct.state("pub").unwrap();
+    for k in ["alias", "auth", "epub"] {
+        assert_eq!(acct.state(k), Some(state), "{k}");
+    }
+    let open = |k: &str| {
+        let wire = acct.value(k).unwrap().as_str().unwrap();
+        assert!(wire.starts_with("{\":\":"), "{k}: {wire}");
+        verify_value(&user_soul, k, wire, state, &pub_).unwrap()
+    };
+    assert_eq!(open("alias"), Value::from("alice"));
+    let pair = user.pair().unwrap();
+    assert_eq!(open("epub"), Value::from(pair.epub.as_str()));
+
+    // auth = JSON text {"ek":{"ct","iv","s"},"s":salt}; ek opens with work(pass, salt).
+    let auth_text = open("auth");
+    let auth_text = auth_text.as_str().unwrap();
+    assert!(auth_text.starts_with("{\"ek\":{\"ct\":\""), "{auth_text}");
+    let auth: J = serde_json::from_str(auth_text).unwrap();
+    let ek_keys: Vec<&String> = auth["ek"].as_object().unwrap().keys().collect();
+    assert_eq!(ek_keys, ["ct", "iv", "s"]);
+    let salt = auth["s"].as_str().unwrap();
+    assert_eq!(salt.len(), 64);
+    assert!(salt.bytes().all(|b| b.is_ascii_alphanumeric() && b != b'Y'));
+    let proof = work(PASS, Some(salt), &WorkOptions::default()).unwrap();
+    let half = decrypt_json(&auth["ek"], proof.as_str()).unwrap();
+    assert_eq!(half, json!({"priv": pair.priv_, "epriv": pair.epriv}));
+    assert!(decrypt_json(&auth["ek"], "wrong proof").is_err());
+}
+
+#[tokio::test]
+async fn auth_with_password_and_pair_and_leave() {
+    let g = sea_gun();
+    let user = User::new(g.clone());
+    let pub_ = user.create("bob", PASS).await.unwrap();
+    let pair = user.pair().unwrap();
+    user.leave();
+    assert_eq!(user.is(), None);
+    assert_eq!(user.pair(), None);
+    assert_eq!(
+        user.get("x").put(json!("y")).await.unwrap_err(),
+        UserError::NotLoggedIn
+    );
+    assert_eq!(
+        user.get("x").then().await.unwrap_err(),
+        UserError::NotLoggedIn
+    );
+
+    // A second handle on the same database logs in with the password.
+    let other = User::new(g.clone());
+    assert_eq!(other.auth("bob", PASS).await.unwrap(), pub_);
+    assert_eq!(other.pair().unwrap(), pair);
+    assert_eq!(other.is().unwrap().alias.as_deref(), Some("bob"));
+
+    assert_eq!(
+        user.auth("bob", "not the password").await.unwrap_err(),
+        UserError::WrongPassword {
+            alias: "bob".into()
+        }
+    );
+    assert_eq!(user.is(), None, "a failed auth does not log in");
+    assert_eq!(
+        user.auth("nobody", PASS).await.unwrap_err(),
+        UserError::AliasNotFound {
+            alias: "nobody".into()
+        }
+    );
+
+    // With the pair: no reads; writes are signed by it.
+    let third = User::new(g.clone());
+    third.auth_pair(pair.clone());
+    assert_eq!(third.is().unwrap().pub_, pub_);
+    assert_eq!(third.is().unwrap().alias, None);
+    third.get("status").put(json!("online")).await.unwrap();
+    assert_eq!(
+        User::of(g.clone(), &pub_)
+            .get("status")
+            .then()
+            .await
+            .unwrap(),
+        Some(json!("online"))
+    );
+    third.leave();
+    assert_eq!(third.is(), None);
+}
+
+#[tokio::test]
+async fn create_refusals() {
+    let g = gun();
+    let user = User::new(g.clone());
+    assert_eq!(
+        user.create("carol", "short").await.unwrap_err(),
+        UserError::PasswordTooShort
+    );
+    assert_eq!(user.create("", PASS).await.unwrap_err(), UserError::NoAlias);
+    let first = user.create("carol", PASS).await.unwrap();
+    assert_eq!(
+        User::new(g.clone())
+            .create("carol", "another password")
+            .await
+            .unwrap_err(),
+        UserError::AliasTaken {
+            alias: "carol".into()
+        }
+    );
+    assert_eq!(user.is().unwrap().pub_, first);
+}
+
+#[tokio::test]
+async fn signed_put_and_verified_read() {
+    let g = sea_gun(); // the SEA validator accepts every write below
+    let alice = User::new(g.clone());
+    let pub_ = alice.create("alice", PASS).await.unwrap();
+    let root = format!("~{pub_}");
+    alice
+        .get("profile")
+        .put(json!({"name": "Alice", "age": 30, "address": {"city": "Oslo"}}))
+        .await
+        .unwrap();
+    alice
+        .get("profile")
+        .get("address")
+        .get("zip")
+        .put(json!("0150"))
+        .await
+        .unwrap();
+
+    // On the wire: the link and every value signed (§10.5).
+    let acct = node(&g, &root).await;
+    let st = acct.state("profile").unwrap();
+    let link = acct.value("profile").unwrap().as_str().unwrap();
+    let profile_soul = format!("{root}/profile");
+    assert_eq!(
+        verify_value(&root, "profile", link, st, &pub_).unwrap(),
+        Value::Link(soul(&profile_soul))
+    );
+    assert!(link.starts_with(&format!("{{\":\":{{\"#\":\"{profile_soul}\"}},\"~\":\"")));
+    let profile = node(&g, &profile_soul).await;
+    let name = profile.value("name").unwrap().as_str().unwrap();
+    let st = profile.state("name").unwrap();
+    assert_eq!(
+        verify_value(&profile_soul, "name", name, st, &pub_).unwrap(),
+        Value::from("Alice")
+    );
+
+    // Anybody reads it through User::of, verified and unwrapped.
+    let bob = User::new(g.clone());
+    bob.create("bob", PASS).await.unwrap();
+    let alice_space = bob.of_user(&pub_);
+    assert_eq!(
+        alice_space.get("profile").get("name").then().await.unwrap(),
+        Some(json!("Alice"))
+    );
+    assert_eq!(
+        alice_space
+            .get("profile")
+            .get("address")
+            .get("zip")
+            .then()
+            .await
+            .unwrap(),
+        Some(json!("0150"))
+    );
+    assert_eq!(
+        alice_space.get("profile").then().await.unwrap(),
+        Some(json!({
+            "address": {"#": format!("{profile_soul}/address")},
+            "age": 30,
+            "name": "Alice",
+        }))
+    );
+    let mut seen = Vec::new();
+    alice_space
+        .get("profile")
+        .get("age")
+        .once(|d, k| seen.push((d, k.to_string())))
+        .await
+        .unwrap();
+    assert_eq!(seen, vec![(json!(30), "age".to_string())]);
+    assert_eq!(alice_space.get("nothing").then().await.unwrap(), None);
+    // The account node itself, unwrapped.
+    let acct = User::of(g.clone(), &pub_).then().await.unwrap().unwrap();
+    assert_eq!(acct["alias"], json!("alice"));
+    assert_eq!(acct["pub"], json!(pub_));
+
+    // Bob cannot write into Alice's space.
+    assert_eq!(
+        alice_space
+            .get("profile")
+            .put(json!({"name": "Eve"}))
+            .await
+            .unwrap_err(),
+        UserError::NotOwner { soul: root.clone() }
+    );
+    assert_eq!(
+        User::of(g.clone(), &pub_)
+            .get("x")
+            .put(json!(1))
+            .await
+            .unwrap_err(),
+        UserError::NotLoggedIn
+    );
+    // Alice, through `of_user` of her own pub, can.
+    alice
+        .of_user(&pub_)
+        .get("mood")
+        .put(json!("happy"))
+        .await
+        .unwrap();
+    assert_eq!(
+        alice.get("mood").then().await.unwrap(),
+        Some(json!("happy"))
+    );
+}
+
+#[tokio::test]
+async fn tampered_data_is_refused() {
+    // No validator here: the store takes anything, so reads must check.
+    let g = gun();
+    let alice = User::new(g.clone());
+    let pub_ = alice.create("alice", PASS).await.unwrap();
+    alice
+        .get("profile")
+        .put(json!({"name": "Alice"}))
+        .await
+        .unwrap();
+    let reader = User::of(g.clone(), &pub_);
+    assert_eq!(
+        reader.get("profile").get("name").then().await.unwrap(),
+        Some(json!("Alice"))
+    );
+    let profile_soul = format!("~{pub_}/profile");
+
+    // Keep Alice's signature but change the value (at a newer state).
+    let profile = node(&g, &profile_soul).await;
+    let wire = profile.value("name").unwrap().as_str().unwrap().to_owned();
+    let forged = wire.replace("\"Alice\"", "\"Mallory\"");
+    assert_ne!(forged, wire);
+    let mut graph = Graph::new();
+    graph
+        .put(
+            soul(&profile_soul),
+            "name",
+            g.engine().next_state(),
+            Value::from(forged.as_str()),
+        )
+        .unwrap();
+    g.engine().put_local(graph).await.unwrap();
+    let err = reader.get("profile").get("name").then().await.unwrap_err();
+    assert!(
+        matches!(&err, UserError::Unverified { soul, key, reason: gun_sea::Error::Unverified }
+            if *soul == profile_soul && key == "name"),
+        "{err:?}"
+    );
+    // The whole node read fails too, and Alice's own read.
+    assert!(matches!(
+        reader.get("profile").then().await.unwrap_err(),
+        UserError::Unverified { .. }
+    ));
+
+    // A value signed by somebody else, and a plain value, are refused alike.
+    let mallory = Pair::generate().unwrap();
+    let st = g.engine().next_state();
+    let by_mallory = sign_value(&profile_soul, "name", &Value::from("M"), st, &mallory).unwrap();
+    let mut graph = Graph::new();
+    graph
+        .put(
+            soul(&profile_soul),
+            "name",
+            st,
+            Value::from(by_mallory.as_str()),
+        )
+        .unwrap();
+    graph
+        .put(
+            soul(&format!("~{pub_}")),
+            "plain",
+            st,
+            Value::from("unsigned"),
+        )
+        .unwrap();
+    g.engine().put_local(graph).await.unwrap();
+    assert!(matches!(
+        reader.get("profile").get("name").then().await.unwrap_err(),
+        UserError::Unverified { .. }
+    ));
+    assert!(matches!(
+        reader.get("plain").then().await.unwrap_err(),
+        UserError::Unverified { .. }
+    ));
+
+    // Alice's next write at a newer state replaces the forgery, and reads pass.
+    alice
+        .get("profile")
+        .get("name")
+        .put(json!("Alice 2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        reader.get("profile").get("name").then().await.unwrap(),
+        Some(json!("Alice 2"))
+    );
+}
+
+#[tokio::test]
+async fn a_forged_account_does_not_open() {
+    // An alias entry pointing at an account whose `auth` is signed by another key:
+    // auth refuses it (the signature check comes first), as if absent.
+    let g = gun();
+    let real = User::new(g.clone());
+    let pub_ = real.create("dave", PASS).await.unwrap();
+    let acct_soul = format!("~{pub_}");
+    let acct = node(&g, &acct_soul).await;
+    let mallory = Pair::generate().unwrap();
+    let st: State = g.engine().next_state();
+    let auth = verify_value(
+        &acct_soul,
+        "auth",
+        acct.value("auth").unwrap().as_str().unwrap(),
+        acct.state("auth").unwrap(),
+        &pub_,
+    )
+    .unwrap();
+    let resigned = sign_value(&acct_soul, "auth", &auth, st, &mallory).unwrap();
+    let mut graph = Graph::new();
+    graph
+        .put(soul(&acct_soul), "auth", st, Value::from(resigned.as_str()))
+        .unwrap();
+    g.engine().put_local(graph).await.unwrap();
+    assert_eq!(
+        User::new(g.clone()).auth("dave", PASS).await.unwrap_err(),
+        UserError::WrongPassword {
+            alias: "dave".into()
+        }
+    );
+}

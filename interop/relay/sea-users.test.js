@@ -1,0 +1,95 @@
+'use strict';
+// (d) SEA user accounts across languages, through gun-relay (which enforces SEA:
+// every user-space value must carry a valid signature). The Rust peer
+// (examples/interop_peer.rs, `gun.user()` of the gun crate) and genuine Gun.js
+// clients (`gun.user()` of sea.js) create accounts, log into each other's accounts
+// with alias and password, and read each other's signed writes.
+//
+//   node --test interop/relay/sea-users.test.js
+
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const { startGunRelay, GunPeer, RustPeer, scenario, uniq } = require('./lib/harness');
+
+const T = { timeout: 120000 };
+const PASS = 'pässwörd with spaces ✓';
+
+test('a user created by the Rust peer logs in from Gun.js and reads its signed writes', T, () => scenario(async (ctx) => {
+  const relay = ctx.add(await startGunRelay({ store: 'sled' }));
+  const R = ctx.add(await RustPeer.spawn(relay.httpUrl, 'R'));
+  const alias = uniq('rusty');
+  const { pub } = await R.userCreate(alias, PASS, { acks: 1, timeoutMs: 8000 });
+  assert.equal(typeof pub, 'string');
+  assert.equal(pub.length, 87, `pub ${pub}`);
+  const put = await R.userPut(['profile'], { name: 'Rusty', address: { city: 'Oslo' } }, { acks: 1, timeoutMs: 8000 });
+  assert.equal(put.acked, 1, `gun-relay did not accept the Rust user's signed put: ${JSON.stringify(put)}`);
+  assert.equal((await R.userPut(['status'], 'online', { acks: 1, timeoutMs: 8000 })).acked, 1);
+
+  // A genuine Gun.js client logs into the Rust-made account with the password.
+  const G = ctx.add(await GunPeer.spawn(relay.url, 'G'));
+  const wrong = await G.userAuth(alias, 'not the password');
+  assert.match(String(wrong.err), /Wrong user or password/, `Gun.js auth with a wrong password: ${JSON.stringify(wrong)}`);
+  const auth = await G.userAuth(alias, PASS);
+  assert.equal(auth.err, null, `Gun.js auth into the Rust-created account failed: ${auth.err}`);
+  assert.equal(auth.pub, pub, 'Gun.js opened the account Rust created');
+  assert.equal(auth.alias, alias);
+
+  // It reads the Rust user's signed writes (sea.js verifies and unwraps them).
+  assert.equal((await G.userOfOnce(pub, ['profile', 'name'])).data, 'Rusty');
+  assert.equal((await G.userOfOnce(pub, ['profile', 'address', 'city'])).data, 'Oslo');
+  assert.equal((await G.userOfOnce(pub, ['status'])).data, 'online');
+
+  // Logged in with the keys it decrypted, Gun.js writes into the account: gun-relay
+  // checks the signatures, and the Rust peer reads (and verifies) the write.
+  const gput = await G.userPut(['fromGun'], 'signed by sea.js');
+  assert.equal(gput.acked, true, 'gun-relay did not ack the Gun.js user put');
+  assert.equal(gput.err, null, `gun-relay refused the Gun.js user put: ${gput.err}`);
+  assert.equal(await R.userOfGet(pub, ['fromGun']), 'signed by sea.js');
+  assert.equal(await R.userOfGet(pub, ['profile', 'name']), 'Rusty');
+}));
+
+test('a user created in Gun.js logs in from Rust; each reads the other\'s signed writes', T, () => scenario(async (ctx) => {
+  const relay = ctx.add(await startGunRelay({ store: 'sled' }));
+  const G = ctx.add(await GunPeer.spawn(relay.url, 'G'));
+  const alias = uniq('gunny');
+  const created = await G.userCreate(alias, PASS);
+  assert.equal(created.err, null, `Gun.js user.create failed: ${created.err}`);
+  const pub = created.pub;
+  const auth = await G.userAuth(alias, PASS);
+  assert.equal(auth.err, null, `Gun.js auth failed: ${auth.err}`);
+  assert.equal(auth.pub, pub);
+  const gput = await G.userPut(['profile'], { name: 'Gunny', langs: { first: 'js' } });
+  assert.equal(gput.acked, true, 'Gun.js user put not acked');
+  assert.equal(gput.err, null, `gun-relay refused the Gun.js user put: ${gput.err}`);
+
+  // The Rust peer logs into the Gun.js account with the password.
+  const R = ctx.add(await RustPeer.spawn(relay.httpUrl, 'R'));
+  await assert.rejects(R.userAuth(alias, 'not the password'), /wrong password/);
+  await assert.rejects(R.userAuth(uniq('nobody'), PASS), /not found/);
+  const rauth = await R.userAuth(alias, PASS);
+  assert.equal(rauth.pub, pub, 'Rust opened the account Gun.js created');
+
+  // Rust reads the Gun.js user's signed writes, verified.
+  assert.equal(await R.userOfGet(pub, ['profile', 'name']), 'Gunny');
+  assert.equal(await R.userOfGet(pub, ['profile', 'langs', 'first']), 'js');
+  const account = await R.userOfGet(pub, []);
+  assert.equal(account.alias, alias, `account node as Rust reads it: ${JSON.stringify(account)}`);
+  assert.equal(account.pub, pub);
+
+  // Rust writes into the Gun.js account with the decrypted keys; gun-relay accepts
+  // the signatures and a fresh Gun.js client reads the values.
+  const rput = await R.userPut(['fromRust'], { text: 'signed by gun-sea', n: 2.5 }, { acks: 1, timeoutMs: 8000 });
+  assert.equal(rput.acked, 1, `gun-relay did not accept the Rust put into the Gun.js account: ${JSON.stringify(rput)}`);
+  const G2 = ctx.add(await GunPeer.spawn(relay.url, 'G2'));
+  assert.equal((await G2.userOfOnce(pub, ['fromRust', 'text'])).data, 'signed by gun-sea');
+  assert.equal((await G2.userOfOnce(pub, ['fromRust', 'n'])).data, 2.5);
+  assert.equal((await G2.userOfOnce(pub, ['profile', 'name'])).data, 'Gunny');
+
+  // And a Rust-created user's writes, read by the Gun.js client.
+  await R.userLeave();
+  const ralias = uniq('rusty');
+  const { pub: rpub } = await R.userCreate(ralias, PASS, { acks: 1, timeoutMs: 8000 });
+  assert.equal((await R.userPut(['hello'], 'from rust', { acks: 1, timeoutMs: 8000 })).acked, 1);
+  assert.equal((await G2.userOfOnce(rpub, ['hello'])).data, 'from rust');
+  assert.equal((await G2.userOfOnce(rpub, ['alias'])).data, ralias);
+}));
