@@ -61,16 +61,16 @@ struct Args {
     #[arg(long, default_value_t = 8765)]
     port: u16,
     /// Data directory of the durable stores.
-    #[arg(long, default_value = "./gun-data")]
+    #[arg(long, global = true, default_value = "./gun-data")]
     data: PathBuf,
     /// Which store to keep data in.
-    #[arg(long, value_enum, default_value_t = StoreKind::Sled)]
+    #[arg(long, global = true, value_enum, default_value_t = StoreKind::Sled)]
     store: StoreKind,
     /// Another relay to dial and keep dialing (repeatable), e.g. http://10.0.0.2:8765/gun.
     #[arg(long = "peer", value_name = "URL")]
     peers: Vec<String>,
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
-    #[arg(long, default_value = "info")]
+    #[arg(long, global = true, default_value = "info")]
     log: String,
     /// Do not enforce SEA: store every well-formed write, signed or not.
     ///
@@ -102,17 +102,94 @@ enum Command {
 }
 
 fn open_store(kind: StoreKind, data: &std::path::Path) -> Result<Arc<dyn Store>, String> {
+    let failed = |dir: &std::path::Path, e: gun_store::Error| -> String {
+        let mut msg = format!(
+            "cannot open {} store in {}: {e}",
+            kind.name(),
+            data.display()
+        );
+        if matches!(e, gun_store::Error::Corrupt { .. }) {
+            msg.push_str(&format!(
+                "\n  hint: the store in {0} is damaged and the relay will not serve it as it is. \
+                 Restore {0} from a backup, or move it aside (`mv {0} {0}.damaged`) to start \
+                 with an empty store, then re-sync the data from peers or import it again \
+                 (`gun-relay import-radisk`).",
+                dir.display()
+            ));
+        }
+        msg
+    };
     Ok(match kind {
         StoreKind::Memory => Arc::new(gun_store_memory::MemoryStore::new()),
-        StoreKind::Sled => Arc::new(
-            gun_store_sled::SledStore::open(data.join("sled"))
-                .map_err(|e| format!("cannot open sled store in {}: {e}", data.display()))?,
-        ),
-        StoreKind::File => Arc::new(
-            gun_store_file::FileStore::open(data.join("file"))
-                .map_err(|e| format!("cannot open file store in {}: {e}", data.display()))?,
-        ),
+        StoreKind::Sled => {
+            let dir = data.join("sled");
+            // sled panics on some damaged files; gun-store-sled turns that panic
+            // into Error::Corrupt, so it must not be printed as a relay crash.
+            let store = without_panic_output(|| gun_store_sled::SledStore::open(&dir))
+                .map_err(|e| failed(&dir, e))?;
+            Arc::new(store)
+        }
+        StoreKind::File => {
+            let dir = data.join("file");
+            Arc::new(gun_store_file::FileStore::open(&dir).map_err(|e| failed(&dir, e))?)
+        }
     })
+}
+
+/// Runs `f` with the panic message printer replaced by a debug log line (for
+/// panics that `f` catches itself), then puts the printer back.
+fn without_panic_output<T>(f: impl FnOnce() -> T) -> T {
+    type Hook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
+    struct Restore(Option<Hook>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(h) = self.0.take()
+                && !std::thread::panicking()
+            {
+                std::panic::set_hook(h);
+            }
+        }
+    }
+    let _restore = Restore(Some(std::panic::take_hook()));
+    std::panic::set_hook(Box::new(|info| {
+        tracing::debug!(%info, "panic caught while opening the store");
+    }));
+    f()
+}
+
+/// Prints what `import-radisk` did: counts, then every file and entry it skipped.
+fn print_import_report(
+    r: &gun_store_file::ImportReport,
+    dir: &std::path::Path,
+    kind: StoreKind,
+    data: &std::path::Path,
+) {
+    println!(
+        "imported {} souls, {} keys from {} radisk file(s) of {} into the {} store in {}",
+        r.souls,
+        r.keys,
+        r.files.len(),
+        dir.display(),
+        kind.name(),
+        data.display()
+    );
+    if !r.skipped_files.is_empty() {
+        println!("skipped {} file(s):", r.skipped_files.len());
+        for f in &r.skipped_files {
+            println!("  {:?}: {}", f.file, f.reason);
+            tracing::warn!(file = %f.file, reason = %f.reason, "radisk file not imported");
+        }
+    }
+    if !r.skipped.is_empty() {
+        println!("skipped {} entries:", r.skipped.len());
+        for e in &r.skipped {
+            println!("  {:?} in file {:?}: {}", e.key, e.file, e.reason);
+        }
+        tracing::warn!(
+            entries = r.skipped.len(),
+            "radisk entries not imported (listed on stdout)"
+        );
+    }
 }
 
 /// What the health page shows; refreshed every second by a task, because the
@@ -206,7 +283,7 @@ async fn run(args: Args) -> Result<(), String> {
             .flush()
             .await
             .map_err(|e| format!("flush failed: {e}"))?;
-        println!("{report:?}");
+        print_import_report(&report, dir, args.store, &args.data);
         return Ok(());
     }
 

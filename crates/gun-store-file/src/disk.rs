@@ -7,7 +7,7 @@
 //! | `snapshot` | every node, as of the last compaction |
 //! | `snapshot.prev`, `journal.prev` | the snapshot before, and the journal folded into `snapshot` |
 //! | `snapshot.tmp` | a snapshot being written (removed on open) |
-//! | `snapshot.corrupt` | a damaged snapshot moved aside after falling back |
+//! | `snapshot.corrupt` (`.1`, …) | a copy of a damaged snapshot, kept for inspection |
 //!
 //! Invariant: `snapshot + journal` holds everything, and so does
 //! `snapshot.prev + journal.prev + journal`. Compaction moves from one state to the
@@ -22,14 +22,14 @@
 //! duplicates nothing.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use gun_graph::{Graph, json};
 use gun_store::{Error, machine_state};
 
 use crate::record::{
-    self, JOURNAL_MAGIC, KIND_DIFF, KIND_END, KIND_NODES, Magic, Next, SNAPSHOT_MAGIC,
+    self, HEADER_LEN, JOURNAL_MAGIC, KIND_DIFF, KIND_END, KIND_NODES, Magic, Next, SNAPSHOT_MAGIC,
 };
 
 pub(crate) const LOCK: &str = "LOCK";
@@ -75,132 +75,257 @@ fn open_read(path: &Path) -> Result<Option<(BufReader<File>, u64)>, Error> {
     }
 }
 
-/// Why a snapshot could not be used.
-enum SnapshotError {
-    /// The file is damaged (detail says where).
-    Damaged(String),
-    /// Reading it failed.
-    Io(Error),
+/// A byte range of a file that could not be read, and why.
+#[derive(Debug, Clone)]
+pub(crate) struct Damage {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) why: String,
 }
 
-/// Reads a snapshot into a graph: `Ok(None)` when the file does not exist.
-fn read_snapshot(path: &Path) -> Result<Option<(Graph, u64)>, SnapshotError> {
-    let Some((f, len)) = open_read(path).map_err(SnapshotError::Io)? else {
+/// `bytes 10..20 (checksum mismatch), bytes …`, for the logs.
+fn describe(damage: &[Damage]) -> String {
+    damage
+        .iter()
+        .map(|d| format!("bytes {}..{} ({})", d.start, d.end, d.why))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn damaged_bytes(damage: &[Damage]) -> u64 {
+    damage.iter().map(|d| d.end.saturating_sub(d.start)).sum()
+}
+
+/// What reading every readable record of a file found.
+struct Scan {
+    /// The ranges that could not be read.
+    damage: Vec<Damage>,
+    /// Offset just past the last record read (where reading started when none).
+    good_end: u64,
+}
+
+/// Hands every record of `r` with a valid checksum to `each`, skipping damaged
+/// ranges (see [`record::Reader::resync`]); `each` returns why a record is
+/// unusable (its bytes then count as damaged).
+fn scan<R: Read + Seek>(
+    r: &mut record::Reader<R>,
+    len: u64,
+    kinds: &[u8],
+    mut each: impl FnMut(u64, u8, Vec<u8>) -> Result<(), String>,
+) -> io::Result<Scan> {
+    let mut out = Scan {
+        damage: Vec::new(),
+        good_end: r.offset(),
+    };
+    loop {
+        match r.next_record()? {
+            Next::Record {
+                offset,
+                kind,
+                payload,
+            } => {
+                let end = r.offset();
+                out.good_end = end;
+                if let Err(why) = each(offset, kind, payload) {
+                    out.damage.push(Damage {
+                        start: offset,
+                        end,
+                        why,
+                    });
+                }
+            }
+            Next::End => return Ok(out),
+            Next::Damaged { offset, why } => {
+                let next = r.resync(offset + 1, kinds)?;
+                out.damage.push(Damage {
+                    start: offset,
+                    end: next.unwrap_or(len),
+                    why,
+                });
+                if next.is_none() {
+                    return Ok(out);
+                }
+            }
+        }
+    }
+}
+
+/// The record kinds of a snapshot.
+const SNAPSHOT_KINDS: &[u8] = &[KIND_NODES, KIND_END];
+/// The record kinds of a journal.
+const JOURNAL_KINDS: &[u8] = &[KIND_DIFF];
+
+/// A snapshot as read: every readable node, and what could not be read.
+struct SnapshotRead {
+    graph: Graph,
+    len: u64,
+    /// Empty when the snapshot is whole (every record, and the end record's
+    /// counts match).
+    damage: Vec<Damage>,
+}
+
+impl SnapshotRead {
+    fn whole(&self) -> bool {
+        self.damage.is_empty()
+    }
+}
+
+/// Reads a snapshot, as much of it as is readable: `Ok(None)` when the file does
+/// not exist; `Err` only when it cannot be read at all (an I/O error).
+fn read_snapshot(path: &Path) -> Result<Option<SnapshotRead>, Error> {
+    let Some((f, len)) = open_read(path)? else {
         return Ok(None);
     };
-    let io = |e: io::Error| SnapshotError::Io(Error::io(path, e));
+    let io = |e: io::Error| Error::io(path, e);
     let (mut r, magic) = record::Reader::new(f, len, SNAPSHOT_MAGIC).map_err(io)?;
-    if magic != Magic::Ok {
-        return Err(SnapshotError::Damaged(
-            "not a snapshot file (bad magic)".into(),
-        ));
-    }
+    let mut damage = Vec::new();
     let mut graph = Graph::new();
-    let mut chunks = 0u64;
-    loop {
-        match r.next_record().map_err(io)? {
-            Next::Record {
-                offset,
-                kind: KIND_NODES,
-                payload,
-            } => {
-                let g = Graph::from_wire_bytes(&payload)
-                    .map_err(|e| SnapshotError::Damaged(format!("record at byte {offset}: {e}")))?;
-                graph.merge(&g, machine_state());
-                chunks += 1;
+    match magic {
+        Magic::Ok => {}
+        Magic::Short => {
+            damage.push(Damage {
+                start: 0,
+                end: len,
+                why: "shorter than the 8-byte header".into(),
+            });
+            return Ok(Some(SnapshotRead { graph, len, damage }));
+        }
+        Magic::Wrong => {
+            let next = r.resync(8, SNAPSHOT_KINDS).map_err(io)?;
+            damage.push(Damage {
+                start: 0,
+                end: next.unwrap_or(len),
+                why: "not a snapshot header (bad magic)".into(),
+            });
+            if next.is_none() {
+                return Ok(Some(SnapshotRead { graph, len, damage }));
             }
-            Next::Record {
-                offset,
-                kind: KIND_END,
-                payload,
-            } => {
+        }
+    }
+    let machine = machine_state();
+    let mut chunks = 0u64;
+    // Offset and counts (records, souls, keys) of the end record.
+    let mut end: Option<(u64, [u64; 3])> = None;
+    let s = scan(&mut r, len, SNAPSHOT_KINDS, |offset, kind, payload| {
+        if end.is_some() {
+            return Err("a record after the end record".into());
+        }
+        match kind {
+            KIND_NODES => {
+                let g = Graph::from_wire_bytes(&payload)
+                    .map_err(|e| format!("valid checksum but unreadable nodes: {e}"))?;
+                graph.merge(&g, machine);
+                chunks += 1;
+                Ok(())
+            }
+            KIND_END => {
                 let n = |i: usize| -> Option<u64> {
                     payload
                         .get(i..i + 8)
                         .and_then(|b| b.try_into().ok())
                         .map(u64::from_le_bytes)
                 };
-                let (Some(c), Some(s), Some(k), 24) = (n(0), n(8), n(16), payload.len()) else {
-                    return Err(SnapshotError::Damaged(format!(
-                        "bad end record at byte {offset}"
-                    )));
-                };
-                if (c, s, k) != (chunks, graph.len() as u64, graph.key_count() as u64) {
-                    return Err(SnapshotError::Damaged(format!(
-                        "end record says {c} records, {s} souls, {k} keys; found {chunks}, {}, {}",
-                        graph.len(),
-                        graph.key_count()
-                    )));
+                match (n(0), n(8), n(16), payload.len()) {
+                    (Some(c), Some(s), Some(k), 24) => {
+                        end = Some((offset, [c, s, k]));
+                        Ok(())
+                    }
+                    _ => Err("malformed end record".into()),
                 }
-                return match r.next_record().map_err(io)? {
-                    Next::End => Ok(Some((graph, len))),
-                    _ => Err(SnapshotError::Damaged(format!(
-                        "data after the end record (byte {})",
-                        r.offset()
-                    ))),
-                };
             }
-            Next::Record { offset, kind, .. } => {
-                return Err(SnapshotError::Damaged(format!(
-                    "unknown record kind {kind} at byte {offset}"
-                )));
+            k => Err(format!("unknown record kind {k}")),
+        }
+    })
+    .map_err(io)?;
+    damage.extend(s.damage);
+    match end {
+        None => {
+            let from = damage.last().map_or(s.good_end, |d| d.end).max(s.good_end);
+            if from < len || damage.is_empty() {
+                damage.push(Damage {
+                    start: from,
+                    end: len,
+                    why: "no end record: the snapshot was not written completely".into(),
+                });
             }
-            Next::End => {
-                return Err(SnapshotError::Damaged(
-                    "no end record: the snapshot was not written completely".into(),
-                ));
-            }
-            Next::Damaged { offset, why } => {
-                return Err(SnapshotError::Damaged(format!("byte {offset}: {why}")));
+        }
+        Some((offset, [c, so, k])) => {
+            let found = [chunks, graph.len() as u64, graph.key_count() as u64];
+            if damage.is_empty() && [c, so, k] != found {
+                damage.push(Damage {
+                    start: offset,
+                    end: offset + HEADER_LEN as u64 + 24,
+                    why: format!(
+                        "the end record says {c} records, {so} souls, {k} keys; found {}, {}, {}",
+                        found[0], found[1], found[2]
+                    ),
+                });
             }
         }
     }
+    Ok(Some(SnapshotRead { graph, len, damage }))
 }
 
 /// What replaying a journal found.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Replayed {
     /// Bytes of the file up to the end of the last good record.
     pub(crate) valid_len: u64,
     /// The file's length.
     pub(crate) file_len: u64,
-    /// Whether the magic was complete (else the file must be rewritten).
+    /// Whether the file is to be appended to (else it is rewritten empty).
     pub(crate) has_magic: bool,
+    /// What could not be read (a torn tail, damage inside).
+    pub(crate) damage: Vec<Damage>,
 }
 
-/// Merges the diffs of a journal into `graph`. A damaged tail is reported and
-/// ignored; `Ok(None)` when the file does not exist.
+impl Replayed {
+    /// Whether good records follow damaged bytes (more than a torn tail).
+    pub(crate) fn damaged_inside(&self) -> bool {
+        self.damage.iter().any(|d| d.end < self.file_len)
+    }
+}
+
+/// Merges the diffs of a journal into `graph`. Damage is reported and skipped:
+/// a torn tail (a crash mid-append) with a warning, damage followed by good
+/// records (a disk error) with an error, and the records after it are read.
+/// `Ok(None)` when the file does not exist.
 fn replay(path: &Path, graph: &mut Graph) -> Result<Option<Replayed>, Error> {
     let Some((f, len)) = open_read(path)? else {
         return Ok(None);
     };
-    let (mut r, magic) =
-        record::Reader::new(f, len, JOURNAL_MAGIC).map_err(|e| Error::io(path, e))?;
+    let io = |e| Error::io(path, e);
+    let (mut r, magic) = record::Reader::new(f, len, JOURNAL_MAGIC).map_err(io)?;
+    let mut damage = Vec::new();
     match magic {
         Magic::Ok => {}
         Magic::Short => {
-            tracing::warn!(path = %path.display(), "journal shorter than its header (creation was interrupted); treating it as empty");
+            tracing::warn!(path = %path.display(), bytes = len, "journal shorter than its 8-byte header (a crash while creating it); treating it as empty");
             return Ok(Some(Replayed {
                 valid_len: 0,
                 file_len: len,
                 has_magic: false,
+                damage,
             }));
         }
-        Magic::Wrong => {
-            return Err(Error::corrupt(
-                path,
-                "not a gun-store-file journal (bad magic)",
-            ));
-        }
+        Magic::Wrong => match r.resync(8, JOURNAL_KINDS).map_err(io)? {
+            None => {
+                return Err(Error::corrupt(
+                    path,
+                    "not a gun-store-file journal (bad magic, and no readable record in it)",
+                ));
+            }
+            Some(at) => damage.push(Damage {
+                start: 0,
+                end: at,
+                why: "bad magic".into(),
+            }),
+        },
     }
     let machine = machine_state();
-    loop {
-        match r.next_record().map_err(|e| Error::io(path, e))? {
-            Next::Record {
-                offset,
-                kind: KIND_DIFF,
-                payload,
-            } => match Graph::from_wire_bytes(&payload) {
+    let s = scan(&mut r, len, JOURNAL_KINDS, |offset, kind, payload| {
+        match kind {
+            KIND_DIFF => match Graph::from_wire_bytes(&payload) {
                 Ok(diff) => {
                     graph.merge(&diff, machine);
                 }
@@ -208,26 +333,39 @@ fn replay(path: &Path, graph: &mut Graph) -> Result<Option<Replayed>, Error> {
                     tracing::warn!(path = %path.display(), offset, error = %e, "skipping a journal record whose checksum is valid but whose diff is not")
                 }
             },
-            Next::Record { offset, kind, .. } => {
+            _ => {
                 tracing::warn!(path = %path.display(), offset, kind, "skipping a journal record of unknown kind");
             }
-            Next::End => break,
-            Next::Damaged { offset, why } => {
-                tracing::warn!(
-                    path = %path.display(),
-                    offset,
-                    ignored_bytes = len.saturating_sub(offset),
-                    reason = %why,
-                    "the journal ends in a torn or damaged record; ignoring everything from this byte offset on"
-                );
-                break;
-            }
+        }
+        Ok(())
+    })
+    .map_err(io)?;
+    damage.extend(s.damage);
+    for d in &damage {
+        if d.end < len {
+            tracing::error!(
+                path = %path.display(),
+                offset = d.start,
+                end = d.end,
+                lost_bytes = d.end - d.start,
+                reason = %d.why,
+                "the journal is damaged: the writes stored in these bytes are lost; the records after them were read"
+            );
+        } else {
+            tracing::warn!(
+                path = %path.display(),
+                offset = d.start,
+                ignored_bytes = len.saturating_sub(d.start),
+                reason = %d.why,
+                "the journal ends in a torn or damaged record; ignoring everything from this byte offset on"
+            );
         }
     }
     Ok(Some(Replayed {
-        valid_len: r.offset(),
+        valid_len: s.good_end,
         file_len: len,
         has_magic: true,
+        damage,
     }))
 }
 
@@ -236,12 +374,26 @@ pub(crate) struct Loaded {
     pub(crate) graph: Graph,
     pub(crate) snapshot_len: u64,
     pub(crate) journal: Option<Replayed>,
-    /// A damaged snapshot was set aside: compact at once.
-    pub(crate) compact_now: bool,
+    /// Compactions to run before any put, to replace damaged files.
+    pub(crate) compactions: usize,
 }
 
-/// Loads `snapshot + journal`, falling back to `snapshot.prev + journal.prev +
-/// journal` when the snapshot is missing or damaged.
+/// A free name for setting a damaged snapshot aside.
+fn aside_name(dir: &Path) -> Result<String, Error> {
+    let mut name = SNAPSHOT_CORRUPT.to_string();
+    for i in 1..1000 {
+        if !exists(&dir.join(&name))? {
+            break;
+        }
+        name = format!("{SNAPSHOT_CORRUPT}.{i}");
+    }
+    Ok(name)
+}
+
+/// Loads `snapshot + journal`. When the snapshot is missing or damaged, loads
+/// `snapshot.prev + journal.prev + journal` (complete, see the module docs)
+/// merged with every readable record of the damaged snapshot; nothing damaged
+/// stops the store from opening (see the crate docs, "Damaged files").
 pub(crate) fn load(dir: &Path) -> Result<Loaded, Error> {
     let tmp = dir.join(SNAPSHOT_TMP);
     if exists(&tmp)? {
@@ -249,55 +401,78 @@ pub(crate) fn load(dir: &Path) -> Result<Loaded, Error> {
         fs::remove_file(&tmp).map_err(|e| Error::io(&tmp, e))?;
     }
     let snap = dir.join(SNAPSHOT);
-    let (mut graph, snapshot_len, fallback, damaged) = match read_snapshot(&snap) {
-        Ok(Some((g, len))) => (g, len, false, None),
-        Ok(None) => (Graph::new(), 0, true, None),
-        Err(SnapshotError::Io(e)) => return Err(e),
-        Err(SnapshotError::Damaged(d)) => (Graph::new(), 0, true, Some(d)),
+    let mut compactions = 0;
+    let (mut graph, snapshot_len) = match read_snapshot(&snap)? {
+        Some(s) if s.whole() => (s.graph, s.len),
+        damaged => {
+            let machine = machine_state();
+            let mut graph = Graph::new();
+            let prev_path = dir.join(SNAPSHOT_PREV);
+            let prev = read_snapshot(&prev_path)?;
+            if let Some(p) = &prev {
+                graph.merge(&p.graph, machine);
+                if !p.whole() {
+                    tracing::error!(
+                        path = %prev_path.display(),
+                        damage = %describe(&p.damage),
+                        souls_read = p.graph.len(),
+                        "the older snapshot is damaged too; using its readable records"
+                    );
+                    compactions = 2;
+                }
+            }
+            let jprev = replay(&dir.join(JOURNAL_PREV), &mut graph)?;
+            if let Some(s) = damaged {
+                graph.merge(&s.graph, machine);
+                // A copy is kept for inspection; the damaged file itself stays
+                // until the compactions below replace it, so a crash before
+                // they finish recovers the same way again.
+                let aside = aside_name(dir)?;
+                let copy = dir.join(&aside);
+                fs::copy(&snap, &copy)
+                    .and_then(|_| File::open(&copy)?.sync_all())
+                    .map_err(|e| Error::io(&copy, e))?;
+                sync_dir(dir)?;
+                let older_whole = prev.as_ref().is_some_and(SnapshotRead::whole)
+                    && jprev.as_ref().is_some_and(|j| j.damage.is_empty());
+                if older_whole {
+                    tracing::warn!(
+                        path = %snap.display(),
+                        damage = %describe(&s.damage),
+                        kept_as = %aside,
+                        "the snapshot is damaged; recovered from snapshot.prev + journal.prev + journal, which hold everything: nothing is lost"
+                    );
+                } else {
+                    tracing::error!(
+                        path = %snap.display(),
+                        damage = %describe(&s.damage),
+                        unreadable_bytes = damaged_bytes(&s.damage),
+                        souls_read = s.graph.len(),
+                        older_snapshot = prev.is_some(),
+                        older_journal = jprev.is_some(),
+                        kept_as = %aside,
+                        "the snapshot is damaged and there is no whole older snapshot + journal to recover from: serving its readable records merged with snapshot.prev, journal.prev and journal; nodes written only in the unreadable bytes are lost"
+                    );
+                }
+                // Twice: the first writes a good snapshot (the damaged one
+                // becomes `snapshot.prev`), the second makes the good one
+                // `snapshot.prev`, so that `snapshot.prev + journal.prev` is
+                // complete again.
+                compactions = 2;
+            }
+            (graph, 0)
+        }
     };
-    let mut compact_now = false;
-    if fallback {
-        let prev = dir.join(SNAPSHOT_PREV);
-        match read_snapshot(&prev) {
-            Ok(Some((g, _))) => {
-                if let Some(d) = &damaged {
-                    tracing::warn!(path = %snap.display(), damage = %d, "the snapshot is damaged; recovering from snapshot.prev + journal.prev + journal");
-                }
-                graph = g;
-            }
-            Ok(None) => {
-                if let Some(d) = damaged {
-                    return Err(Error::corrupt(
-                        &snap,
-                        format!("{d}; there is no older snapshot to recover from"),
-                    ));
-                }
-            }
-            Err(SnapshotError::Io(e)) => return Err(e),
-            Err(SnapshotError::Damaged(d2)) => {
-                if let Some(d) = damaged {
-                    return Err(Error::corrupt(
-                        &snap,
-                        format!("{d}; the older snapshot is damaged too: {d2}"),
-                    ));
-                }
-                return Err(Error::corrupt(&prev, d2));
-            }
-        }
-        replay(&dir.join(JOURNAL_PREV), &mut graph)?;
-        if damaged.is_some() {
-            // Keep the damaged file for inspection; the next compaction writes a good one.
-            rename(dir, SNAPSHOT, SNAPSHOT_CORRUPT)?;
-            sync_dir(dir)?;
-            compact_now = true;
-        }
-    }
     let journal = replay(&dir.join(JOURNAL), &mut graph)?;
+    if journal.as_ref().is_some_and(Replayed::damaged_inside) {
+        // Rewrite the data without the damaged bytes.
+        compactions = compactions.max(1);
+    }
     Ok(Loaded {
         graph,
         snapshot_len,
         journal,
-        compact_now,
+        compactions,
     })
 }
 

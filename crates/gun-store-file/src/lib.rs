@@ -15,12 +15,8 @@
 //!   directory fsynced, and only then the journal rotated to `journal.prev` and a
 //!   new one started: at no moment does data exist in no file.
 //! * **loading** reads `snapshot` and replays the journal's records whose checksums
-//!   hold. A torn or garbage tail (a crash mid-append) is reported with
-//!   `tracing::warn!` and its byte offset, then cut off; it is never fatal. A
-//!   damaged snapshot falls back to `snapshot.prev + journal.prev + journal`
-//!   (complete, because the previous journal is kept), and is moved aside as
-//!   `snapshot.corrupt`; with no older snapshot, opening reports
-//!   [`Error::Corrupt`] rather than start with data missing.
+//!   hold. Damage never stops the store from opening; see [Damaged
+//!   files](#damaged-files).
 //!
 //! File names are fixed (`journal`, `snapshot`, …): **souls never become file
 //! names**. A soul like `../x`, `CON`, `a/b`, one with NUL bytes, one 10 KB long,
@@ -58,9 +54,42 @@
 //! * Puts queue while a compaction writes its snapshot (one writer thread does
 //!   both); compaction runs when the journal outgrows the snapshot, so its cost is
 //!   spread over at least as many bytes of puts.
-//! * Replay stops at the first damaged journal record: records behind damage in
-//!   the *middle* of the journal (a disk error, not a crash) are reported and
-//!   dropped with it, because a length-prefixed log cannot be resynchronised.
+//! * Durability is tested against process crashes (SIGKILL at random moments,
+//!   `gun-relay`'s `tests/crash.rs`); power loss additionally relies on `fsync`
+//!   doing what it promises.
+//!
+//! ## Damaged files
+//!
+//! Every record carries a CRC-32, so damage is detected, reported with
+//! `tracing` (file, byte range, reason) and skipped; the store then opens and
+//! serves everything else:
+//!
+//! * **a torn journal tail** (a crash mid-append: only puts that were never
+//!   acknowledged) is reported with `warn!` and its byte offset, and cut off.
+//! * **damage inside the journal** (garbage, a bad block): the reader looks for
+//!   the next offset where a whole record with a valid checksum starts and goes
+//!   on from there, so only the records overlapping the damage are lost,
+//!   reported with `error!` and the byte range. The files are then rewritten
+//!   (a compaction) without the damage. A journal whose magic is wrong and which
+//!   holds no readable record at all (not a journal of this store) is refused
+//!   with [`Error::Corrupt`], so that a foreign file is never overwritten.
+//! * **a damaged snapshot** (cut short, garbage, a wrong end record) is copied
+//!   to `snapshot.corrupt` (then `.1`, `.2`, …; never deleted), and the store
+//!   loads `snapshot.prev + journal.prev + journal` merged with every readable
+//!   record of the damaged snapshot. When the older snapshot and the older journal
+//!   are both whole, that is everything and the store says so with `warn!`
+//!   ("nothing is lost"). Otherwise (no older snapshot, e.g. after the first
+//!   compaction, or older files damaged or removed) it serves what it could read
+//!   and says with `error!` which byte ranges were unreadable: nodes stored only
+//!   there are lost (HAM makes the merge of any subset of the history safe: an
+//!   older copy can never override a newer one that was read). Two compactions
+//!   then rewrite the snapshot and restore a whole `snapshot.prev`.
+//!
+//! Resynchronising cannot mistake data for a record: a candidate needs a known
+//! kind, a length that fits the file, a JSON payload starting with `{`, and a
+//! matching CRC-32; and a header's kind byte (1 to 3) never occurs in our own
+//! payloads (JSON text holds no control characters), so no record is ever
+//! "found" inside another.
 //!
 //! ## Journal and snapshot format
 //!
@@ -207,13 +236,10 @@ impl FileStore {
             compact_min_bytes: options.compact_min_bytes,
             fail,
             poisoned: None,
+            // Run first, before any put.
+            startup_compactions: loaded.compactions,
         };
         let (tx, rx) = mpsc::channel();
-        if loaded.compact_now {
-            let (done, _) = oneshot::channel();
-            // Queued first: runs before any put.
-            let _ = tx.send(Request::Compact { done });
-        }
         let thread = std::thread::Builder::new()
             .name("gun-store-file".into())
             .spawn(move || writer.run(rx))

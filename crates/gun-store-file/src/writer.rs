@@ -92,11 +92,24 @@ pub(crate) struct Writer {
     pub(crate) fail: Option<FailPoint>,
     /// Why the writer stopped taking writes.
     pub(crate) poisoned: Option<String>,
+    /// Compactions to run before serving requests (to replace damaged files).
+    pub(crate) startup_compactions: usize,
 }
 
 impl Writer {
     /// Serves requests until every sender is gone.
     pub(crate) fn run(mut self, rx: mpsc::Receiver<Request>) {
+        for _ in 0..self.startup_compactions {
+            match self.compact() {
+                Ok(()) => {
+                    tracing::info!(dir = %self.dir.display(), "rewrote the store's files after damage")
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir.display(), error = %e, "compaction after damage failed; the damaged files stay in use");
+                    break;
+                }
+            }
+        }
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {

@@ -57,6 +57,7 @@
 //! Opening is blocking (sled recovers its log); reads and writes of many keys run
 //! on tokio's blocking pool when called inside a tokio runtime.
 
+mod health;
 mod layout;
 mod query;
 
@@ -77,7 +78,7 @@ use crate::query::Reader;
 const INLINE_KEYS: usize = 64;
 
 /// The name of the sled tree holding the graph.
-const TREE: &str = "gun";
+pub(crate) const TREE: &str = "gun";
 
 /// Options for [`SledStore::open_with`].
 #[derive(Debug, Clone, Default)]
@@ -141,6 +142,27 @@ struct Inner {
     flushes: AtomicU64,
     /// See [`Options::commit_window`].
     commit_window: std::time::Duration,
+    /// The background check started at open (see `health`).
+    verifier: Mutex<Option<health::Verifier>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(mut v) = lock(&self.verifier).take() {
+            v.stop();
+        }
+        // A clean close: everything staged is applied and flushed, and the
+        // marker records the counts for the next open to check against.
+        if lock(&self.commit).failed.is_some() || self.apply_staged().is_err() {
+            return;
+        }
+        if self.tree.flush().is_ok() {
+            let meta = lock(&self.write).meta;
+            if let Err(e) = health::write_marker(&self.path, health::Marker::new(true, &meta)) {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot record the clean close");
+            }
+        }
+    }
 }
 
 /// Group commit: batches are numbered as they are applied; a flush started after
@@ -211,9 +233,13 @@ pub(crate) fn map_sled_error(e: sled::Error, path: &Path) -> Error {
             path: path.to_path_buf(),
         },
         sled::Error::Io(io) => Error::io(path, io),
-        sled::Error::Corruption { at, .. } => {
-            Error::corrupt(path, format!("sled found corrupt data (at {at:?})"))
+        sled::Error::Corruption { at: Some(at), .. } => {
+            Error::corrupt(path, format!("sled found corrupt data at {at:?}"))
         }
+        sled::Error::Corruption { at: None, .. } => Error::corrupt(
+            path,
+            "sled found corrupt data in its files (conf, db, or a snap.* file)",
+        ),
         other => Error::backend(other),
     }
 }
@@ -245,20 +271,21 @@ impl SledStore {
         // Every put flushes (group commit) before it is acked, so sled's own
         // periodic background flush only adds work; throughput mode favours the
         // large batches group commit produces.
-        let mut cfg = sled::Config::new()
-            .path(&path)
-            .flush_every_ms(None)
-            .mode(sled::Mode::HighThroughput);
-        if let Some(c) = options.cache_bytes {
-            cfg = cfg.cache_capacity(c);
-        }
-        let db = cfg.open().map_err(|e| map_sled_error(e, &path))?;
-        let tree = db.open_tree(TREE).map_err(|e| map_sled_error(e, &path))?;
-        let meta = match tree.get(META_KEY).map_err(|e| map_sled_error(e, &path))? {
-            Some(v) => Meta::decode(&v).map_err(|d| Error::corrupt(&path, d))?,
-            None => count(&tree, &path)?,
+        let cache = options.cache_bytes;
+        let cfg = |dir: &Path| {
+            let cfg = sled::Config::new()
+                .path(dir)
+                .flush_every_ms(None)
+                .mode(sled::Mode::HighThroughput);
+            match cache {
+                Some(c) => cfg.cache_capacity(c),
+                None => cfg,
+            }
         };
-        Ok(SledStore {
+        // sled reports almost no damage itself: see `health`.
+        let (db, tree, meta) = health::open_checked(&path, &cfg)?;
+        let check = (meta.keys > 0).then(|| tree.clone());
+        let store = SledStore {
             inner: Arc::new(Inner {
                 _db: db,
                 tree,
@@ -271,8 +298,20 @@ impl SledStore {
                 commit_window: options
                     .commit_window
                     .unwrap_or(std::time::Duration::from_millis(1)),
+                verifier: Mutex::new(None),
             }),
-        })
+        };
+        if let Some(tree) = check {
+            let weak = Arc::downgrade(&store.inner);
+            let path = store.inner.path.clone();
+            let v = health::Verifier::start(tree, path, meta, move |souls, keys| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.stop_writes(souls, keys);
+                }
+            });
+            *lock(&store.inner.verifier) = Some(v);
+        }
+        Ok(store)
     }
 
     /// The directory of the database.
@@ -282,7 +321,7 @@ impl SledStore {
 }
 
 /// Counts souls, keys and bytes by a full scan (for a tree without metadata).
-fn count(tree: &sled::Tree, path: &Path) -> Result<Meta, Error> {
+pub(crate) fn count(tree: &sled::Tree, path: &Path) -> Result<Meta, Error> {
     let mut m = Meta::default();
     let mut last: Option<String> = None;
     for item in tree.range::<&[u8], _>(..layout::DATA_END) {
@@ -314,6 +353,25 @@ impl Inner {
 
     fn sled(&self, e: sled::Error) -> Error {
         map_sled_error(e, &self.path)
+    }
+
+    /// After the check at open found `souls` souls and `keys` keys fewer than
+    /// the metadata record (sled recovered a tree that contradicts itself):
+    /// reads go on, writes are refused (writing into such a tree has made
+    /// sled's next recovery fail), and the next open rebuilds the database.
+    fn stop_writes(&self, souls: u64, keys: u64) {
+        let reason = format!(
+            "sled's database in {} is damaged ({souls} souls, {keys} keys fewer than its \
+             metadata record): it is served read-only until the next start, which rebuilds it \
+             from what is readable",
+            self.path.display()
+        );
+        let flag = self.path.join(health::REBUILD);
+        if let Err(e) = std::fs::write(&flag, b"rebuild on next open\n") {
+            tracing::warn!(path = %flag.display(), error = %e, "cannot leave the rebuild flag");
+        }
+        tracing::error!(path = %self.path.display(), "the store refuses writes from now on: {reason}");
+        lock(&self.commit).failed.get_or_insert(reason);
     }
 
     /// The stored record under `k`, staged writes first.
