@@ -417,12 +417,18 @@ async fn write_loop<S>(
             match step {
                 Step::Frame(first) => {
                     shared.queued.fetch_sub(1, Ordering::Relaxed);
-                    write_frame(&mut sink, shared, &first).await?;
+                    // Messages queued together go out as one array frame, as
+                    // Gun.js relays send them: one WebSocket frame and one
+                    // parse on the other side instead of dozens.
+                    let mut batch = ArrayFrame::new(&first);
                     for _ in 1..WRITE_BATCH {
                         let Ok(next) = rx.try_recv() else { break };
                         shared.queued.fetch_sub(1, Ordering::Relaxed);
-                        write_frame(&mut sink, shared, &next).await?;
+                        if let Some(full) = batch.push(&next) {
+                            write_frame(&mut sink, shared, &full).await?;
+                        }
                     }
+                    write_frame(&mut sink, shared, &batch.finish()).await?;
                     sink.flush().await
                 }
                 Step::Keepalive => {
@@ -474,6 +480,79 @@ async fn write_loop<S>(
     .await;
 }
 
+/// Largest array frame made by joining queued messages (a single message may
+/// be larger; it is then sent alone).
+const ARRAY_FRAME_MAX: usize = 256 << 10;
+
+/// Joins queued frames that are single messages (JSON objects) into one JSON
+/// array frame of at most [`ARRAY_FRAME_MAX`] bytes. Any other frame (an
+/// array, a keep-alive) is sent alone, as it is.
+struct ArrayFrame {
+    /// The frame as it will be sent when it holds one message.
+    single: Option<Arc<str>>,
+    /// `[a,b,…` (no closing bracket) once it holds two or more.
+    text: String,
+}
+
+impl ArrayFrame {
+    fn new(first: &Arc<str>) -> ArrayFrame {
+        ArrayFrame {
+            single: Some(first.clone()),
+            text: String::new(),
+        }
+    }
+
+    /// `frame` as an array member if it is one message (a JSON object);
+    /// frames that already are arrays are left as they were made.
+    fn members(frame: &str) -> Option<&str> {
+        let t = frame.trim();
+        (t.starts_with('{') && t.ends_with('}')).then_some(t)
+    }
+
+    /// Adds `frame`; returns a full frame to send first when it does not fit.
+    fn push(&mut self, frame: &Arc<str>) -> Option<String> {
+        let next = Self::members(frame);
+        let current_len = self.single.as_ref().map_or(self.text.len(), |s| s.len());
+        let joinable = next.is_some()
+            && self
+                .single
+                .as_deref()
+                .is_none_or(|s| Self::members(s).is_some())
+            && current_len + frame.len() + 2 <= ARRAY_FRAME_MAX;
+        if !joinable {
+            let done = self.take();
+            *self = ArrayFrame::new(frame);
+            return Some(done);
+        }
+        let next = next?;
+        if let Some(single) = self.single.take() {
+            self.text = String::with_capacity(2 * (single.len() + frame.len()) + 2);
+            self.text.push('[');
+            self.text.push_str(Self::members(&single).unwrap_or(""));
+        }
+        if self.text.len() > 1 {
+            self.text.push(',');
+        }
+        self.text.push_str(next);
+        None
+    }
+
+    fn take(&mut self) -> String {
+        match self.single.take() {
+            Some(s) => s.to_string(),
+            None => {
+                let mut t = std::mem::take(&mut self.text);
+                t.push(']');
+                t
+            }
+        }
+    }
+
+    fn finish(mut self) -> String {
+        self.take()
+    }
+}
+
 async fn write_frame<S>(
     sink: &mut SplitSink<WebSocketStream<S>, Message>,
     shared: &ConnShared,
@@ -518,6 +597,48 @@ fn truncate(s: &str, max: usize) -> &str {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    fn join(frames: &[&str]) -> Vec<String> {
+        let frames: Vec<Arc<str>> = frames.iter().map(|f| Arc::from(*f)).collect();
+        let mut out = Vec::new();
+        let mut batch = ArrayFrame::new(&frames[0]);
+        for f in &frames[1..] {
+            out.extend(batch.push(f));
+        }
+        out.push(batch.finish());
+        out
+    }
+
+    #[test]
+    fn queued_messages_become_one_array_frame() {
+        assert_eq!(join(&[r#"{"a":1}"#]), [r#"{"a":1}"#]);
+        assert_eq!(
+            join(&[r#"{"a":1}"#, r#"{"b":2}"#, r#"{"c":3}"#]),
+            [r#"[{"a":1},{"b":2},{"c":3}]"#]
+        );
+        // Arrays and keep-alives stay as they are, in order.
+        assert_eq!(
+            join(&[r#"{"a":1}"#, "[]", r#"{"b":2}"#, r#"{"c":3}"#, "[1]"]),
+            [r#"{"a":1}"#, "[]", r#"[{"b":2},{"c":3}]"#, "[1]"]
+        );
+        // Not JSON objects or arrays: sent alone, in order.
+        assert_eq!(
+            join(&[r#"{"a":1}"#, "x", r#"{"b":2}"#]),
+            [r#"{"a":1}"#, "x", r#"{"b":2}"#]
+        );
+        // Each joined frame is valid JSON holding every message in order.
+        let big = format!(r#"{{"s":"{}"}}"#, "x".repeat(100 << 10));
+        let out = join(&[&big, &big, &big, r#"{"e":5}"#]);
+        assert!(out.len() >= 2, "frames over the limit are split");
+        let all = out.concat();
+        assert_eq!(all.matches(r#"{"s":"#).count(), 3);
+        assert_eq!(all.matches(r#"{"e":5}"#).count(), 1);
+        for f in &out {
+            assert!(f.len() <= ARRAY_FRAME_MAX + 2 || !f.starts_with('['));
+            assert!(f.starts_with('[') == f.ends_with(']'));
+        }
+        assert!(out.last().unwrap().ends_with(r#"{"e":5}]"#));
+    }
 
     #[test]
     fn truncate_keeps_char_boundaries() {
