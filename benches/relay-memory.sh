@@ -66,6 +66,6 @@ measure() {
         "$(sed 's/^RESULT //' "$WORK/$name.load" | head -1 | grep . || echo null)"
 }
 
-measure gunjs-radisk "$WORK/gunjs" node relay.js --port "$PORT" --radisk true --dir "$WORK/gunjs"
 measure gun-relay-sled "$WORK/sled" "$RELAY_BIN" --log warn --port "$PORT" --data "$WORK/sled" --store sled
 measure gun-relay-file "$WORK/file" "$RELAY_BIN" --log warn --port "$PORT" --data "$WORK/file" --store file
+measure gunjs-radisk "$WORK/gunjs" node relay.js --port "$PORT" --radisk true --dir "$WORK/gunjs"
