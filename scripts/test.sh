@@ -46,4 +46,26 @@ run cargo build -p gun-relay
 run cargo build -p gun --example interop_peer
 run bash scripts/relay-interop.sh --no-build
 
+# --- 5. Browser tests: examples/web-chat in headless Chromium --------------------
+# Genuine Gun.js + SEA in Chromium (driven by playwright-core from interop/)
+# against gun-relay --static examples/web-chat; see interop/browser/chat.test.js.
+# Screenshots go to target/browser-screenshots/.
+section "browser tests (interop/browser/)"
+if [[ ! -x /usr/bin/chromium ]]; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        run apt-get update
+        run env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y --no-install-recommends chromium chromium-driver
+    fi
+    if [[ ! -x /usr/bin/chromium ]]; then
+        echo "error: the browser tests need Chromium at /usr/bin/chromium, and it could not be" >&2
+        echo "       installed (needs root and apt-get). Install it with:" >&2
+        echo "         apt-get install -y chromium chromium-driver" >&2
+        exit 1
+    fi
+fi
+run cargo build -p gun-relay
+run npm ci --prefix examples/web-chat --no-audit --no-fund
+run node --test interop/browser/
+
 section "scripts/test.sh: all sections passed"

@@ -183,6 +183,39 @@ pub struct Stats {
     pub rejected: AtomicU64,
     /// Keys accepted by HAM and stored.
     pub keys_accepted: AtomicU64,
+    /// Writes refused, by error text (at most [`MAX_REJECT_REASONS`] texts; the
+    /// rest are counted under `"other"`).
+    pub rejected_by_reason: Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+/// Distinct error texts counted in [`Stats::rejected_by_reason`].
+pub const MAX_REJECT_REASONS: usize = 32;
+
+impl Stats {
+    /// Counts one refused write with error text `reason` (in `rejected` and
+    /// in `rejected_by_reason`).
+    pub fn count_rejected(&self, reason: &str) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        let mut map = self
+            .rejected_by_reason
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(reason) {
+            *n += 1;
+        } else if map.len() < MAX_REJECT_REASONS {
+            map.insert(reason.to_owned(), 1);
+        } else {
+            *map.entry("other".to_owned()).or_default() += 1;
+        }
+    }
+
+    /// A copy of [`Stats::rejected_by_reason`].
+    pub fn rejected_reasons(&self) -> std::collections::BTreeMap<String, u64> {
+        self.rejected_by_reason
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Shares the text of short, frequent keys (`name`, `f0`…) between nodes, so a
@@ -372,7 +405,7 @@ impl Engine {
                         Output::Deliver { from, msg } => deliver.push((from, msg)),
                         Output::InvalidPut { from, id, error } => {
                             tracing::debug!(peer = ?from, %error, "invalid put");
-                            self.inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                            self.inner.stats.count_rejected(&error.to_string());
                             if let Some(id) = id {
                                 let reply = Message::ack_err(&id, error.to_string());
                                 more.extend(sh.mesh.reply(from, reply, now_u64()));
@@ -520,10 +553,11 @@ impl Engine {
         if let Some(reply) = answer
             && !id.is_empty()
         {
-            if reply.err.is_none() {
-                self.inner.stats.acks_out.fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            match &reply.err {
+                None => {
+                    self.inner.stats.acks_out.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(err) => self.inner.stats.count_rejected(err),
             }
             let outs = self.lock().mesh.reply(from, reply, now_u64());
             self.execute(outs);

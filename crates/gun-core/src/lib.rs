@@ -40,7 +40,9 @@ mod error;
 mod options;
 
 pub use chain::{Chain, Gun, OnStream, PutAck, PutOptions, Subscription};
-pub use engine::{Change, Engine, Ingested, Origin, PutContext, Stats, Validator, now_ms};
+pub use engine::{
+    Change, Engine, Ingested, MAX_REJECT_REASONS, Origin, PutContext, Stats, Validator, now_ms,
+};
 pub use error::Error;
 pub use options::EngineOptions;
 

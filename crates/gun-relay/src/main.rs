@@ -14,8 +14,14 @@
 //! Gun.js's error texts in their ack (`"Unverified data."`, …). `--no-sea`
 //! turns that off.
 //!
-//! A plain HTTP `GET /` answers a small JSON health document.
+//! A plain HTTP `GET /health` answers a small JSON health document (also at
+//! `GET /` unless `--static DIR` serves a folder there), `GET /stats` the
+//! counters with a history of the last minutes, and `GET /dashboard` a
+//! self-contained page that charts them live.
 
+mod static_files;
+
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -88,6 +94,10 @@ struct Args {
     /// (wb) are refused.
     #[arg(long)]
     no_sea: bool,
+    /// Serve the files of DIR over HTTP on the same port (GET /x serves DIR/x,
+    /// directories their index.html); the health document then moves from / to /health.
+    #[arg(long = "static", value_name = "DIR")]
+    static_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -192,12 +202,50 @@ fn print_import_report(
     }
 }
 
-/// What the health page shows; refreshed every second by a task, because the
-/// HTTP handler runs on a blocking thread.
-#[derive(Default, Clone)]
+/// Seconds of history kept for the dashboard chart.
+const HISTORY_SECS: usize = 600;
+
+/// One second's totals, for the dashboard.
+#[derive(Default, Clone, Copy)]
+struct Sample {
+    t_ms: u64,
+    peers: u64,
+    frames_in: u64,
+    frames_out: u64,
+    puts_in: u64,
+    gets_in: u64,
+    acks_out: u64,
+    rejected: u64,
+    souls: u64,
+    bytes: u64,
+}
+
+impl Sample {
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "t": self.t_ms,
+            "peers": self.peers,
+            "msgs_in": self.frames_in,
+            "msgs_out": self.frames_out,
+            "puts_in": self.puts_in,
+            "gets_in": self.gets_in,
+            "acks_out": self.acks_out,
+            "rejected": self.rejected,
+            "souls": self.souls,
+            "bytes": self.bytes,
+        })
+    }
+}
+
+/// What the health page and dashboard show; refreshed every second by the
+/// main task, because the HTTP handler runs on a blocking thread.
+#[derive(Default)]
 struct Snapshot {
     souls: u64,
     bytes: u64,
+    frames_in: u64,
+    frames_out: u64,
+    history: VecDeque<Sample>,
 }
 
 struct Health {
@@ -206,6 +254,102 @@ struct Health {
     sea: bool,
     snapshot: Arc<Mutex<Snapshot>>,
     peers_dialed: Vec<String>,
+    static_dir: Option<static_files::StaticDir>,
+}
+
+/// The dashboard page: inline CSS and JS, no external resources.
+const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+
+fn load(a: &std::sync::atomic::AtomicU64) -> u64 {
+    a.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Health {
+    fn snapshot(&self) -> std::sync::MutexGuard<'_, Snapshot> {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn health(&self) -> HttpResponse {
+        let (souls, bytes) = {
+            let snap = self.snapshot();
+            (snap.souls, snap.bytes)
+        };
+        let s = self.engine.stats();
+        let body = serde_json::json!({
+            "ok": true,
+            "name": "gun-relay",
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": self.engine.pid(),
+            "peers": self.engine.peer_count(),
+            "dialing": self.peers_dialed,
+            "store": self.store_kind.name(),
+            "sea": self.sea,
+            "souls": souls,
+            "bytes": bytes,
+            "uptime_s": self.engine.uptime().as_secs(),
+            "puts_in": load(&s.puts_in),
+            "gets_in": load(&s.gets_in),
+            "acks_out": load(&s.acks_out),
+            "rejected": load(&s.rejected),
+        });
+        HttpResponse::json(200, format!("{body}\n"))
+    }
+
+    fn stats(&self) -> HttpResponse {
+        let s = self.engine.stats();
+        let snap = self.snapshot();
+        let now = Sample {
+            t_ms: gun_core::now_ms() as u64,
+            peers: self.engine.peer_count() as u64,
+            frames_in: snap.frames_in,
+            frames_out: snap.frames_out,
+            puts_in: load(&s.puts_in),
+            gets_in: load(&s.gets_in),
+            acks_out: load(&s.acks_out),
+            rejected: load(&s.rejected),
+            souls: snap.souls,
+            bytes: snap.bytes,
+        };
+        let mut now_json = now.json();
+        now_json["rejected_by_reason"] = serde_json::json!(s.rejected_reasons());
+        now_json["uptime_s"] = serde_json::json!(self.engine.uptime().as_secs());
+        now_json["store"] = serde_json::json!(self.store_kind.name());
+        now_json["sea"] = serde_json::json!(self.sea);
+        let history: Vec<_> = snap.history.iter().map(Sample::json).collect();
+        let body = serde_json::json!({ "now": now_json, "history": history });
+        HttpResponse::json(200, format!("{body}\n")).with_header("Cache-Control", "no-store")
+    }
+
+    /// Takes this second's sample (called every second by the main task).
+    fn sample(&self, store: Option<gun_store::StoreStats>, traffic: gun_net_ws::Traffic) {
+        let s = self.engine.stats();
+        let peers = self.engine.peer_count() as u64;
+        let mut snap = self.snapshot();
+        if let Some(st) = store {
+            snap.souls = st.souls;
+            snap.bytes = st.bytes;
+        }
+        snap.frames_in = traffic.frames_in;
+        snap.frames_out = traffic.frames_out;
+        let sample = Sample {
+            t_ms: gun_core::now_ms() as u64,
+            peers,
+            frames_in: traffic.frames_in,
+            frames_out: traffic.frames_out,
+            puts_in: load(&s.puts_in),
+            gets_in: load(&s.gets_in),
+            acks_out: load(&s.acks_out),
+            rejected: load(&s.rejected),
+            souls: snap.souls,
+            bytes: snap.bytes,
+        };
+        if snap.history.len() >= HISTORY_SECS {
+            snap.history.pop_front();
+        }
+        snap.history.push_back(sample);
+    }
 }
 
 impl HttpHandler for Health {
@@ -213,35 +357,11 @@ impl HttpHandler for Health {
         if req.method != "GET" && req.method != "HEAD" {
             return HttpResponse::text(405, "method not allowed\n");
         }
-        match req.path.as_str() {
-            "/" | "/health" => {
-                let snap = self
-                    .snapshot
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone();
-                let s = self.engine.stats();
-                let load =
-                    |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-                let body = serde_json::json!({
-                    "ok": true,
-                    "name": "gun-relay",
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "pid": self.engine.pid(),
-                    "peers": self.engine.peer_count(),
-                    "dialing": self.peers_dialed,
-                    "store": self.store_kind.name(),
-                    "sea": self.sea,
-                    "souls": snap.souls,
-                    "bytes": snap.bytes,
-                    "uptime_s": self.engine.uptime().as_secs(),
-                    "puts_in": load(&s.puts_in),
-                    "gets_in": load(&s.gets_in),
-                    "acks_out": load(&s.acks_out),
-                    "rejected": load(&s.rejected),
-                });
-                HttpResponse::json(200, format!("{body}\n"))
-            }
+        match (req.path.as_str(), &self.static_dir) {
+            ("/health", _) | ("/", None) => self.health(),
+            ("/stats", _) => self.stats(),
+            ("/dashboard" | "/dashboard/", _) => HttpResponse::html(200, DASHBOARD_HTML),
+            (path, Some(dir)) => dir.serve(path),
             _ => HttpResponse::not_found(),
         }
     }
@@ -310,29 +430,21 @@ async fn run(args: Args) -> Result<(), String> {
         })
         .map_err(|()| format!("cannot resolve --host {}", args.host))?;
 
-    let snapshot = Arc::new(Mutex::new(Snapshot::default()));
+    let static_dir = args
+        .static_dir
+        .as_deref()
+        .map(static_files::StaticDir::new)
+        .transpose()?;
     let health = Arc::new(Health {
         engine: engine.clone(),
         store_kind: args.store,
         sea: !args.no_sea,
-        snapshot: snapshot.clone(),
+        snapshot: Arc::new(Mutex::new(Snapshot::default())),
         peers_dialed: args.peers.clone(),
+        static_dir,
     });
-    let server = Server::bind(ServerOptions::new(addr), hub.clone(), health)
+    let server = Server::bind(ServerOptions::new(addr), hub.clone(), health.clone())
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let stats_store = store.clone();
-    let stats_task = tokio::spawn(async move {
-        loop {
-            if let Ok(s) = stats_store.stats().await {
-                let mut snap = snapshot
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                snap.souls = s.souls;
-                snap.bytes = s.bytes;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    });
     let mut clients = Vec::new();
     for url in &args.peers {
         clients.push(
@@ -350,12 +462,21 @@ async fn run(args: Args) -> Result<(), String> {
     );
     tracing::info!(url = %format!("ws://{}/gun", server.local_addr()), store = args.store.name(), sea = !args.no_sea, peers = ?args.peers, "relay ready");
 
-    shutdown_signal().await;
+    let sampling = async {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            health.sample(store.stats().await.ok(), server.stats().traffic);
+        }
+    };
+    tokio::select! {
+        () = shutdown_signal() => {}
+        () = sampling => {}
+    }
     tracing::info!("shutting down: closing connections and flushing the store");
     for c in &clients {
         c.close();
     }
-    stats_task.abort();
     server.shutdown().await;
     gun.shutdown()
         .await
