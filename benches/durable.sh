@@ -21,30 +21,13 @@
 # Prints one JSON line per measurement and a table (medians, [min-max]).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BENCH="${GUN_BENCH_KIT:-$ROOT/../shared/bench}"
 NODES="${NODES:-100000}"
 REPS="${REPS:-5}"
 RELAYS="${RELAYS:-gunjs sled file}"
 PORT="${PORT:-37260}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gun-rs-durable.XXXXXX")"
-cd "$BENCH"
-# shellcheck disable=SC1091
-source lib/deps.sh
-NODE_PATH="$(gun_interop_deps "$PWD")/node_modules"
-export NODE_PATH
-
-cargo build --release -p gun-relay --manifest-path "$ROOT/Cargo.toml" >&2
-RELAY_BIN="$ROOT/target/release/gun-relay"
-
-PID=
-stop() {
-    [[ -n "$PID" ]] || return 0
-    kill "$PID" 2>/dev/null || true
-    for _ in $(seq 1 300); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
-    PID=
-}
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 trap 'stop; rm -rf "$WORK"' EXIT
 
 # The command that runs relay $1 on data dir $2.

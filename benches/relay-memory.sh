@@ -9,31 +9,14 @@
 # puts in flight, every put acked), then read the relay's RSS (VmRSS and
 # VmHWM from /proc) right after the last ack and again after 12 s (Gun.js's
 # dedup entries expire after 9 s), and the data dir's size on disk. Prints one
-# JSON line per relay and a table.
+# JSON line per relay.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BENCH="${GUN_BENCH_KIT:-$ROOT/../shared/bench}"
 NODES="${NODES:-100000}"
 PORT="${PORT:-37250}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gun-rs-mem.XXXXXX")"
-cd "$BENCH"
-# shellcheck disable=SC1091
-source lib/deps.sh
-NODE_PATH="$(gun_interop_deps "$PWD")/node_modules"
-export NODE_PATH
-
-cargo build --release -p gun-relay --manifest-path "$ROOT/Cargo.toml" >&2
-RELAY_BIN="$ROOT/target/release/gun-relay"
-
-PID=
-stop() {
-    [[ -n "$PID" ]] || return 0
-    kill "$PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
-    PID=
-}
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 trap 'stop; rm -rf "$WORK"' EXIT
 
 kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }

@@ -1,0 +1,24 @@
+# Shared by the relay benchmark scripts (durable.sh, relay-memory.sh); sourced
+# after they set ROOT. Moves into the shared drivers' folder with their node
+# dependencies on NODE_PATH, builds the release gun-relay (RELAY_BIN), and
+# defines `stop`, which stops the relay whose PID is in $PID (SIGTERM, then
+# SIGKILL after 30 s).
+BENCH="${GUN_BENCH_KIT:-$ROOT/../shared/bench}"
+cd "$BENCH"
+# shellcheck disable=SC1091
+source lib/deps.sh
+NODE_PATH="$(gun_interop_deps "$PWD")/node_modules"
+export NODE_PATH
+
+cargo build --release -p gun-relay --manifest-path "$ROOT/Cargo.toml" >&2
+RELAY_BIN="$ROOT/target/release/gun-relay"
+
+PID=
+stop() {
+    [[ -n "$PID" ]] || return 0
+    kill "$PID" 2>/dev/null || true
+    for _ in $(seq 1 300); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+    PID=
+}
