@@ -21,6 +21,11 @@
 
 mod static_files;
 
+/// The relay allocates per message (frames, graphs, acks); mimalloc does that
+/// measurably faster than the system allocator under load.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
