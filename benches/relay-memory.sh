@@ -2,7 +2,7 @@
 # Relay memory with 100k stored nodes, genuine Gun.js (radisk) and gun-relay
 # (sled, file) in the same run:
 #
-#   bash benches/relay-memory.sh            # NODES=100000 by default
+#   bash benches/relay-memory.sh            # NODES=100000 RELAYS="sled file gunjs" by default
 #
 # For each relay: start it on an empty data dir, load NODES 10-field nodes with
 # the shared driver (../shared/bench/coldread.js load: 4 connections, 2,000
@@ -49,6 +49,10 @@ measure() {
         "$(sed 's/^RESULT //' "$WORK/$name.load" | head -1 | grep . || echo null)"
 }
 
-measure gun-relay-sled "$WORK/sled" "$RELAY_BIN" --log warn --port "$PORT" --data "$WORK/sled" --store sled
-measure gun-relay-file "$WORK/file" "$RELAY_BIN" --log warn --port "$PORT" --data "$WORK/file" --store file
-measure gunjs-radisk "$WORK/gunjs" node relay.js --port "$PORT" --radisk true --dir "$WORK/gunjs"
+for relay in ${RELAYS:-sled file gunjs}; do
+    case "$relay" in
+        sled | file) measure "gun-relay-$relay" "$WORK/$relay" "$RELAY_BIN" --log warn --port "$PORT" --data "$WORK/$relay" --store "$relay" ;;
+        gunjs) measure gunjs-radisk "$WORK/gunjs" node relay.js --port "$PORT" --radisk true --dir "$WORK/gunjs" ;;
+        *) echo "unknown relay $relay (sled, file, gunjs)" >&2; exit 2 ;;
+    esac
+done
