@@ -144,6 +144,21 @@ pub struct PutAck {
     pub acked_by: Vec<PeerId>,
 }
 
+impl Engine {
+    /// Writes a graph made by this process as [`Chain::put_with`] does: resolves
+    /// once it is durable locally and, with `opts.acks`, acked by that many
+    /// peers (for layers that build their own graphs, such as signed user data).
+    pub async fn put_local_with(&self, graph: Graph, opts: &PutOptions) -> Result<PutAck, Error> {
+        let (r, peers) = self.put_local_acked(graph, opts.acks, opts.timeout).await?;
+        Ok(PutAck {
+            accepted: r.accepted,
+            deferred: r.deferred,
+            id: r.id,
+            acked_by: peers,
+        })
+    }
+}
+
 impl Chain {
     fn child(&self, at: At) -> Chain {
         Chain {
@@ -341,16 +356,7 @@ impl Chain {
     /// [`Chain::put`], then waits for `opts.acks` peers to ack.
     pub async fn put_with(&self, data: Json, opts: PutOptions) -> Result<PutAck, Error> {
         let graph = self.put_graph(&data).await?;
-        let (r, peers) = self
-            .engine()
-            .put_local_acked(graph, opts.acks, opts.timeout)
-            .await?;
-        Ok(PutAck {
-            accepted: r.accepted,
-            deferred: r.deferred,
-            id: r.id,
-            acked_by: peers,
-        })
+        self.engine().put_local_with(graph, &opts).await
     }
 
     /// Adds `item` to the set at this node: an object becomes a new node with a

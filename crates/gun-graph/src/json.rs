@@ -375,6 +375,19 @@ pub fn cmp_str_json_text(a: &str, b: &str) -> Ordering {
     EscapedUnits::new(a).cmp(EscapedUnits::new(b))
 }
 
+/// JavaScript truthiness of a JSON value (`null`, `false`, `0`, `NaN` and `""`
+/// are falsy; arrays and objects are truthy).
+pub fn truthy(v: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    match v {
+        J::Null => false,
+        J::Bool(b) => *b,
+        J::Number(n) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
+        J::String(s) => !s.is_empty(),
+        J::Array(_) | J::Object(_) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -305,7 +305,20 @@ impl Health {
     fn stats(&self) -> HttpResponse {
         let s = self.engine.stats();
         let snap = self.snapshot();
-        let now = Sample {
+        let mut now_json = self.sample_of(&snap).json();
+        now_json["rejected_by_reason"] = serde_json::json!(s.rejected_reasons());
+        now_json["uptime_s"] = serde_json::json!(self.engine.uptime().as_secs());
+        now_json["store"] = serde_json::json!(self.store_kind.name());
+        now_json["sea"] = serde_json::json!(self.sea);
+        let history: Vec<_> = snap.history.iter().map(Sample::json).collect();
+        let body = serde_json::json!({ "now": now_json, "history": history });
+        HttpResponse::json(200, format!("{body}\n")).with_header("Cache-Control", "no-store")
+    }
+
+    /// The counters now, with the store and traffic figures of `snap`.
+    fn sample_of(&self, snap: &Snapshot) -> Sample {
+        let s = self.engine.stats();
+        Sample {
             t_ms: gun_core::now_ms() as u64,
             peers: self.engine.peer_count() as u64,
             frames_in: snap.frames_in,
@@ -316,21 +329,11 @@ impl Health {
             rejected: load(&s.rejected),
             souls: snap.souls,
             bytes: snap.bytes,
-        };
-        let mut now_json = now.json();
-        now_json["rejected_by_reason"] = serde_json::json!(s.rejected_reasons());
-        now_json["uptime_s"] = serde_json::json!(self.engine.uptime().as_secs());
-        now_json["store"] = serde_json::json!(self.store_kind.name());
-        now_json["sea"] = serde_json::json!(self.sea);
-        let history: Vec<_> = snap.history.iter().map(Sample::json).collect();
-        let body = serde_json::json!({ "now": now_json, "history": history });
-        HttpResponse::json(200, format!("{body}\n")).with_header("Cache-Control", "no-store")
+        }
     }
 
     /// Takes this second's sample (called every second by the main task).
     fn sample(&self, store: Option<gun_store::StoreStats>, traffic: gun_net_ws::Traffic) {
-        let s = self.engine.stats();
-        let peers = self.engine.peer_count() as u64;
         let mut snap = self.snapshot();
         if let Some(st) = store {
             snap.souls = st.souls;
@@ -338,18 +341,7 @@ impl Health {
         }
         snap.frames_in = traffic.frames_in;
         snap.frames_out = traffic.frames_out;
-        let sample = Sample {
-            t_ms: gun_core::now_ms() as u64,
-            peers,
-            frames_in: traffic.frames_in,
-            frames_out: traffic.frames_out,
-            puts_in: load(&s.puts_in),
-            gets_in: load(&s.gets_in),
-            acks_out: load(&s.acks_out),
-            rejected: load(&s.rejected),
-            souls: snap.souls,
-            bytes: snap.bytes,
-        };
+        let sample = self.sample_of(&snap);
         if snap.history.len() >= HISTORY_SECS {
             snap.history.pop_front();
         }

@@ -670,16 +670,7 @@ impl UserChain {
             }
         }
         let graph = sign_graph(graph, &pair)?;
-        let (r, peers) = self
-            .engine()
-            .put_local_acked(graph, opts.acks, opts.timeout)
-            .await?;
-        Ok(PutAck {
-            accepted: r.accepted,
-            deferred: r.deferred,
-            id: r.id,
-            acked_by: peers,
-        })
+        Ok(self.engine().put_local_with(graph, &opts).await?)
     }
 
     /// The node to write into below `soul` along `keys`, linking missing nodes

@@ -22,15 +22,7 @@ pub(crate) fn parse_or_string(text: &str) -> J {
 }
 
 /// JavaScript truthiness of a JSON value.
-pub(crate) fn truthy(v: &J) -> bool {
-    match v {
-        J::Null => false,
-        J::Bool(b) => *b,
-        J::Number(n) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
-        J::String(s) => !s.is_empty(),
-        J::Array(_) | J::Object(_) => true,
-    }
-}
+pub(crate) use gun_graph::json::truthy;
 
 /// Truthiness of a property that may be absent (`undefined` is falsy).
 pub(crate) fn truthy_opt(v: Option<&J>) -> bool {

@@ -24,6 +24,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use gun_graph::json::truthy;
 use gun_graph::{Graph, InvalidValue, Soul, State, Value};
 use gun_store::{Error, Store, machine_state};
 use serde_json::Value as J;
@@ -213,16 +214,6 @@ fn leaves(tree: &serde_json::Map<String, J>) -> (Vec<(String, &J)>, Vec<String>)
         }
     }
     (out, bad)
-}
-
-fn truthy(v: &J) -> bool {
-    match v {
-        J::Null => false,
-        J::Bool(b) => *b,
-        J::Number(n) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
-        J::String(s) => !s.is_empty(),
-        J::Array(_) | J::Object(_) => true,
-    }
 }
 
 /// Reads one leaf into `(soul, key, state, value)`.
