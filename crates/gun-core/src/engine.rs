@@ -97,6 +97,61 @@ pub struct Change {
     pub node: Node,
     /// The keys that changed.
     pub keys: Vec<Arc<str>>,
+    /// The message that carried the change, when it came from a peer (`None`
+    /// for local writes): what [`Engine::answer`] can answer.
+    pub via: Option<Via>,
+}
+
+/// A message received from a peer, named by its `#`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    /// The connection it came from.
+    pub peer: PeerId,
+    /// Its `#`.
+    pub id: String,
+}
+
+/// A message that answers one of ours (`@` = our `#`), in full: an ack, a get
+/// reply, a signalling answer with its `ok` payload.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The connection it came from.
+    pub from: PeerId,
+    /// The message as received (for a push ack a relay translated, with the
+    /// relay's `@`).
+    pub message: Message,
+}
+
+/// The replies to one of our messages, as they arrive ([`Engine::put_local_replies`],
+/// [`Engine::answer`]). The route closes when this is dropped; later replies
+/// are dropped.
+pub struct Replies {
+    guard: AskGuard,
+}
+
+impl Replies {
+    /// The `#` of the message these answer.
+    pub fn id(&self) -> &str {
+        &self.guard.id
+    }
+
+    /// The next reply; `None` once the engine is gone.
+    pub async fn next(&mut self) -> Option<Reply> {
+        loop {
+            match self.guard.rx.recv().await? {
+                AskEvent::Message(r) => return Some(*r),
+                AskEvent::Reply { .. } | AskEvent::Ack { .. } => {}
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Replies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replies")
+            .field("id", &self.guard.id)
+            .finish()
+    }
 }
 
 /// What happened to a write.
@@ -119,6 +174,8 @@ pub(crate) enum AskEvent {
     Reply { from: PeerId, found: bool },
     /// A peer acked a put.
     Ack { from: PeerId, err: Option<String> },
+    /// Any reply, in full (waiters registered with `raw`).
+    Message(Box<Reply>),
 }
 
 struct Listener {
@@ -157,7 +214,9 @@ struct Shared {
     links: HashMap<PeerId, Arc<dyn Link>>,
     listeners: HashMap<Soul, Vec<Listener>>,
     next_id: u64,
-    asks: HashMap<String, mpsc::UnboundedSender<AskEvent>>,
+    /// Waiters for replies, by the `#` they answer; `true`: wants whole
+    /// messages ([`AskEvent::Message`]).
+    asks: HashMap<String, (mpsc::UnboundedSender<AskEvent>, bool)>,
     deferred: BinaryHeap<Reverse<Due>>,
     /// Deferred keys still pending per incoming put id, to ack when all applied.
     deferred_pending: HashMap<String, usize>,
@@ -377,6 +436,12 @@ impl Engine {
         self.lock().clock.next(now_ms())
     }
 
+    /// The pid a connected peer announced (or, for a direct link, was
+    /// signalled with), if any.
+    pub fn peer_pid(&self, peer: PeerId) -> Option<String> {
+        self.lock().mesh.peer_pid(peer).map(str::to_owned)
+    }
+
     /// A copy of the cached node, if cached.
     pub fn cached(&self, soul: &str) -> Option<Node> {
         self.lock().graph.get(soul).cloned()
@@ -454,7 +519,7 @@ impl Engine {
                 }
                 me.writes_end(pending);
                 if let Some(at) = &msg.reply_to {
-                    me.notify_ask(at, AskEvent::Reply { from, found });
+                    me.notify_ask(at, AskEvent::Reply { from, found }, from, &msg);
                 }
             });
         } else if msg.get.is_some() {
@@ -477,7 +542,7 @@ impl Engine {
             } else {
                 AskEvent::Reply { from, found: false }
             };
-            self.notify_ask(at, ev);
+            self.notify_ask(at, ev, from, &msg);
         }
     }
 
@@ -526,9 +591,17 @@ impl Engine {
         }
     }
 
-    fn notify_ask(&self, id: &str, ev: AskEvent) {
+    fn notify_ask(&self, id: &str, ev: AskEvent, from: PeerId, msg: &Message) {
         let sh = self.lock();
-        if let Some(tx) = sh.asks.get(id) {
+        if let Some((tx, raw)) = sh.asks.get(id) {
+            let ev = if *raw {
+                AskEvent::Message(Box::new(Reply {
+                    from,
+                    message: msg.clone(),
+                }))
+            } else {
+                ev
+            };
             let _ = tx.send(ev);
         }
     }
@@ -593,6 +666,17 @@ impl Engine {
         origin: Origin,
         message: Option<&Message>,
     ) -> Result<(Ingested, Option<AskGuard>), Error> {
+        self.ingest_with(graph, origin, message, false).await
+    }
+
+    /// [`Engine::ingest`]; `raw`: a local write's waiter gets whole replies.
+    async fn ingest_with(
+        &self,
+        graph: Graph,
+        origin: Origin,
+        message: Option<&Message>,
+        raw: bool,
+    ) -> Result<(Ingested, Option<AskGuard>), Error> {
         if graph.is_empty() {
             return Ok((Ingested::default(), None));
         }
@@ -638,7 +722,17 @@ impl Engine {
                 .stats
                 .keys_accepted
                 .fetch_add(applied.key_count() as u64, Ordering::Relaxed);
-            notify_listeners(&mut sh, &applied);
+            let via = match &origin {
+                Origin::Peer { peer, id } => Some(Via {
+                    peer: *peer,
+                    id: id.clone(),
+                }),
+                Origin::Reply { peer } => message
+                    .and_then(|m| m.id.clone())
+                    .map(|id| Via { peer: *peer, id }),
+                Origin::Local => None,
+            };
+            notify_listeners(&mut sh, &applied, via);
             if !applied.is_empty() {
                 match &origin {
                     // A purely local engine (no peer, no URL) skips the mesh.
@@ -647,7 +741,7 @@ impl Engine {
                         let (id, o) = sh.mesh.request(Message::put(applied), now_u64());
                         // Register the ack waiter before anything is sent.
                         let (tx, rx) = mpsc::unbounded_channel();
-                        sh.asks.insert(id.clone(), tx);
+                        sh.asks.insert(id.clone(), (tx, raw));
                         ack_guard = Some(AskGuard {
                             engine: self.clone(),
                             id: id.clone(),
@@ -716,10 +810,45 @@ impl Engine {
         }
     }
 
+    /// Like [`Engine::put_local`], and keeps the route of the write open: every
+    /// message that answers it (acks, and WebRTC offers riding on them, §11.3)
+    /// arrives on the returned [`Replies`] until it is dropped. `None` when no
+    /// peer is known (the write did not go to the mesh) or nothing changed.
+    pub async fn put_local_replies(
+        &self,
+        graph: Graph,
+    ) -> Result<(Ingested, Option<Replies>), Error> {
+        let (r, guard) = self.ingest_with(graph, Origin::Local, None, true).await?;
+        Ok((r, guard.map(|guard| Replies { guard })))
+    }
+
+    /// Sends `msg`, which answers a message we received (`msg.reply_to` = its
+    /// `#`, for example [`Change::via`] or a [`Reply`]'s `#`), back the way that
+    /// message came, and returns the replies to it. `msg.id` is filled in when
+    /// unset. When the route is unknown or expired nothing is sent (debug
+    /// event) and no reply will come.
+    pub fn answer(&self, msg: Message) -> Replies {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (id, outs) = {
+            let mut sh = self.lock();
+            let (id, outs) = sh.mesh.answer(msg, now_u64());
+            sh.asks.insert(id.clone(), (tx, true));
+            (id, outs)
+        };
+        self.execute(outs);
+        Replies {
+            guard: AskGuard {
+                engine: self.clone(),
+                id,
+                rx,
+            },
+        }
+    }
+
     /// Registers a waiter for replies and acks to message `id`.
     pub(crate) fn ask(&self, id: &str) -> AskGuard {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.lock().asks.insert(id.to_string(), tx);
+        self.lock().asks.insert(id.to_string(), (tx, false));
         AskGuard {
             engine: self.clone(),
             id: id.to_string(),
@@ -874,7 +1003,7 @@ impl Engine {
                         }
                     }
                 }
-                Ok(Some(AskEvent::Ack { .. })) => {}
+                Ok(Some(AskEvent::Ack { .. } | AskEvent::Message(_))) => {}
                 Ok(None) | Err(_) => break,
             }
         }
@@ -886,7 +1015,9 @@ impl Engine {
     pub fn subscribe_remote(&self, soul: &Soul, key: Option<&str>) {
         let outs = {
             let mut sh = self.lock();
-            if sh.links.is_empty() {
+            // With no peer and no expected URL there is nobody to ask; with an
+            // expected URL the mesh remembers the get and sends it on connect.
+            if !sh.remote {
                 return;
             }
             let msg = Message::get(get_for(soul, key));
@@ -916,7 +1047,7 @@ impl Engine {
                     }
                 }
                 Ok(Some(AskEvent::Ack { err: Some(e), .. })) => return Err(Error::PeerRefused(e)),
-                Ok(Some(AskEvent::Reply { .. })) => {}
+                Ok(Some(AskEvent::Reply { .. } | AskEvent::Message(_))) => {}
                 Ok(None) | Err(_) => {
                     return Err(Error::AckTimeout {
                         got: got.len(),
@@ -1110,7 +1241,7 @@ fn get_for(soul: &Soul, key: Option<&str>) -> Get {
     }
 }
 
-fn notify_listeners(sh: &mut Shared, applied: &Graph) {
+fn notify_listeners(sh: &mut Shared, applied: &Graph, via: Option<Via>) {
     for (soul, diff) in applied.iter() {
         let Some(ls) = sh.listeners.get_mut(soul.as_str()) else {
             continue;
@@ -1121,6 +1252,7 @@ fn notify_listeners(sh: &mut Shared, applied: &Graph) {
         let change = Change {
             node: node.clone(),
             keys: diff.iter().map(|(k, _)| k.clone()).collect(),
+            via: via.clone(),
         };
         ls.retain(|l| l.tx.send(change.clone()).is_ok());
     }
@@ -1150,7 +1282,20 @@ impl Hub for Engine {
             sh.next_id += 1;
             sh.links.insert(peer, link);
             sh.remote = true;
-            outs = sh.mesh.connect(peer, dir, now_u64());
+            let direct = matches!(dir, Direction::Direct { .. });
+            let now = now_u64();
+            let mut o = sh.mesh.connect(peer, dir, now);
+            if direct {
+                // A direct link (WebRTC) has no URL whose gets the mesh would
+                // re-send: ask it for every soul listened to here, so that it
+                // pushes their changes (Gun.js re-sends its live gets on `hi`).
+                let souls: Vec<Soul> = sh.listeners.keys().cloned().collect();
+                for soul in souls {
+                    let (_, more) = sh.mesh.request_to(peer, Message::get(Get::node(soul)), now);
+                    o.extend(more);
+                }
+            }
+            outs = o;
         }
         self.execute(outs);
         peer

@@ -41,10 +41,11 @@ mod options;
 
 pub use chain::{Chain, Gun, OnStream, PutAck, PutOptions, Subscription};
 pub use engine::{
-    Change, Engine, Ingested, MAX_REJECT_REASONS, Origin, PutContext, Stats, Validator, now_ms,
+    Change, Engine, Ingested, MAX_REJECT_REASONS, Origin, PutContext, Replies, Reply, Stats,
+    Validator, Via, now_ms,
 };
 pub use error::Error;
 pub use options::EngineOptions;
 
-pub use gun_dam::{Direction, Hub, Link, MeshConfig, PeerId};
+pub use gun_dam::{Direction, Hub, Link, MeshConfig, Message, PeerId};
 pub use gun_graph::{Graph, Lex, Node, Soul, State, Value};

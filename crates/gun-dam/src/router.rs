@@ -46,6 +46,11 @@
 //!   for the echo of its own write is not sent back to it;
 //! * anything else (unknown or expired `@`): dropped with a debug event.
 //!
+//! A reply's own `#` is a route too: a message answering it goes back to the
+//! peer the reply came from. WebRTC signalling (§11.3) lives on this: an offer
+//! answers the announcing write, the answer and candidates answer the offer,
+//! and relays carry each `ok` unchanged. [`Mesh::answer`] sends such answers.
+//!
 //! **Messages without `@`** are delivered to the engine when they carry a `get`
 //! or a `put` (others are dropped). A `get` from P also
 //! * subscribes P to that soul (or to that one key, for a single-key get; lexical
@@ -149,6 +154,14 @@ pub enum Direction {
     Outgoing {
         /// The URL dialed; it names the peer in `><` and keys reconnect bookkeeping.
         url: String,
+    },
+    /// A direct link to the peer `pid`, opened by signalling through the mesh
+    /// (a WebRTC data channel, spec §11.3). Both ends know each other's pid, so
+    /// nobody greets; writes are sent to it in full (as Gun.js browsers send
+    /// every write to every peer); there is no URL to reconnect to.
+    Direct {
+        /// The peer's pid, as announced in the signalling.
+        pid: String,
     },
 }
 
@@ -565,12 +578,12 @@ impl Peer {
     fn url(&self) -> Option<&str> {
         match &self.dir {
             Direction::Outgoing { url } => Some(url),
-            Direction::Incoming => None,
+            Direction::Incoming | Direction::Direct { .. } => None,
         }
     }
 
     fn full(&self) -> bool {
-        self.marker || self.url().is_some()
+        self.marker || !matches!(self.dir, Direction::Incoming)
     }
 
     /// How this peer is named in our `><`: url, else pid, else internal id.
@@ -820,19 +833,27 @@ impl Mesh {
         let label = self.fresh_id();
         let url = match &dir {
             Direction::Outgoing { url } => Some(url.clone()),
-            Direction::Incoming => None,
+            Direction::Incoming | Direction::Direct { .. } => None,
+        };
+        let direct = match &dir {
+            Direction::Direct { pid } => Some(pid.clone()),
+            _ => None,
         };
         self.peers.insert(
             peer,
             Peer {
                 dir,
                 label,
-                pid: None,
+                pid: direct.clone(),
                 marker: false,
                 subs: Subs::default(),
                 last_keepalive: now,
             },
         );
+        if direct.is_some() {
+            // Signalling told both ends who the other is: no greeting.
+            return out;
+        }
         let Some(url) = url else {
             let m = self.greeting("?", None);
             self.track_sent(&m, now);
@@ -1140,6 +1161,20 @@ impl Mesh {
     }
 
     fn hear_reply(&mut self, from: PeerId, at: &str, m: Message, now: u64, out: &mut Vec<Output>) {
+        // A reply is a request too: whoever answers it (WebRTC signalling
+        // answers an offer that arrived as an ack, §11.3) is routed back to
+        // `from`, as Gun.js routes every `@` to where its `#` came from.
+        if let Some(rid) = m.id.as_deref()
+            && let Some(t) = self.dup.get_mut(rid, now)
+            && matches!(t, Track::Seen)
+        {
+            *t = Track::Via {
+                peer: from,
+                sub: None,
+                seen: None,
+                signed: None,
+            };
+        }
         if let Some(url) = self.peers.get(&from).and_then(Peer::url)
             && let Some(st) = self.urls.get_mut(url)
         {
@@ -1405,6 +1440,69 @@ impl Mesh {
             });
         }
         (id, out)
+    }
+
+    /// Sends a message that answers one we received (`msg.reply_to` set) back
+    /// the way that message came, and tracks the answer's own `#` (fresh when
+    /// unset) as ours, so that replies to it are delivered to the engine. This
+    /// is how WebRTC signalling talks (§11.3): an offer answers the announcing
+    /// write, and the answer and candidates answer the offer. Returns the `#`
+    /// and nothing to send when the route is unknown or expired (debug event).
+    pub fn answer(&mut self, mut msg: Message, now: u64) -> (String, Vec<Output>) {
+        let id = match &msg.id {
+            Some(id) => id.clone(),
+            None => self.fresh_id(),
+        };
+        msg.id = Some(id.clone());
+        self.dup.insert(&id, Track::Local, now);
+        let Some(at) = msg.reply_to.clone() else {
+            tracing::debug!(id, "answer without `@` not sent");
+            return (id, Vec::new());
+        };
+        let to = match self.dup.get(&at, now) {
+            Some(Track::Via { peer, .. }) => Some(*peer),
+            _ => None,
+        };
+        let Some(to) = to.filter(|p| self.peers.contains_key(p)) else {
+            tracing::debug!(
+                id,
+                at,
+                "answer to an unknown, expired or local message not sent"
+            );
+            return (id, Vec::new());
+        };
+        self.dup.refresh(&at, now);
+        self.sign(&mut msg);
+        (
+            id,
+            vec![Output::Send {
+                to,
+                frame: encode(&msg),
+            }],
+        )
+    }
+
+    /// Sends the engine's own request to one peer only (a subscription re-sent
+    /// on a new direct link, as Gun.js re-sends its live gets on `hi`);
+    /// replies come back as [`Output::Deliver`]. Returns its `#`.
+    pub fn request_to(&mut self, to: PeerId, mut msg: Message, now: u64) -> (String, Vec<Output>) {
+        let id = match &msg.id {
+            Some(id) => id.clone(),
+            None => self.fresh_id(),
+        };
+        msg.id = Some(id.clone());
+        self.dup.insert(&id, Track::Local, now);
+        if !self.peers.contains_key(&to) {
+            return (id, Vec::new());
+        }
+        self.sign(&mut msg);
+        (
+            id,
+            vec![Output::Send {
+                to,
+                frame: encode(&msg),
+            }],
+        )
     }
 
     /// Sends an answer (a get reply, a not-found, an ack) to the connection the

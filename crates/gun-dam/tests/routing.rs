@@ -524,3 +524,124 @@ fn invalid_puts_are_reported_once() {
     assert_eq!(delivered(&out).len(), 1);
     assert!(r.receive(PeerId(1), bad, 1).is_empty());
 }
+
+/// WebRTC signalling (spec §11.3) through a relay: A announces with a write, B
+/// answers A's push with an offer whose `#` is B's ask, A answers that `#`, and
+/// B's candidates answer the push. Every `ok.rtc` reaches the other side intact.
+#[test]
+fn rtc_signalling_routes_through_a_relay() {
+    let (a, b) = (PeerId(1), PeerId(2));
+    let mut r = relay(7);
+    incoming(&mut r, a, "A", "");
+    incoming(&mut r, b, "B", "");
+    r.receive(b, r##"{"#":"gb","get":{"#":"/RTC/x<?99",".":"+"}}"##, 0);
+    let put = r##"{"#":"ann","put":{"/RTC/x<?99":{"_":{"#":"/RTC/x<?99",">":{"+":5}},"+":"A"}}}"##;
+    let out = r.receive(a, put, 1);
+    let diff = delivered(&out)[0].1.put.clone().unwrap();
+    let out = sends(&r.publish(&diff, Some((a, "ann".into())), 2));
+    let push = sent_to(&out, b)[0]["#"].as_str().unwrap().to_owned();
+    // B's offer answers the push; it reaches A as an answer to A's write, same `#`.
+    let offer = r#"{"rtc":{"offer":{"type":"offer","sdp":"v=0\r\n"},"id":"B"}}"#;
+    let out = sends(&r.receive(
+        b,
+        &format!(r##"{{"#":"askB","@":"{push}","ok":{offer}}}"##),
+        3,
+    ));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, a);
+    let m = &msgs(&out[0].1)[0];
+    assert_eq!(m["#"], "askB");
+    assert_eq!(m["@"], "ann");
+    assert_eq!(
+        m["ok"],
+        serde_json::from_str::<serde_json::Value>(offer).unwrap()
+    );
+    // A's answer to B's offer goes to B, unchanged.
+    let answer = r##"{"#":"ansA","@":"askB","ok":{"rtc":{"answer":{"type":"answer","sdp":"v=0"},"id":"A"}}}"##;
+    let out = sends(&r.receive(a, answer, 4));
+    assert_eq!(out, [(b, answer.to_string())]);
+    // A's candidates too, and B's candidates (answering the push) reach A.
+    let cand = r##"{"#":"cA","@":"askB","ok":{"rtc":{"candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5 typ host","sdpMid":"0","sdpMLineIndex":0},"id":"A"}}}"##;
+    assert_eq!(sends(&r.receive(a, cand, 5)), [(b, cand.to_string())]);
+    let out = sends(&r.receive(
+        b,
+        &format!(r##"{{"#":"cB","@":"{push}","ok":{{"rtc":{{"candidate":{{"candidate":"c"}},"id":"B"}}}}}}"##),
+        5,
+    ));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, a);
+    assert_eq!(
+        msgs(&out[0].1)[0]["ok"]["rtc"]["candidate"]["candidate"],
+        "c"
+    );
+    // Nobody gets an answer to their own message back.
+    assert!(sends(&r.receive(b, r##"{"#":"z","@":"askB","ok":1}"##, 6)).is_empty());
+}
+
+/// A peer answers a message it received back the way it came, and replies to
+/// its answer are delivered to it.
+#[test]
+fn answers_go_back_the_way_the_message_came() {
+    let (relay_link, other) = (PeerId(1), PeerId(2));
+    let mut c = client(3);
+    outgoing(&mut c, relay_link, "ws://r/gun");
+    outgoing(&mut c, other, "ws://o/gun");
+    let push = r##"{"#":"p1","ok":{"@":2,"/":2},"put":{"/RTC/x<?99":{"_":{"#":"/RTC/x<?99",">":{"+":5}},"+":"A"}}}"##;
+    assert_eq!(delivered(&c.receive(relay_link, push, 1)).len(), 1);
+    let offer = Message {
+        reply_to: Some("p1".into()),
+        ok: Some(json!({"rtc":{"offer":{"type":"offer","sdp":"x"},"id":"C"}})),
+        ..Message::default()
+    };
+    let (id, out) = c.answer(offer, 2);
+    let out = sends(&out);
+    assert_eq!(out.len(), 1, "only to the peer the push came from");
+    assert_eq!(out[0].0, relay_link);
+    let m = &msgs(&out[0].1)[0];
+    assert_eq!(
+        (m["#"].as_str(), m["@"].as_str()),
+        (Some(id.as_str()), Some("p1"))
+    );
+    // The answer to our offer is delivered to us.
+    let ans = format!(r##"{{"#":"a1","@":"{id}","ok":{{"rtc":{{"answer":{{}},"id":"A"}}}}}}"##);
+    let d = delivered(&c.receive(relay_link, &ans, 3));
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].1.ok.as_ref().unwrap()["rtc"]["id"], "A");
+    // Unknown routes send nothing.
+    let lost = Message {
+        reply_to: Some("nope".into()),
+        ..Message::default()
+    };
+    assert!(c.answer(lost, 4).1.is_empty());
+}
+
+/// A direct link (WebRTC): no greeting, the pid is known, writes go to it in
+/// full, and `request_to` reaches it alone.
+#[test]
+fn direct_peers_are_full_and_silent() {
+    let (up, d) = (PeerId(1), PeerId(2));
+    let mut c = client(4);
+    outgoing(&mut c, up, "ws://r/gun");
+    assert!(
+        c.connect(d, Direction::Direct { pid: "B".into() }, 0)
+            .is_empty()
+    );
+    assert_eq!(c.peer_pid(d), Some("B"));
+    assert!(c.is_full_peer(d));
+    let (id, out) = c.request(Message::put(graph("s", "k", "v", 1)), 1);
+    let out = sends(&out);
+    assert_eq!(sent_to(&out, d).len(), 1);
+    assert_eq!(sent_to(&out, d)[0]["#"], id.as_str());
+    let (gid, out) = c.request_to(d, Message::get(Get::node(Soul::new("s").unwrap())), 2);
+    let out = sends(&out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, d);
+    // The reply is ours.
+    let reply = format!(
+        r##"{{"#":"r","@":"{gid}","put":{{"s":{{"_":{{"#":"s",">":{{"k":1}}}},"k":"v"}}}}}}"##
+    );
+    assert_eq!(delivered(&c.receive(d, &reply, 3)).len(), 1);
+    // No reconnect bookkeeping for it.
+    c.disconnect(d);
+    assert_eq!(c.pending_puts("B"), 0);
+}
