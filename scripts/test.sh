@@ -37,6 +37,15 @@ run cargo test --workspace --all-targets
 section "cargo test (doctests)"
 run cargo test --workspace --doc
 
+# --- 3b. WebRTC (gun-net-webrtc; its `webrtc` feature is off by default) -------
+# Unit tests of the signalling, the two-process test (two gun-rtc-peer processes
+# meet through the gun-relay binary built above, connect over loopback, the
+# relay is killed, writes still flow), and the facade's `webrtc` option.
+section "WebRTC transport (features gun-net-webrtc/cli, gun/webrtc)"
+run cargo build -p gun-relay
+run cargo test -p gun-net-webrtc --features cli --all-targets
+run cargo test -p gun --features webrtc --test webrtc
+
 # --- 4. Wire interop of gun-relay with genuine Gun.js --------------------------
 # The shared conformance kit against gun-relay (sled and file stores) and our
 # node tests in interop/relay/ (about a minute and a half). --no-build expects
@@ -49,6 +58,9 @@ run bash scripts/relay-interop.sh --no-build
 # --- 5. Browser tests: examples/web-chat in headless Chromium --------------------
 # Genuine Gun.js + SEA in Chromium (driven by playwright-core from interop/)
 # against gun-relay --static examples/web-chat; see interop/browser/chat.test.js.
+# And WebRTC: Gun.js pages with lib/webrtc.js and a gun-rs peer (gun-rtc-peer)
+# connect through gun-relay, then talk with the relay stopped
+# (interop/browser/webrtc.test.js).
 # Screenshots go to target/browser-screenshots/.
 section "browser tests (interop/browser/)"
 if [[ ! -x /usr/bin/chromium ]]; then
@@ -65,6 +77,7 @@ if [[ ! -x /usr/bin/chromium ]]; then
     fi
 fi
 run cargo build -p gun-relay
+run cargo build -p gun-net-webrtc --features cli --bin gun-rtc-peer
 run npm ci --prefix examples/web-chat --no-audit --no-fund
 run node --test interop/browser/
 

@@ -109,6 +109,10 @@ pub struct Via {
     pub peer: PeerId,
     /// Its `#`.
     pub id: String,
+    /// Whether it answered one of our reads (a get reply): its `#` leads back
+    /// only to the peer that answered, not to whoever wrote the data. A write
+    /// (`false`) leads back to its writer.
+    pub reply: bool,
 }
 
 /// A message that answers one of ours (`@` = our `#`), in full: an ack, a get
@@ -726,10 +730,13 @@ impl Engine {
                 Origin::Peer { peer, id } => Some(Via {
                     peer: *peer,
                     id: id.clone(),
+                    reply: false,
                 }),
-                Origin::Reply { peer } => message
-                    .and_then(|m| m.id.clone())
-                    .map(|id| Via { peer: *peer, id }),
+                Origin::Reply { peer } => message.and_then(|m| m.id.clone()).map(|id| Via {
+                    peer: *peer,
+                    id,
+                    reply: true,
+                }),
                 Origin::Local => None,
             };
             notify_listeners(&mut sh, &applied, via);

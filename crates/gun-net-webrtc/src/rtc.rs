@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use gun_core::{Engine, Message, Replies, now_ms};
 use gun_dam::{Direction, Hub, Link, LinkError, PeerId};
 use gun_graph::{Graph, Soul, Value as GunValue};
@@ -32,8 +31,8 @@ use crate::signal::{
 
 /// Frames queued per data channel before the link reports itself full.
 const LINK_QUEUE: usize = 4096;
-/// How often unfinished connections are checked for expiry.
-const EXPIRE_EVERY: Duration = Duration::from_secs(5);
+/// How often unfinished connections are checked (expiry, set-aside offers).
+const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 
 /// Settings of the WebRTC transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,8 +299,11 @@ impl Inner {
             return;
         };
         let value = entry.value.to_json();
+        // Only a write's `#` leads back to the announcer; a read answer's
+        // ends at the relay that answered.
+        let answerable = (!via.reply).then_some(via.id.as_str());
         let action =
-            lock(&self.room).on_announce(&value, entry.state.as_f64(), &via.id, now_ms() as u64);
+            lock(&self.room).on_announce(&value, entry.state.as_f64(), answerable, now_ms() as u64);
         self.act(action);
     }
 
@@ -324,19 +326,32 @@ impl Inner {
             return;
         }
         match action {
-            Action::Offer { to, reply_to } => self.spawn_conn(to, Start::Offer { reply_to }),
+            Action::Offer { to, reply_to } => {
+                tracing::info!(peer = %to, "WebRTC: offering a connection to a new peer in the room");
+                self.spawn_conn(to, Start::Offer { reply_to })
+            }
             Action::Accept {
                 from,
                 sdp,
                 reply_to,
                 replace,
             } => {
+                tracing::info!(peer = %from, replace, "WebRTC: answering an offer");
                 if replace && let Some(old) = lock(&self.conns).remove(&from) {
                     let _ = old.cmds.send(Cmd::Close);
                 }
                 self.spawn_conn(from, Start::Accept { sdp, reply_to });
             }
             Action::ApplyAnswer { from, sdp } => self.command(&from, Cmd::Answer(sdp)),
+            Action::Announce { to } => {
+                tracing::info!(peer = %to, "WebRTC: announcing again for a peer seen only in a read");
+                let me = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = me.announce().await {
+                        tracing::warn!(%e, "WebRTC announcement failed");
+                    }
+                });
+            }
             Action::AddCandidate { from, candidate } => {
                 self.command(&from, Cmd::Candidate(candidate))
             }
@@ -380,7 +395,11 @@ impl Inner {
         }
     }
 
-    fn expire(&self) {
+    fn expire(self: &Arc<Self>) {
+        let due = lock(&self.room).due(now_ms() as u64);
+        for action in due {
+            self.act(action);
+        }
         let dead = lock(&self.room).expire(now_ms() as u64);
         for pid in dead {
             tracing::info!(peer = %pid, "WebRTC connection not open after 60 s: given up");
@@ -462,6 +481,8 @@ impl Inner {
         let mut replies: Option<Replies> = None;
         let mut channels: Vec<JoinHandle<()>> = Vec::new();
         let mut closers: Vec<Arc<dyn DataChannel>> = Vec::new();
+        // The engine link of this connection, once a channel opened.
+        let slot: Arc<Mutex<Option<PeerId>>> = Arc::default();
         // Where our candidates go: the message our offer or answer answered.
         let signal_to = match start {
             Start::Offer { reply_to } => {
@@ -475,7 +496,7 @@ impl Inner {
                     .await
                     .map_err(rtc_err)?;
                 closers.push(dc.clone());
-                channels.push(self.spawn_channel(pid, generation, dc));
+                channels.push(self.spawn_channel(pid, generation, dc, &slot));
                 let offer = pc.create_offer(None).await.map_err(rtc_err)?;
                 pc.set_local_description(offer.clone())
                     .await
@@ -533,7 +554,7 @@ impl Inner {
                     }
                     Some(PcEvent::Channel(dc)) => {
                         closers.push(dc.clone());
-                        channels.push(self.spawn_channel(pid, generation, dc));
+                        channels.push(self.spawn_channel(pid, generation, dc, &slot));
                     }
                     Some(PcEvent::State(s)) => {
                         tracing::debug!(peer = %pid, state = %s, "WebRTC connection state");
@@ -563,15 +584,25 @@ impl Inner {
         pid: &str,
         generation: u64,
         dc: Arc<dyn DataChannel>,
+        slot: &Arc<Mutex<Option<PeerId>>>,
     ) -> JoinHandle<()> {
         let me = self.clone();
         let pid = pid.to_owned();
-        tokio::spawn(async move { me.run_channel(&pid, generation, dc).await })
+        let slot = slot.clone();
+        tokio::spawn(async move { me.run_channel(&pid, generation, dc, slot).await })
     }
 
-    /// One data channel: waits for it to open, then attaches it to the engine
-    /// as a direct link and feeds it every frame until it closes.
-    async fn run_channel(self: Arc<Self>, pid: &str, generation: u64, dc: Arc<dyn DataChannel>) {
+    /// One data channel: waits for it to open, then feeds the engine every
+    /// frame until it closes. The first channel of a connection to open is
+    /// its link (what we send on); Gun.js answerers open a channel of their
+    /// own too, whose frames go to the same link.
+    async fn run_channel(
+        self: Arc<Self>,
+        pid: &str,
+        generation: u64,
+        dc: Arc<dyn DataChannel>,
+        slot: Arc<Mutex<Option<PeerId>>>,
+    ) {
         loop {
             match dc.poll().await {
                 Some(DataChannelEvent::OnOpen) => break,
@@ -579,47 +610,65 @@ impl Inner {
                 Some(_) => {}
             }
         }
-        let (tx, mut rx) = mpsc::channel::<Out>(LINK_QUEUE);
-        let link = Arc::new(RtcLink {
-            tx,
-            closed: AtomicBool::new(false),
-        });
-        let peer = self.engine.attach(
-            link.clone(),
-            Direction::Direct {
-                pid: pid.to_owned(),
-            },
-        );
-        let current = match lock(&self.conns).get_mut(pid) {
-            Some(c) if c.generation == generation => {
-                c.peer = Some(peer);
-                true
-            }
-            _ => false,
-        };
-        if !current {
-            // Replaced or given up meanwhile.
-            self.engine.detach(peer);
-            let _ = dc.close().await;
-            return;
-        }
-        lock(&self.room).opened(pid);
-        tracing::info!(peer = %pid, link = peer.0, "WebRTC data channel open");
-        let writer_dc = dc.clone();
-        let writer = tokio::spawn(async move {
-            while let Some(out) = rx.recv().await {
-                match out {
-                    Out::Frame(f) => {
-                        if let Err(e) = writer_dc.send(BytesMut::from(f.as_bytes())).await {
-                            tracing::debug!(%e, "WebRTC send failed");
-                            break;
-                        }
-                    }
-                    Out::Close => break,
+        let mut owner = None;
+        let peer = {
+            let mut s = lock(&slot);
+            match *s {
+                Some(p) => p,
+                None => {
+                    let (tx, rx) = mpsc::channel::<Out>(LINK_QUEUE);
+                    let link = Arc::new(RtcLink {
+                        tx,
+                        closed: AtomicBool::new(false),
+                    });
+                    let p = self.engine.attach(
+                        link.clone(),
+                        Direction::Direct {
+                            pid: pid.to_owned(),
+                        },
+                    );
+                    *s = Some(p);
+                    owner = Some((link, rx));
+                    p
                 }
             }
-            let _ = writer_dc.close().await;
-        });
+        };
+        let mut writer = None;
+        let mut link = None;
+        if let Some((l, mut rx)) = owner {
+            let current = match lock(&self.conns).get_mut(pid) {
+                Some(c) if c.generation == generation => {
+                    c.peer = Some(peer);
+                    true
+                }
+                _ => false,
+            };
+            if !current {
+                // Replaced or given up meanwhile.
+                self.engine.detach(peer);
+                let _ = dc.close().await;
+                return;
+            }
+            lock(&self.room).opened(pid);
+            tracing::info!(peer = %pid, link = peer.0, "WebRTC data channel open");
+            let writer_dc = dc.clone();
+            writer = Some(tokio::spawn(async move {
+                while let Some(out) = rx.recv().await {
+                    match out {
+                        // Text messages: Gun.js parses `event.data` as a string.
+                        Out::Frame(f) => {
+                            if let Err(e) = writer_dc.send_text(&f).await {
+                                tracing::debug!(%e, "WebRTC send failed");
+                                break;
+                            }
+                        }
+                        Out::Close => break,
+                    }
+                }
+                let _ = writer_dc.close().await;
+            }));
+            link = Some(l);
+        }
         loop {
             match dc.poll().await {
                 Some(DataChannelEvent::OnMessage(m)) => match std::str::from_utf8(&m.data) {
@@ -632,10 +681,14 @@ impl Inner {
                 Some(_) => {}
             }
         }
-        link.closed.store(true, Ordering::Relaxed);
-        writer.abort();
-        self.engine.detach(peer);
-        tracing::info!(peer = %pid, link = peer.0, "WebRTC data channel closed");
+        if let Some(l) = link {
+            l.closed.store(true, Ordering::Relaxed);
+            self.engine.detach(peer);
+            tracing::info!(peer = %pid, link = peer.0, "WebRTC data channel closed");
+        }
+        if let Some(w) = writer {
+            w.abort();
+        }
         self.command(pid, Cmd::Close);
     }
 }

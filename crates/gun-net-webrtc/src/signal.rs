@@ -32,6 +32,10 @@ pub const CHANNEL_MAX_RETRANSMITS: u16 = 2;
 pub const ANNOUNCE_KEY: &str = "+";
 /// How long an unfinished connection is kept (Gun.js: 60 s), in milliseconds.
 pub const PENDING_TIMEOUT_MS: u64 = 60_000;
+/// When both sides offered at once and the other side's offer was set aside
+/// (ours should win), how long ours may stay unanswered before we take theirs
+/// after all (a Gun.js peer ignores offers while it has its own pending).
+pub const GLARE_GRACE_MS: u64 = 3_000;
 
 /// The soul a room's announcements are written to: `/RTC/<room><?99` (the
 /// `<?99` makes SEA peers forget announcements older than 99 s).
@@ -244,6 +248,14 @@ pub enum Action {
         /// Its SDP.
         sdp: String,
     },
+    /// Write our pid to the room again: a newer peer's announcement reached us
+    /// only in the answer to our read (its write may have lost the `+` key to
+    /// ours at the relay), so it cannot be answered; a fresh announcement of
+    /// ours reaches that peer as a write, and it offers.
+    Announce {
+        /// The peer we could not answer.
+        to: String,
+    },
     /// Add a remote candidate to the connection with `from`.
     AddCandidate {
         /// The peer.
@@ -262,6 +274,10 @@ pub struct Room {
     start: f64,
     max: usize,
     peers: HashMap<String, PeerState>,
+    /// Offers set aside while ours was pending: (sdp, offer `#`, when).
+    set_aside: HashMap<String, (String, String, u64)>,
+    /// Peers we re-announced for (once each).
+    reannounced: std::collections::HashSet<String>,
 }
 
 impl Room {
@@ -274,6 +290,8 @@ impl Room {
             start,
             max,
             peers: HashMap::new(),
+            set_aside: HashMap::new(),
+            reannounced: std::collections::HashSet::new(),
         }
     }
 
@@ -293,8 +311,15 @@ impl Room {
     }
 
     /// The room's announce key changed to `value` (state `state`) in the
-    /// message `via` (its `#` as we received it).
-    pub fn on_announce(&mut self, value: &Value, state: f64, via: &str, now: u64) -> Action {
+    /// message `via` (its `#` as we received it): a write, which an offer can
+    /// answer, or (`None`) an answer to our own read, which routes nowhere.
+    pub fn on_announce(
+        &mut self,
+        value: &Value,
+        state: f64,
+        via: Option<&str>,
+        now: u64,
+    ) -> Action {
         let Some(pid) = value.as_str().filter(|s| !s.is_empty()) else {
             return Action::Ignore("announcement is not a pid");
         };
@@ -310,6 +335,12 @@ impl Room {
         if self.peers.len() >= self.max {
             return Action::Ignore("at the WebRTC peer limit");
         }
+        let Some(via) = via else {
+            if self.reannounced.insert(pid.to_owned()) {
+                return Action::Announce { to: pid.to_owned() };
+            }
+            return Action::Ignore("announcement in a read answer, already re-announced");
+        };
         self.peers.insert(
             pid.to_owned(),
             PeerState::Offering {
@@ -345,6 +376,8 @@ impl Room {
                         true
                     }
                     Some(PeerState::Offering { .. }) => {
+                        self.set_aside
+                            .insert(msg.from.clone(), (sdp, msg_id.to_owned(), now));
                         return Action::Ignore("both offered: the other side answers ours");
                     }
                     Some(PeerState::Answering { .. }) => {
@@ -353,6 +386,7 @@ impl Room {
                     // The peer started over (a new connection): take it.
                     Some(PeerState::Open) => true,
                 };
+                self.set_aside.remove(&msg.from);
                 self.peers
                     .insert(msg.from.clone(), PeerState::Answering { since: now });
                 Action::Accept {
@@ -367,6 +401,7 @@ impl Room {
                     since,
                     answered: false,
                 }) => {
+                    self.set_aside.remove(&msg.from);
                     self.peers.insert(
                         msg.from.clone(),
                         PeerState::Offering {
@@ -401,6 +436,41 @@ impl Room {
     /// The connection with `pid` ended (closed, failed, or given up).
     pub fn closed(&mut self, pid: &str) {
         self.peers.remove(pid);
+        self.set_aside.remove(pid);
+    }
+
+    /// Offers set aside in a simultaneous exchange whose peer has not answered
+    /// ours within [`GLARE_GRACE_MS`]: accept them now (replacing ours).
+    pub fn due(&mut self, now: u64) -> Vec<Action> {
+        let due: Vec<String> = self
+            .set_aside
+            .iter()
+            .filter(|(_, (_, _, at))| now.saturating_sub(*at) >= GLARE_GRACE_MS)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut out = Vec::new();
+        for pid in due {
+            let Some((sdp, reply_to, _)) = self.set_aside.remove(&pid) else {
+                continue;
+            };
+            if matches!(
+                self.peers.get(&pid),
+                Some(PeerState::Offering {
+                    answered: false,
+                    ..
+                })
+            ) {
+                self.peers
+                    .insert(pid.clone(), PeerState::Answering { since: now });
+                out.push(Action::Accept {
+                    from: pid,
+                    sdp,
+                    reply_to,
+                    replace: true,
+                });
+            }
+        }
+        out
     }
 
     /// Gives up connections still not open after [`PENDING_TIMEOUT_MS`];
@@ -419,6 +489,7 @@ impl Room {
             .collect();
         for d in &dead {
             self.peers.remove(d);
+            self.set_aside.remove(d);
         }
         dead
     }
@@ -487,22 +558,22 @@ mod tests {
     fn newcomers_get_offers_and_answer_them() {
         let mut r = Room::new("M", 1000.0, 2);
         assert!(matches!(
-            r.on_announce(&json!("M"), 2000.0, "a", 0),
+            r.on_announce(&json!("M"), 2000.0, Some("a"), 0),
             Action::Ignore(_)
         ));
         assert!(matches!(
-            r.on_announce(&json!("OLD"), 999.0, "a", 0),
+            r.on_announce(&json!("OLD"), 999.0, Some("a"), 0),
             Action::Ignore(_)
         ));
         assert_eq!(
-            r.on_announce(&json!("X"), 1000.0, "a1", 0),
+            r.on_announce(&json!("X"), 1000.0, Some("a1"), 0),
             Action::Offer {
                 to: "X".into(),
                 reply_to: "a1".into()
             }
         );
         assert!(matches!(
-            r.on_announce(&json!("X"), 1001.0, "a2", 0),
+            r.on_announce(&json!("X"), 1001.0, Some("a2"), 0),
             Action::Ignore(_)
         ));
         // X answers our offer once; a second answer is ignored.
@@ -538,7 +609,7 @@ mod tests {
             Action::Ignore(_)
         ));
         assert!(matches!(
-            r.on_announce(&json!("Z"), 1500.0, "a3", 2),
+            r.on_announce(&json!("Z"), 1500.0, Some("a3"), 2),
             Action::Ignore(_)
         ));
         // Candidates only for known connections.
@@ -573,11 +644,11 @@ mod tests {
         let mut low = Room::new("A", 0.0, 55);
         let mut high = Room::new("B", 0.0, 55);
         assert!(matches!(
-            low.on_announce(&json!("B"), 1.0, "x", 0),
+            low.on_announce(&json!("B"), 1.0, Some("x"), 0),
             Action::Offer { .. }
         ));
         assert!(matches!(
-            high.on_announce(&json!("A"), 1.0, "y", 0),
+            high.on_announce(&json!("A"), 1.0, Some("y"), 0),
             Action::Offer { .. }
         ));
         // The lower pid answers; the higher keeps its own offer.
@@ -588,6 +659,61 @@ mod tests {
         assert!(matches!(
             high.on_signal(offer("A"), "oa", 1),
             Action::Ignore(_)
+        ));
+        // A Gun.js peer in A's place would ignore our offer too: when ours
+        // stays unanswered, we take theirs after a grace time.
+        assert!(high.due(1 + GLARE_GRACE_MS - 1).is_empty());
+        assert_eq!(
+            high.due(1 + GLARE_GRACE_MS),
+            vec![Action::Accept {
+                from: "A".into(),
+                sdp: "o".into(),
+                reply_to: "oa".into(),
+                replace: true
+            }]
+        );
+        assert_eq!(
+            high.state("A"),
+            Some(PeerState::Answering {
+                since: 1 + GLARE_GRACE_MS
+            })
+        );
+        // Answered in time: nothing set aside fires.
+        let mut h2 = Room::new("B", 0.0, 55);
+        h2.on_announce(&json!("A"), 1.0, Some("y"), 0);
+        h2.on_signal(offer("A"), "oa", 1);
+        let answer = RtcMessage {
+            from: "A".into(),
+            signal: Signal::Answer("s".into()),
+        };
+        assert!(matches!(
+            h2.on_signal(answer, "an", 2),
+            Action::ApplyAnswer { .. }
+        ));
+        assert!(h2.due(10 * GLARE_GRACE_MS).is_empty());
+    }
+
+    #[test]
+    fn announcements_read_back_cannot_be_answered_so_we_announce_again() {
+        let mut r = Room::new("M", 1000.0, 55);
+        assert_eq!(
+            r.on_announce(&json!("N"), 1500.0, None, 0),
+            Action::Announce { to: "N".into() }
+        );
+        // Once per peer.
+        assert!(matches!(
+            r.on_announce(&json!("N"), 1500.0, None, 0),
+            Action::Ignore(_)
+        ));
+        // Old ones are not answered at all.
+        assert!(matches!(
+            r.on_announce(&json!("O"), 10.0, None, 0),
+            Action::Ignore(_)
+        ));
+        // Its write (or ours pushed to it) still leads to one connection.
+        assert!(matches!(
+            r.on_announce(&json!("N"), 1600.0, Some("w"), 1),
+            Action::Offer { .. }
         ));
     }
 }

@@ -30,6 +30,10 @@
 //! ```
 //!
 //! With peers: `GunOptions { peers: vec!["http://127.0.0.1:8765/gun".into()], ..Default::default() }`.
+//!
+//! With WebRTC (feature `webrtc`): `GunOptions { peers, rtc: Some(gun::RtcOptions::new("room")), .. }`
+//! connects directly to the other peers of the room (gun-rs or Gun.js browsers
+//! with `lib/webrtc.js`) once the relays introduced them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +53,9 @@ pub use gun_sea as sea;
 pub use gun_sea::{Pair, User, UserChain, UserError, UserInfo};
 
 pub use gun_dam::{AuthPolicy, MessagePredicate};
+/// WebRTC (feature `webrtc`): the transport and its options.
+#[cfg(feature = "webrtc")]
+pub use gun_net_webrtc::{Rtc, RtcOptions};
 #[cfg(feature = "bls")]
 pub use gun_sea::bls::{BlsError, BlsKeyPair, BlsPublicKey, BlsSecretKey, BlsSignature};
 #[cfg(feature = "bls")]
@@ -82,6 +89,10 @@ pub struct GunOptions {
     pub auth_policy: AuthPolicy,
     /// Filters on incoming messages, asked after `mesh.predicates`.
     pub predicates: Vec<Arc<dyn MessagePredicate>>,
+    /// Join this WebRTC room (feature `webrtc`): direct links to its other
+    /// peers, signalled through [`GunOptions::peers`]. Default `None`.
+    #[cfg(feature = "webrtc")]
+    pub rtc: Option<RtcOptions>,
 }
 
 impl Default for GunOptions {
@@ -99,6 +110,8 @@ impl Default for GunOptions {
             certificate: None,
             auth_policy: AuthPolicy::Off,
             predicates: Vec::new(),
+            #[cfg(feature = "webrtc")]
+            rtc: None,
         }
     }
 }
@@ -113,6 +126,8 @@ pub struct Gun {
     clients: Arc<Vec<gun_net_ws::ClientHandle>>,
     #[cfg(feature = "sea")]
     user: User,
+    #[cfg(feature = "webrtc")]
+    rtc: Option<Arc<Rtc>>,
 }
 
 impl Gun {
@@ -173,6 +188,14 @@ impl Gun {
         if !opts.peers.is_empty() {
             tracing::warn!("peers given but the `net-ws` feature is off: not dialing them");
         }
+        #[cfg(feature = "webrtc")]
+        let rtc = opts.rtc.and_then(|o| match Rtc::start(engine.clone(), o) {
+            Ok(r) => Some(Arc::new(r)),
+            Err(e) => {
+                tracing::error!(%e, "WebRTC not started");
+                None
+            }
+        });
         let core = gun_core::Gun::from_engine(engine);
         Gun {
             #[cfg(feature = "sea")]
@@ -180,6 +203,8 @@ impl Gun {
             core,
             #[cfg(feature = "net-ws")]
             clients: Arc::new(clients),
+            #[cfg(feature = "webrtc")]
+            rtc,
         }
     }
 
@@ -223,6 +248,14 @@ impl Gun {
         self.core.root()
     }
 
+    /// The WebRTC transport (feature `webrtc`), when [`GunOptions::rtc`] was
+    /// set and it started (a bad option is logged at error and leaves this
+    /// `None`).
+    #[cfg(feature = "webrtc")]
+    pub fn rtc(&self) -> Option<&Rtc> {
+        self.rtc.as_deref()
+    }
+
     /// The engine (to attach transports, add validators, read statistics).
     pub fn engine(&self) -> &Engine {
         self.core.engine()
@@ -256,6 +289,10 @@ impl Gun {
 
     /// Flushes the store and closes peer connections.
     pub async fn shutdown(&self) -> Result<(), Error> {
+        #[cfg(feature = "webrtc")]
+        if let Some(rtc) = &self.rtc {
+            rtc.close().await;
+        }
         #[cfg(feature = "net-ws")]
         for c in self.clients.iter() {
             c.close();

@@ -1,0 +1,202 @@
+// WebRTC interop: genuine Gun.js with lib/webrtc.js in headless Chromium and a
+// gun-rs peer (gun-rtc-peer) join one room through gun-relay, connect by
+// WebRTC (host candidates, no STUN), and keep exchanging writes both ways
+// after the relay is stopped.
+//
+//   cargo build -p gun-relay -p gun-net-webrtc --features gun-net-webrtc/cli
+//   node --test interop/browser/webrtc.test.js
+//
+// Two pages: one joins before the gun-rs peer (so the page offers and gun-rs
+// answers), one after (gun-rs offers, the page answers). GUN_RELAY_BIN,
+// GUN_RTC_PEER_BIN and CHROMIUM override the binaries.
+"use strict";
+
+const { test, before, after } = require("node:test");
+const assert = require("node:assert/strict");
+const { spawn } = require("node:child_process");
+const fs = require("node:fs");
+const http = require("node:http");
+const os = require("node:os");
+const path = require("node:path");
+const readline = require("node:readline");
+const { chromium } = require("playwright-core");
+
+const ROOT = path.resolve(__dirname, "../..");
+const RELAY_BIN = process.env.GUN_RELAY_BIN || path.join(ROOT, "target/debug/gun-relay");
+const PEER_BIN = process.env.GUN_RTC_PEER_BIN || path.join(ROOT, "target/debug/gun-rtc-peer");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const GUN_DIR = path.join(ROOT, "interop/node_modules/gun");
+const PAGE = path.join(__dirname, "webrtc/index.html");
+const SHOTS = path.join(ROOT, "target/browser-screenshots");
+const LIVE = 30_000;
+
+const room = "rtc-" + Date.now().toString(36);
+let relay = null;
+let relayUrl = null;
+let server = null;
+let site = null;
+let userDir = null;
+let context = null;
+let rust = null;
+let pageEarly = null;
+let pageLate = null;
+
+function startRelay() {
+  return new Promise((resolve, reject) => {
+    const child = spawn(RELAY_BIN, ["--host", "127.0.0.1", "--port", "0", "--store", "memory", "--log", "warn"],
+      { stdio: ["ignore", "ignore", "pipe"] });
+    let log = "";
+    const timer = setTimeout(() => reject(new Error("relay printed no ready line:\n" + log)), LIVE);
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (d) => {
+      log += d;
+      const m = /gun-relay listening on (ws:\/\/127\.0\.0\.1:\d+\/gun)/.exec(log);
+      if (m && !child.ready) {
+        child.ready = true;
+        clearTimeout(timer);
+        resolve({ child, url: m[1] });
+      }
+    });
+    child.on("exit", (code) => {
+      if (!child.ready) { clearTimeout(timer); reject(new Error(`relay exited (${code}):\n${log}`)); }
+    });
+  });
+}
+
+function stop(child, signal = "SIGTERM") {
+  return new Promise((resolve) => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once("exit", () => resolve());
+    child.kill(signal);
+  });
+}
+
+// The gun-rs peer: JSON events on stdout, commands on stdin.
+function startRust() {
+  const child = spawn(PEER_BIN, ["--peer", relayUrl, "--room", room, "--no-ice", "--udp", "0.0.0.0:0", "--log", "info"],
+    { stdio: ["pipe", "pipe", "pipe"] });
+  const p = { child, events: [], log: [], waiters: [] };
+  readline.createInterface({ input: child.stdout }).on("line", (l) => {
+    let ev;
+    try { ev = JSON.parse(l); } catch { return; }
+    p.events.push(ev);
+    p.waiters = p.waiters.filter((w) => !w(ev));
+  });
+  readline.createInterface({ input: child.stderr }).on("line", (l) => { p.log.push(l); });
+  p.send = (line) => child.stdin.write(line + "\n");
+  p.waitFor = (what, pred) => new Promise((resolve, reject) => {
+    const hit = p.events.find(pred);
+    if (hit) return resolve(hit);
+    const timer = setTimeout(() => reject(new Error(`gun-rs peer: no ${what} in ${LIVE} ms\n` +
+      p.events.map((e) => JSON.stringify(e)).join("\n") + "\n" + p.log.slice(-30).join("\n"))), LIVE);
+    p.waiters.push((ev) => { if (pred(ev)) { clearTimeout(timer); resolve(ev); return true; } return false; });
+  });
+  return p;
+}
+
+function serve() {
+  return new Promise((resolve) => {
+    const s = http.createServer((req, res) => {
+      const url = new URL(req.url, "http://x");
+      let file = null;
+      if (url.pathname === "/") file = PAGE;
+      else if (url.pathname === "/gun/gun.js") file = path.join(GUN_DIR, "gun.js");
+      else if (url.pathname === "/gun/lib/webrtc.js") file = path.join(GUN_DIR, "lib/webrtc.js");
+      if (!file) { res.writeHead(404); res.end(); return; }
+      res.writeHead(200, { "content-type": file.endsWith(".html") ? "text/html" : "text/javascript" });
+      fs.createReadStream(file).pipe(res);
+    });
+    s.listen(0, "127.0.0.1", () => resolve(s));
+  });
+}
+
+async function openPage(name) {
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error(`[${name}] page error:`, e.message));
+  const { port } = server.address();
+  await page.goto(`http://127.0.0.1:${port}/?relay=${encodeURIComponent(relayUrl)}&room=${room}`, { timeout: LIVE });
+  await page.waitForFunction(() => window.wsOpen(), null, { timeout: LIVE, polling: 50 });
+  page.pid = await page.evaluate(() => gun._.opt.pid);
+  return page;
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(SHOTS, name + ".png"), fullPage: true });
+}
+
+const rtcUp = (pid) => (ev) => ev.ev === "rtc" && ev.connected.includes(pid);
+const changed = (key, value) => (ev) => ev.ev === "change" && ev.key === key && ev.value === value;
+
+before(async () => {
+  for (const [f, hint] of [[RELAY_BIN, "cargo build -p gun-relay"],
+    [PEER_BIN, "cargo build -p gun-net-webrtc --features cli"],
+    [CHROMIUM, "apt-get install -y chromium chromium-driver"],
+    [path.join(GUN_DIR, "lib/webrtc.js"), "npm ci --prefix interop"]]) {
+    assert.ok(fs.existsSync(f), `missing ${f} (${hint})`);
+  }
+  fs.mkdirSync(SHOTS, { recursive: true });
+  userDir = fs.mkdtempSync(path.join(os.tmpdir(), "gun-rtc-profile-"));
+  ({ child: relay, url: relayUrl } = await startRelay());
+  server = await serve();
+  context = await chromium.launchPersistentContext(userDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    timeout: LIVE,
+  });
+});
+
+after(async () => {
+  if (context) await context.close().catch(() => {});
+  if (rust) { rust.send("quit"); await Promise.race([stop(rust.child, 0), new Promise((r) => setTimeout(r, 3000))]); await stop(rust.child, "SIGKILL"); }
+  await stop(relay);
+  if (server) server.close();
+  if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
+  console.log("screenshots in " + SHOTS);
+});
+
+test("Gun.js pages and a gun-rs peer connect by WebRTC through gun-relay", async () => {
+  pageEarly = await openPage("early");
+  rust = startRust();
+  const me = await rust.waitFor("ready", (ev) => ev.ev === "ready");
+  rust.pid = me.pid;
+  rust.send("watch shared");
+  await rust.waitFor("watching", (ev) => ev.ev === "watching");
+  pageLate = await openPage("late");
+  // The early page offers to the gun-rs peer; the gun-rs peer offers to the late page.
+  for (const page of [pageEarly, pageLate]) {
+    await rust.waitFor(`data channel to page ${page.pid}`, rtcUp(page.pid));
+    await page.waitForFunction((pid) => window.rtcPeers().includes(pid), rust.pid, { timeout: LIVE, polling: 50 });
+  }
+  // Both roles: gun-rs answered the early page's offer and offered to the late page.
+  const logged = (re) => rust.log.some((l) => re.test(l));
+  assert.ok(logged(new RegExp(`answering an offer.*peer=${pageEarly.pid}|peer=${pageEarly.pid}.*answering an offer`)),
+    "gun-rs did not answer the early page's offer:\n" + rust.log.join("\n"));
+  assert.ok(logged(new RegExp(`offering a connection.*peer=${pageLate.pid}|peer=${pageLate.pid}.*offering a connection`)),
+    "gun-rs did not offer to the late page:\n" + rust.log.join("\n"));
+  console.log(`  gun-rs ${rust.pid} connected to pages ${pageEarly.pid} (page offered) and ${pageLate.pid} (gun-rs offered)`);
+  await shot(pageEarly, "rtc-1-connected-early");
+  await shot(pageLate, "rtc-1-connected-late");
+});
+
+test("after gun-relay stops, writes flow both ways over the data channels", async () => {
+  await stop(relay, "SIGKILL");
+  for (const page of [pageEarly, pageLate]) {
+    await page.waitForFunction(() => !window.wsOpen(), null, { timeout: LIVE, polling: 50 });
+  }
+  // gun-rs → both pages.
+  rust.send('put shared from_rust "hello pages"');
+  for (const page of [pageEarly, pageLate]) {
+    await page.waitForFunction(() => window.seen.from_rust === "hello pages", null, { timeout: LIVE, polling: 20 });
+  }
+  // Each page → gun-rs, by WebRTC (the relay is gone).
+  await pageEarly.evaluate(() => window.put("from_early", "hello rust (early page)"));
+  const a = await rust.waitFor("the early page's write", changed("from_early", "hello rust (early page)"));
+  assert.equal(a.via, "rtc");
+  await pageLate.evaluate(() => window.put("from_late", "hello rust (late page)"));
+  const b = await rust.waitFor("the late page's write", changed("from_late", "hello rust (late page)"));
+  assert.equal(b.via, "rtc");
+  await shot(pageEarly, "rtc-2-after-relay-early");
+  await shot(pageLate, "rtc-2-after-relay-late");
+});
