@@ -31,6 +31,15 @@ use crate::signal::{
 
 /// Frames queued per data channel before the link reports itself full.
 const LINK_QUEUE: usize = 4096;
+/// The max-message-size a data channel peer may announce at least (SDP
+/// default when absent: 64 KiB; browsers and webrtc-rs say 256 KiB).
+const SMALLEST_MAX_MESSAGE: usize = 64 * 1024;
+/// After an open connection ends, we announce again this much later, so that a
+/// peer still in the room offers a new one.
+const REANNOUNCE_AFTER_CLOSE: Duration = Duration::from_secs(1);
+/// How long offers answering one announcement are taken: the `<?99` of the
+/// room soul (SEA peers forget announcements older than that).
+const ANNOUNCEMENT_LIFE: Duration = Duration::from_secs(99);
 /// How often unfinished connections are checked (expiry, set-aside offers).
 const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 
@@ -275,10 +284,12 @@ impl Inner {
             tracing::warn!(room = %self.opts.room, "WebRTC announcement not sent: no relay known");
             return Ok(());
         };
-        // Offers come back as answers to the announcement.
+        // Offers come back as answers to the announcement, from the peers
+        // that see it while it is fresh (`<?99`: 99 s); then its route closes.
         let me = self.clone();
         tokio::spawn(async move {
-            while let Some(r) = replies.next().await {
+            let until = tokio::time::Instant::now() + ANNOUNCEMENT_LIFE;
+            while let Ok(Some(r)) = tokio::time::timeout_at(until, replies.next()).await {
                 if me.closed.load(Ordering::Relaxed) {
                     return;
                 }
@@ -658,6 +669,13 @@ impl Inner {
                         // Text messages: Gun.js parses `event.data` as a string.
                         Out::Frame(f) => {
                             if let Err(e) = writer_dc.send_text(&f).await {
+                                if f.len() > SMALLEST_MAX_MESSAGE {
+                                    // Over the far side's max-message-size
+                                    // (64-256 KiB): that frame only.
+                                    tracing::warn!(bytes = f.len(), %e,
+                                        "frame too large for the data channel: not sent on it");
+                                    continue;
+                                }
                                 tracing::debug!(%e, "WebRTC send failed");
                                 break;
                             }
@@ -685,6 +703,17 @@ impl Inner {
             l.closed.store(true, Ordering::Relaxed);
             self.engine.detach(peer);
             tracing::info!(peer = %pid, link = peer.0, "WebRTC data channel closed");
+            // A peer still in the room (a network blip, its restart) sees
+            // the announcement and offers again; a peer gone ignores it.
+            let me = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(REANNOUNCE_AFTER_CLOSE).await;
+                if !me.closed.load(Ordering::Relaxed)
+                    && let Err(e) = me.announce().await
+                {
+                    tracing::warn!(%e, "WebRTC announcement failed");
+                }
+            });
         }
         if let Some(w) = writer {
             w.abort();
