@@ -10,11 +10,10 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn } = require("node:child_process");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
-const { chromium } = require("playwright-core");
+const common = require("./lib/common.js");
 
 const ROOT = path.resolve(__dirname, "../..");
 const RELAY_BIN = process.env.GUN_RELAY_BIN || path.join(ROOT, "target/debug/gun-relay");
@@ -35,36 +34,13 @@ const room = "room-" + Date.now().toString(36);
 const sent = [];
 
 function startRelay(p) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(RELAY_BIN, [
-      "--host", "127.0.0.1", "--port", String(p), "--store", "sled",
-      "--data", dataDir, "--static", SITE, "--log", "warn",
-    ], { stdio: ["ignore", "ignore", "pipe"] });
-    let log = "";
-    const timer = setTimeout(() => reject(new Error("relay printed no ready line:\n" + log)), LIVE);
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (d) => {
-      log += d;
-      const m = /gun-relay listening on ws:\/\/127\.0\.0\.1:(\d+)\/gun/.exec(log);
-      if (m && !child.ready) {
-        child.ready = true;
-        clearTimeout(timer);
-        resolve({ child, port: Number(m[1]) });
-      }
-    });
-    child.on("exit", (code) => {
-      if (!child.ready) { clearTimeout(timer); reject(new Error(`relay exited (${code}):\n${log}`)); }
-    });
-  });
+  return common.startRelay(RELAY_BIN, [
+    "--host", "127.0.0.1", "--port", String(p), "--store", "sled",
+    "--data", dataDir, "--static", SITE, "--log", "warn",
+  ], LIVE);
 }
 
-function stopRelay(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    child.kill("SIGTERM");
-  });
-}
+const stopRelay = (child) => common.stopChild(child);
 
 async function shot(page, name) {
   await page.screenshot({ path: path.join(SHOTS, name + ".png"), fullPage: true });
@@ -106,13 +82,7 @@ before(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "gun-browser-data-"));
   userDir = fs.mkdtempSync(path.join(os.tmpdir(), "gun-browser-profile-"));
   ({ child: relay, port } = await startRelay(0));
-  context = await chromium.launchPersistentContext(userDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-    timeout: LIVE,
-  });
+  context = await common.launchChromium(CHROMIUM, userDir, LIVE);
 });
 
 after(async () => {

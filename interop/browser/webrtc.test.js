@@ -19,7 +19,7 @@ const http = require("node:http");
 const os = require("node:os");
 const path = require("node:path");
 const readline = require("node:readline");
-const { chromium } = require("playwright-core");
+const common = require("./lib/common.js");
 
 const ROOT = path.resolve(__dirname, "../..");
 const RELAY_BIN = process.env.GUN_RELAY_BIN || path.join(ROOT, "target/debug/gun-relay");
@@ -42,34 +42,11 @@ let pageEarly = null;
 let pageLate = null;
 
 function startRelay() {
-  return new Promise((resolve, reject) => {
-    const child = spawn(RELAY_BIN, ["--host", "127.0.0.1", "--port", "0", "--store", "memory", "--log", "warn"],
-      { stdio: ["ignore", "ignore", "pipe"] });
-    let log = "";
-    const timer = setTimeout(() => reject(new Error("relay printed no ready line:\n" + log)), LIVE);
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (d) => {
-      log += d;
-      const m = /gun-relay listening on (ws:\/\/127\.0\.0\.1:\d+\/gun)/.exec(log);
-      if (m && !child.ready) {
-        child.ready = true;
-        clearTimeout(timer);
-        resolve({ child, url: m[1] });
-      }
-    });
-    child.on("exit", (code) => {
-      if (!child.ready) { clearTimeout(timer); reject(new Error(`relay exited (${code}):\n${log}`)); }
-    });
-  });
+  return common.startRelay(RELAY_BIN,
+    ["--host", "127.0.0.1", "--port", "0", "--store", "memory", "--log", "warn"], LIVE);
 }
 
-function stop(child, signal = "SIGTERM") {
-  return new Promise((resolve) => {
-    if (!child || child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    child.kill(signal);
-  });
-}
+const stop = (child, signal) => common.stopChild(child, signal);
 
 // The gun-rs peer: JSON events on stdout, commands on stdin.
 function startRust() {
@@ -138,18 +115,18 @@ before(async () => {
   userDir = fs.mkdtempSync(path.join(os.tmpdir(), "gun-rtc-profile-"));
   ({ child: relay, url: relayUrl } = await startRelay());
   server = await serve();
-  context = await chromium.launchPersistentContext(userDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-    timeout: LIVE,
-  });
+  context = await common.launchChromium(CHROMIUM, userDir, LIVE);
 });
 
 after(async () => {
   if (context) await context.close().catch(() => {});
-  if (rust) { rust.send("quit"); await Promise.race([stop(rust.child, 0), new Promise((r) => setTimeout(r, 3000))]); await stop(rust.child, "SIGKILL"); }
+  if (rust) {
+    // Ask it to quit; kill it if it has not exited within 3 s.
+    const exited = new Promise((r) => rust.child.once("exit", r));
+    rust.send("quit");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+    await stop(rust.child, "SIGKILL");
+  }
   await stop(relay);
   if (server) server.close();
   if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
