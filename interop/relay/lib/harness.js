@@ -31,6 +31,22 @@ const KIT = process.env.GUN_SHARED_INTEROP || path.resolve(REPO, '../shared/inte
 const GUNJS_NODE_PATH = process.env.GUNJS_NODE_PATH || path.join(REPO, 'interop/node_modules');
 const PEER_SCRIPT = path.join(__dirname, 'gun-peer-process.js');
 
+// Each Gun.js process gets a working directory of its own: `require('gun')`
+// creates `radata` there (even with radisk off), and two processes doing that
+// in one directory at once crash with EEXIST (node --test runs files in
+// parallel). Removed when this process exits.
+const scratchDirs = [];
+function scratchCwd(name) {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `gunjs-${name.replace(/[^\w-]/g, '_')}-`));
+  scratchDirs.push(d);
+  return d;
+}
+process.on('exit', () => {
+  for (const d of scratchDirs) {
+    try { fs.rmSync(d, { recursive: true, force: true }); } catch (_) { /* best effort */ }
+  }
+});
+
 const live = new Set(); // child processes still running
 function track(child) {
   live.add(child);
@@ -162,7 +178,8 @@ async function startGunjsRelay({ radisk = true, axe = true, name = 'gunjs-relay'
   if (!radisk) args.push('--no-radisk');
   if (!axe) args.push('--no-axe');
   const env = { ...process.env, NODE_PATH: GUNJS_NODE_PATH, MULTICAST: 'false' };
-  const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env }));
+  const child = track(spawn(process.execPath, args,
+    { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: scratchCwd(name) }));
   const tail = new LogTail(200);
   child.stderr.on('data', (d) => tail.push(d));
   const port = await new Promise((resolve, reject) => {
@@ -223,6 +240,7 @@ class GunPeer {
     const child = track(fork(PEER_SCRIPT, [JSON.stringify([].concat(urls))], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: { ...process.env, MULTICAST: 'false' },
+      cwd: scratchCwd(name),
     }));
     const peer = new GunPeer(name, child);
     const ready = await new Promise((resolve, reject) => {
