@@ -1,0 +1,84 @@
+'use strict';
+// WebRTC signalling through a genuine Gun.js relay (the shared kit's
+// gunjs-relay.js: stock `require('gun')`, AXE on and off): two gun-rs peers
+// (gun-rtc-peer) meet in a room through it, connect over loopback, and keep
+// syncing after the Gun.js relay is killed.
+//
+//   cargo build -p gun-net-webrtc --features cli && node --test interop/relay/webrtc-gunjs-relay.test.js
+//
+// GUN_RTC_PEER_BIN overrides the peer binary (default target/debug/gun-rtc-peer).
+
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('fs');
+const path = require('path');
+const readline = require('readline');
+const { spawn } = require('child_process');
+const { REPO, startGunjsRelay, scenario, uniq } = require('./lib/harness');
+
+const RTC_BIN = process.env.GUN_RTC_PEER_BIN || path.join(REPO, 'target/debug/gun-rtc-peer');
+const T = { timeout: 90000 };
+const WAIT = 30000;
+
+class RtcPeer {
+  constructor(name, url, room) {
+    this.name = name;
+    this.events = [];
+    this.log = [];
+    this.waiters = [];
+    this.child = spawn(RTC_BIN, ['--peer', url, '--room', room, '--udp', '127.0.0.1:0', '--no-ice', '--log', 'info'],
+      { stdio: ['pipe', 'pipe', 'pipe'] });
+    readline.createInterface({ input: this.child.stdout }).on('line', (l) => {
+      let ev;
+      try { ev = JSON.parse(l); } catch (_) { return; }
+      this.events.push(ev);
+      this.waiters = this.waiters.filter((w) => !w(ev));
+    });
+    readline.createInterface({ input: this.child.stderr }).on('line', (l) => this.log.push(l));
+  }
+  send(line) { this.child.stdin.write(line + '\n'); }
+  waitFor(what, pred) {
+    return new Promise((resolve, reject) => {
+      const hit = this.events.find(pred);
+      if (hit) return resolve(hit);
+      const timer = setTimeout(() => reject(new Error(`${this.name}: no ${what} in ${WAIT} ms\n`
+        + this.events.map((e) => JSON.stringify(e)).join('\n') + '\n' + this.log.slice(-20).join('\n'))), WAIT);
+      this.waiters.push((ev) => { if (pred(ev)) { clearTimeout(timer); resolve(ev); return true; } return false; });
+    });
+  }
+  async stop() {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+async function meetAndOutliveTheRelay(ctx, axe) {
+  assert.ok(fs.existsSync(RTC_BIN), `no ${RTC_BIN} (cargo build -p gun-net-webrtc --features cli)`);
+  const relay = ctx.add(await startGunjsRelay({ axe, radisk: false }));
+  const room = uniq('rtc');
+  const a = ctx.add(new RtcPeer('A', relay.url, room));
+  const pa = (await a.waitFor('ready', (e) => e.ev === 'ready')).pid;
+  a.send('watch shared');
+  const b = ctx.add(new RtcPeer('B', relay.url, room));
+  const pb = (await b.waitFor('ready', (e) => e.ev === 'ready')).pid;
+  b.send('watch shared');
+  const up = (pid) => (e) => e.ev === 'rtc' && e.connected.includes(pid);
+  await a.waitFor('a data channel to B', up(pb));
+  await b.waitFor('a data channel to A', up(pa));
+  await relay.stop();
+  assert.equal(relay.alive, false);
+  a.send('put shared from_a "over rtc"');
+  const got = await b.waitFor("A's write", (e) => e.ev === 'change' && e.key === 'from_a' && e.value === 'over rtc');
+  assert.equal(got.via, 'rtc');
+  b.send('put shared from_b "back over rtc"');
+  const back = await a.waitFor("B's write", (e) => e.ev === 'change' && e.key === 'from_b' && e.value === 'back over rtc');
+  assert.equal(back.via, 'rtc');
+}
+
+test('two gun-rs peers connect by WebRTC through a Gun.js relay with AXE, then outlive it', T,
+  () => scenario((ctx) => meetAndOutliveTheRelay(ctx, true)));
+
+test('two gun-rs peers connect by WebRTC through a Gun.js relay without AXE, then outlive it', T,
+  () => scenario((ctx) => meetAndOutliveTheRelay(ctx, false)));
