@@ -10,7 +10,8 @@
 #    dependencies go to a per-user cache), so a read-only copy is fine.
 # 2. Our own node tests, interop/relay/*.test.js (node's built-in runner):
 #    Gun.js clients through gun-relay, the Rust peer (examples/interop_peer.rs)
-#    against the genuine Gun.js relay, and a mixed gun-relay + Gun.js relay mesh.
+#    against the genuine Gun.js relay, a mixed gun-relay + Gun.js relay mesh, and
+#    WebRTC signalling of two gun-rtc-peer processes through a Gun.js relay.
 #
 # Every relay listens on 127.0.0.1 only and is stopped by PID on exit (trap).
 # Prints each part's summary line and duration; exit status 1 if any part failed.
@@ -116,8 +117,10 @@ if [[ "$build" == 1 ]]; then
     cargo build -p gun-relay
     printf '+ cargo build -p gun --example interop_peer\n'
     cargo build -p gun --example interop_peer
+    printf '+ cargo build -p gun-net-webrtc --features cli --bin gun-rtc-peer\n'
+    cargo build -p gun-net-webrtc --features cli --bin gun-rtc-peer
 fi
-for bin in "$RELAY_BIN" "$PEER_BIN"; do
+for bin in "$RELAY_BIN" "$PEER_BIN" "$ROOT/target/debug/gun-rtc-peer"; do
     [[ -x "$bin" ]] || { echo "relay-interop: $bin is missing (build it or drop --no-build)" >&2; exit 1; }
 done
 
