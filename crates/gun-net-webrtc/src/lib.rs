@@ -13,7 +13,7 @@
 //! * `Rtc` (feature **`webrtc`**, off by default): the transport on the
 //!   [`webrtc`](https://docs.rs/webrtc) crate (0.21, pure Rust). Each open data
 //!   channel is a [`Direction::Direct`](gun_dam::Direction) link of the engine.
-//!   The feature adds about 200 crates and about 80 s to a cold debug build on
+//!   The feature adds about 200 crates and about 70 s to a cold debug build on
 //!   two cores, which is why it is off by default.
 //!
 //! # How a connection is made (wire)
