@@ -551,38 +551,14 @@ impl Chain {
     /// Follows the souls this chain depends on and sends data whenever it
     /// differs from what was sent last.
     async fn watch_loop(&self, tx: mpsc::UnboundedSender<(Json, String)>) -> Result<(), Error> {
-        let engine = self.engine().clone();
-        let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<()>();
-        let mut watching: HashMap<Soul, (u64, AbortHandle)> = HashMap::new();
+        let mut watch = SoulWatch::new(self.engine());
         let mut last: HashMap<String, Json> = HashMap::new();
         let is_map = matches!(&*self.at, At::Map { .. });
         loop {
             // What this chain depends on now.
             let mut souls: Vec<Soul> = self.dependencies().await?;
             souls.dedup();
-            for s in &souls {
-                if !watching.contains_key(s) {
-                    let (id, mut rx) = engine.listen(s);
-                    let w = wake_tx.clone();
-                    let fwd = tokio::spawn(async move {
-                        while rx.recv().await.is_some() {
-                            if w.send(()).is_err() {
-                                break;
-                            }
-                        }
-                    });
-                    watching.insert(s.clone(), (id, fwd.abort_handle()));
-                    engine.subscribe_remote(s, None);
-                }
-            }
-            watching.retain(|s, (id, h)| {
-                let keep = souls.contains(s);
-                if !keep {
-                    engine.unlisten(*id);
-                    h.abort();
-                }
-                keep
-            });
+            watch.set(&souls);
             // Fire what changed.
             let current: Vec<(String, Json)> = if is_map {
                 match &*self.at {
@@ -603,11 +579,9 @@ impl Chain {
                     }
                 }
             }
-            if wake_rx.recv().await.is_none() {
+            if !watch.changed().await {
                 return Ok(());
             }
-            // Coalesce bursts: one recompute for everything queued.
-            while wake_rx.try_recv().is_ok() {}
         }
     }
 
@@ -641,6 +615,85 @@ impl Chain {
     }
 }
 
+/// Follows a set of souls that may change over time (what a chain reads
+/// through): listens to each locally, asks peers to push their changes, and
+/// wakes on any change. Listeners stop when it is dropped.
+pub struct SoulWatch {
+    engine: Engine,
+    wake_tx: mpsc::UnboundedSender<()>,
+    wake_rx: mpsc::UnboundedReceiver<()>,
+    watching: HashMap<Soul, (u64, AbortHandle)>,
+}
+
+impl SoulWatch {
+    /// Watches nothing yet.
+    pub fn new(engine: &Engine) -> SoulWatch {
+        let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+        SoulWatch {
+            engine: engine.clone(),
+            wake_tx,
+            wake_rx,
+            watching: HashMap::new(),
+        }
+    }
+
+    /// Watches exactly `souls` from now on: new ones are listened to (and
+    /// subscribed at peers), the others dropped.
+    pub fn set(&mut self, souls: &[Soul]) {
+        for s in souls {
+            if !self.watching.contains_key(s) {
+                let (id, mut rx) = self.engine.listen(s);
+                let w = self.wake_tx.clone();
+                let fwd = tokio::spawn(async move {
+                    while rx.recv().await.is_some() {
+                        if w.send(()).is_err() {
+                            break;
+                        }
+                    }
+                });
+                self.watching.insert(s.clone(), (id, fwd.abort_handle()));
+                self.engine.subscribe_remote(s, None);
+            }
+        }
+        let engine = &self.engine;
+        self.watching.retain(|s, (id, h)| {
+            let keep = souls.contains(s);
+            if !keep {
+                engine.unlisten(*id);
+                h.abort();
+            }
+            keep
+        });
+    }
+
+    /// Waits until one of the souls changed; a burst of changes counts once.
+    /// `false` if no change can come any more.
+    pub async fn changed(&mut self) -> bool {
+        if self.wake_rx.recv().await.is_none() {
+            return false;
+        }
+        while self.wake_rx.try_recv().is_ok() {}
+        true
+    }
+}
+
+impl Drop for SoulWatch {
+    fn drop(&mut self) {
+        for (_, (id, h)) in self.watching.drain() {
+            self.engine.unlisten(id);
+            h.abort();
+        }
+    }
+}
+
+impl fmt::Debug for SoulWatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SoulWatch")
+            .field("souls", &self.watching.len())
+            .finish()
+    }
+}
+
 /// A live `on`: dropping it (or calling [`Subscription::off`]) stops it.
 pub struct Subscription {
     handle: AbortHandle,
@@ -648,6 +701,15 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// A subscription that stops the task behind `handle` (for `on`s built
+    /// outside this crate, such as SEA user chains).
+    pub fn from_task(handle: AbortHandle) -> Subscription {
+        Subscription {
+            handle,
+            extra: Vec::new(),
+        }
+    }
+
     /// Stops the subscription.
     pub fn off(self) {}
 }

@@ -39,7 +39,7 @@ mod engine;
 mod error;
 mod options;
 
-pub use chain::{Chain, Gun, OnStream, PutAck, PutOptions, Subscription};
+pub use chain::{Chain, Gun, OnStream, PutAck, PutOptions, SoulWatch, Subscription};
 pub use engine::{
     Change, Engine, Ingested, MAX_REJECT_REASONS, Origin, PutContext, Replies, Reply, Stats,
     Validator, Via, now_ms,

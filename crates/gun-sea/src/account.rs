@@ -21,7 +21,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use gun_core::{Graph, Node, PutAck, PutOptions, Soul, State, Value};
+use gun_core::{Graph, Node, PutAck, PutOptions, Soul, SoulWatch, State, Subscription, Value};
 use gun_graph::json::write_json;
 use rand::Rng as _;
 use serde_json::{Map, Value as J};
@@ -616,6 +616,64 @@ impl UserChain {
             cb(d, self.keys.last().map_or("", String::as_str));
         }
         Ok(())
+    }
+
+    /// Calls `cb(data, key)` with the verified data here now (if any) and again
+    /// whenever it changes: a write to this node or key, or a link on the way
+    /// here pointing elsewhere. Values that do not verify are not delivered
+    /// (debug event). Stops when the returned [`Subscription`] is dropped.
+    pub fn on<F>(&self, cb: F) -> Subscription
+    where
+        F: FnMut(J, &str) + Send + 'static,
+    {
+        let chain = self.clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = chain.watch_loop(cb).await {
+                tracing::debug!(%e, chain = ?chain, "user subscription ended");
+            }
+        });
+        Subscription::from_task(task.abort_handle())
+    }
+
+    /// The souls this chain reads through now: the user's root, every node on
+    /// the way, and the node it points at.
+    async fn path_souls(&self) -> Result<Vec<Soul>, UserError> {
+        let mut souls = vec![self.root_soul()?];
+        let mut at = Some(self.root_soul()?);
+        for key in &self.keys {
+            let Some(s) = at.take() else { break };
+            if let Ok(Some(Value::Link(l))) = self.value_at(&s, key).await {
+                souls.push(l.clone());
+                at = Some(l);
+            }
+        }
+        Ok(souls)
+    }
+
+    async fn watch_loop<F>(&self, mut cb: F) -> Result<(), UserError>
+    where
+        F: FnMut(J, &str) + Send + 'static,
+    {
+        let key = self.keys.last().cloned().unwrap_or_default();
+        let mut watch = SoulWatch::new(self.engine());
+        let mut last: Option<J> = None;
+        loop {
+            watch.set(&self.path_souls().await?);
+            match self.then().await {
+                Ok(Some(d)) if last.as_ref() != Some(&d) => {
+                    last = Some(d.clone());
+                    cb(d, &key);
+                }
+                Ok(_) => {}
+                Err(e @ UserError::Unverified { .. }) => {
+                    tracing::debug!(%e, chain = ?self, "unverified data not delivered");
+                }
+                Err(e) => return Err(e),
+            }
+            if !watch.changed().await {
+                return Ok(());
+            }
+        }
     }
 
     /// Writes `data` here, signed: an object becomes (or updates) a node, nested

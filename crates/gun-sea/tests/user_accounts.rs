@@ -395,3 +395,95 @@ async fn a_forged_account_does_not_open() {
         }
     );
 }
+
+/// Waits (up to 5 s) for the next value `rx` delivers.
+async fn next_of(rx: &mut tokio::sync::mpsc::UnboundedReceiver<J>) -> J {
+    tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+        .await
+        .expect("no callback within 5 s")
+        .expect("subscription ended")
+}
+
+#[tokio::test]
+async fn on_follows_verified_changes_and_relinks() {
+    let g = gun(); // no validator: a forged value can be stored below
+    let alice = User::new(g.clone());
+    let pub_ = alice.create("alice", PASS).await.unwrap();
+    alice
+        .get("profile")
+        .put(json!({"name": "Alice"}))
+        .await
+        .unwrap();
+
+    // A node, a key, and the same data read by someone else (`User::of`).
+    let (tx, mut node_rx) = tokio::sync::mpsc::unbounded_channel();
+    let _s1 = alice.get("profile").on(move |d, k| {
+        assert_eq!(k, "profile");
+        let _ = tx.send(d);
+    });
+    let (tx, mut key_rx) = tokio::sync::mpsc::unbounded_channel();
+    let _s2 = User::of(g.clone(), &pub_)
+        .get("profile")
+        .get("name")
+        .on(move |d, _| {
+            let _ = tx.send(d);
+        });
+    assert_eq!(next_of(&mut node_rx).await, json!({"name": "Alice"}));
+    assert_eq!(next_of(&mut key_rx).await, json!("Alice"));
+    alice
+        .get("profile")
+        .get("name")
+        .put(json!("Alicia"))
+        .await
+        .unwrap();
+    assert_eq!(next_of(&mut node_rx).await, json!({"name": "Alicia"}));
+    assert_eq!(next_of(&mut key_rx).await, json!("Alicia"));
+
+    // A link on the way changes: the subscription follows it.
+    alice.get("pet").put(json!({"kind": "cat"})).await.unwrap();
+    alice
+        .get("other")
+        .put(json!({"kind": "dog"}))
+        .await
+        .unwrap();
+    let (tx, mut pet_rx) = tokio::sync::mpsc::unbounded_channel();
+    let _s3 = alice.get("pet").get("kind").on(move |d, _| {
+        let _ = tx.send(d);
+    });
+    assert_eq!(next_of(&mut pet_rx).await, json!("cat"));
+    let other = alice.get("other").soul().await.unwrap().unwrap();
+    alice
+        .get("pet")
+        .put(json!({"#": other.as_str()}))
+        .await
+        .unwrap();
+    assert_eq!(next_of(&mut pet_rx).await, json!("dog"));
+
+    // A forged (unsigned) value in alice's space is not delivered.
+    let mut forged = Graph::new();
+    forged
+        .put(
+            soul(&format!("~{pub_}/profile")),
+            "name",
+            g.engine().next_state(),
+            Value::from("Mallory"),
+        )
+        .unwrap();
+    g.engine().put_local(forged).await.unwrap();
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(300), key_rx.recv()).await;
+    assert!(quiet.is_err(), "a forged value was delivered: {quiet:?}");
+
+    // Dropping the subscription stops it.
+    drop(_s1);
+    alice
+        .get("profile")
+        .get("name")
+        .put(json!("Al"))
+        .await
+        .unwrap();
+    let after = tokio::time::timeout(std::time::Duration::from_millis(300), node_rx.recv()).await;
+    assert!(
+        matches!(after, Ok(None) | Err(_)),
+        "a dropped subscription fired: {after:?}"
+    );
+}
