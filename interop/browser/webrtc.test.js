@@ -13,17 +13,15 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn } = require("node:child_process");
 const fs = require("node:fs");
 const http = require("node:http");
 const os = require("node:os");
 const path = require("node:path");
-const readline = require("node:readline");
 const common = require("./lib/common.js");
+const { RtcPeer, RTC_PEER_BIN: PEER_BIN } = require("../lib/rtc-peer.js");
 
 const ROOT = path.resolve(__dirname, "../..");
 const RELAY_BIN = process.env.GUN_RELAY_BIN || path.join(ROOT, "target/debug/gun-relay");
-const PEER_BIN = process.env.GUN_RTC_PEER_BIN || path.join(ROOT, "target/debug/gun-rtc-peer");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const GUN_DIR = path.join(ROOT, "interop/node_modules/gun");
 const PAGE = path.join(__dirname, "webrtc/index.html");
@@ -50,25 +48,8 @@ const stop = (child, signal) => common.stopChild(child, signal);
 
 // The gun-rs peer: JSON events on stdout, commands on stdin.
 function startRust() {
-  const child = spawn(PEER_BIN, ["--peer", relayUrl, "--room", room, "--no-ice", "--udp", "0.0.0.0:0", "--log", "info"],
-    { stdio: ["pipe", "pipe", "pipe"] });
-  const p = { child, events: [], log: [], waiters: [] };
-  readline.createInterface({ input: child.stdout }).on("line", (l) => {
-    let ev;
-    try { ev = JSON.parse(l); } catch { return; }
-    p.events.push(ev);
-    p.waiters = p.waiters.filter((w) => !w(ev));
-  });
-  readline.createInterface({ input: child.stderr }).on("line", (l) => { p.log.push(l); });
-  p.send = (line) => child.stdin.write(line + "\n");
-  p.waitFor = (what, pred) => new Promise((resolve, reject) => {
-    const hit = p.events.find(pred);
-    if (hit) return resolve(hit);
-    const timer = setTimeout(() => reject(new Error(`gun-rs peer: no ${what} in ${LIVE} ms\n` +
-      p.events.map((e) => JSON.stringify(e)).join("\n") + "\n" + p.log.slice(-30).join("\n"))), LIVE);
-    p.waiters.push((ev) => { if (pred(ev)) { clearTimeout(timer); resolve(ev); return true; } return false; });
-  });
-  return p;
+  return new RtcPeer("gun-rs peer",
+    ["--peer", relayUrl, "--room", room, "--no-ice", "--udp", "0.0.0.0:0", "--log", "info"], LIVE);
 }
 
 function serve() {
@@ -120,13 +101,7 @@ before(async () => {
 
 after(async () => {
   if (context) await context.close().catch(() => {});
-  if (rust) {
-    // Ask it to quit; kill it if it has not exited within 3 s.
-    const exited = new Promise((r) => rust.child.once("exit", r));
-    rust.send("quit");
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-    await stop(rust.child, "SIGKILL");
-  }
+  if (rust) await rust.stop(3000);
   await stop(relay);
   if (server) server.close();
   if (userDir) fs.rmSync(userDir, { recursive: true, force: true });

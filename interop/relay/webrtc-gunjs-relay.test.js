@@ -11,57 +11,20 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('fs');
-const path = require('path');
-const readline = require('readline');
-const { spawn } = require('child_process');
-const { REPO, startGunjsRelay, scenario, uniq } = require('./lib/harness');
+const { startGunjsRelay, scenario, uniq } = require('./lib/harness');
+const { RtcPeer, RTC_PEER_BIN } = require('../lib/rtc-peer');
 
-const RTC_BIN = process.env.GUN_RTC_PEER_BIN || path.join(REPO, 'target/debug/gun-rtc-peer');
 const T = { timeout: 90000 };
-const WAIT = 30000;
-
-class RtcPeer {
-  constructor(name, url, room) {
-    this.name = name;
-    this.events = [];
-    this.log = [];
-    this.waiters = [];
-    this.child = spawn(RTC_BIN, ['--peer', url, '--room', room, '--udp', '127.0.0.1:0', '--no-ice', '--log', 'info'],
-      { stdio: ['pipe', 'pipe', 'pipe'] });
-    readline.createInterface({ input: this.child.stdout }).on('line', (l) => {
-      let ev;
-      try { ev = JSON.parse(l); } catch (_) { return; }
-      this.events.push(ev);
-      this.waiters = this.waiters.filter((w) => !w(ev));
-    });
-    readline.createInterface({ input: this.child.stderr }).on('line', (l) => this.log.push(l));
-  }
-  send(line) { this.child.stdin.write(line + '\n'); }
-  waitFor(what, pred) {
-    return new Promise((resolve, reject) => {
-      const hit = this.events.find(pred);
-      if (hit) return resolve(hit);
-      const timer = setTimeout(() => reject(new Error(`${this.name}: no ${what} in ${WAIT} ms\n`
-        + this.events.map((e) => JSON.stringify(e)).join('\n') + '\n' + this.log.slice(-20).join('\n'))), WAIT);
-      this.waiters.push((ev) => { if (pred(ev)) { clearTimeout(timer); resolve(ev); return true; } return false; });
-    });
-  }
-  async stop() {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((r) => this.child.once('exit', r));
-    this.child.kill('SIGKILL');
-    await exited;
-  }
-}
 
 async function meetAndOutliveTheRelay(ctx, axe) {
-  assert.ok(fs.existsSync(RTC_BIN), `no ${RTC_BIN} (cargo build -p gun-net-webrtc --features cli)`);
+  assert.ok(fs.existsSync(RTC_PEER_BIN), `no ${RTC_PEER_BIN} (cargo build -p gun-net-webrtc --features cli)`);
+  const args = (url, room) => ['--peer', url, '--room', room, '--udp', '127.0.0.1:0', '--no-ice', '--log', 'info'];
   const relay = ctx.add(await startGunjsRelay({ axe, radisk: false }));
   const room = uniq('rtc');
-  const a = ctx.add(new RtcPeer('A', relay.url, room));
+  const a = ctx.add(new RtcPeer('A', args(relay.url, room)));
   const pa = (await a.waitFor('ready', (e) => e.ev === 'ready')).pid;
   a.send('watch shared');
-  const b = ctx.add(new RtcPeer('B', relay.url, room));
+  const b = ctx.add(new RtcPeer('B', args(relay.url, room)));
   const pb = (await b.waitFor('ready', (e) => e.ev === 'ready')).pid;
   b.send('watch shared');
   const up = (pid) => (e) => e.ev === 'rtc' && e.connected.includes(pid);

@@ -726,20 +726,7 @@ impl Engine {
                 .stats
                 .keys_accepted
                 .fetch_add(applied.key_count() as u64, Ordering::Relaxed);
-            let via = match &origin {
-                Origin::Peer { peer, id } => Some(Via {
-                    peer: *peer,
-                    id: id.clone(),
-                    reply: false,
-                }),
-                Origin::Reply { peer } => message.and_then(|m| m.id.clone()).map(|id| Via {
-                    peer: *peer,
-                    id,
-                    reply: true,
-                }),
-                Origin::Local => None,
-            };
-            notify_listeners(&mut sh, &applied, via);
+            notify_listeners(&mut sh, &applied, &origin, message);
             if !applied.is_empty() {
                 match &origin {
                     // A purely local engine (no peer, no URL) skips the mesh.
@@ -1248,18 +1235,38 @@ fn get_for(soul: &Soul, key: Option<&str>) -> Get {
     }
 }
 
-fn notify_listeners(sh: &mut Shared, applied: &Graph, via: Option<Via>) {
+/// The message that carried a change, for [`Change::via`].
+fn via_of(origin: &Origin, message: Option<&Message>) -> Option<Via> {
+    match origin {
+        Origin::Peer { peer, id } => Some(Via {
+            peer: *peer,
+            id: id.clone(),
+            reply: false,
+        }),
+        Origin::Reply { peer } => message.and_then(|m| m.id.clone()).map(|id| Via {
+            peer: *peer,
+            id,
+            reply: true,
+        }),
+        Origin::Local => None,
+    }
+}
+
+fn notify_listeners(sh: &mut Shared, applied: &Graph, origin: &Origin, message: Option<&Message>) {
+    // Built only when somebody listens (a relay usually has no listener).
+    let mut via: Option<Option<Via>> = None;
     for (soul, diff) in applied.iter() {
         let Some(ls) = sh.listeners.get_mut(soul.as_str()) else {
             continue;
         };
+        let via = via.get_or_insert_with(|| via_of(origin, message)).clone();
         let Some(node) = sh.graph.get(soul.as_str()) else {
             continue;
         };
         let change = Change {
             node: node.clone(),
             keys: diff.iter().map(|(k, _)| k.clone()).collect(),
-            via: via.clone(),
+            via,
         };
         ls.retain(|l| l.tx.send(change.clone()).is_ok());
     }

@@ -130,7 +130,6 @@ enum Start {
 struct ConnHandle {
     generation: u64,
     cmds: mpsc::UnboundedSender<Cmd>,
-    peer: Option<PeerId>,
 }
 
 struct Inner {
@@ -384,7 +383,6 @@ impl Inner {
             ConnHandle {
                 generation,
                 cmds: tx,
-                peer: None,
             },
         );
         let me = self.clone();
@@ -647,13 +645,9 @@ impl Inner {
         let mut writer = None;
         let mut link = None;
         if let Some((l, mut rx)) = owner {
-            let current = match lock(&self.conns).get_mut(pid) {
-                Some(c) if c.generation == generation => {
-                    c.peer = Some(peer);
-                    true
-                }
-                _ => false,
-            };
+            let current = lock(&self.conns)
+                .get(pid)
+                .is_some_and(|c| c.generation == generation);
             if !current {
                 // Replaced or given up meanwhile.
                 self.engine.detach(peer);
