@@ -24,7 +24,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gun_dam::{Direction, Get, Hub, Link, Mesh, Message, Output, PeerId, SoulQuery};
+use gun_dam::{
+    Direction, Get, Hub, Link, Mesh, Message, Origin, Output, PeerId, PutContext, SoulQuery,
+    Validator,
+};
 use gun_graph::{Deferred, Graph, Lex, Node, Soul, State, StateClock, lex};
 use gun_store::Store;
 use tokio::sync::{Notify, mpsc};
@@ -44,52 +47,6 @@ fn now_u64() -> u64 {
     now_ms() as u64
 }
 
-/// Where a write came from.
-#[derive(Debug, Clone)]
-pub enum Origin {
-    /// This process (the Chain API).
-    Local,
-    /// A put message from a peer, with its message id.
-    Peer {
-        /// The connection.
-        peer: PeerId,
-        /// The put's `#`.
-        id: String,
-    },
-    /// The answer of a peer to a get.
-    Reply {
-        /// The connection.
-        peer: PeerId,
-    },
-}
-
-/// What a validator sees of an incoming write.
-pub struct PutContext<'a> {
-    /// The graph being written.
-    pub graph: &'a Graph,
-    /// Where it came from.
-    pub origin: &'a Origin,
-    /// The whole message, for writes from peers and answers to gets (with its
-    /// extension fields, such as a signature).
-    pub message: Option<&'a Message>,
-}
-
-/// A check run on every write before HAM (SEA, certificates, user predicates).
-pub trait Validator: Send + Sync + 'static {
-    /// Accepts the write, or refuses all of it with the text peers receive as
-    /// the `err` of the ack (Gun.js texts such as `"Unverified data."`).
-    fn check(&self, ctx: &PutContext<'_>) -> Result<(), String>;
-}
-
-impl<F> Validator for F
-where
-    F: Fn(&PutContext<'_>) -> Result<(), String> + Send + Sync + 'static,
-{
-    fn check(&self, ctx: &PutContext<'_>) -> Result<(), String> {
-        self(ctx)
-    }
-}
-
 /// A change to one node, as local subscribers receive it.
 #[derive(Debug, Clone)]
 pub struct Change {
@@ -97,22 +54,9 @@ pub struct Change {
     pub node: Node,
     /// The keys that changed.
     pub keys: Vec<Arc<str>>,
-    /// The message that carried the change, when it came from a peer (`None`
-    /// for local writes): what [`Engine::answer`] can answer.
-    pub via: Option<Via>,
-}
-
-/// A message received from a peer, named by its `#`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Via {
-    /// The connection it came from.
-    pub peer: PeerId,
-    /// Its `#`.
-    pub id: String,
-    /// Whether it answered one of our reads (a get reply): its `#` leads back
-    /// only to the peer that answered, not to whoever wrote the data. A write
-    /// (`false`) leads back to its writer.
-    pub reply: bool,
+    /// Where the change came from: [`Origin::Local`] for writes of this
+    /// process; for a peer's write, the message [`Engine::answer`] can answer.
+    pub origin: Origin,
 }
 
 /// A message that answers one of ours (`@` = our `#`), in full: an ack, a get
@@ -515,10 +459,11 @@ impl Engine {
             let pending = self.writes_begin(Some(&graph));
             tokio::spawn(async move {
                 let found = !graph.is_empty();
-                if let Err(e) = me
-                    .ingest(graph, Origin::Reply { peer: from }, Some(&msg))
-                    .await
-                {
+                let origin = Origin::Reply {
+                    peer: from,
+                    id: msg.id.clone().unwrap_or_default(),
+                };
+                if let Err(e) = me.ingest(graph, origin, Some(&msg)).await {
                     tracing::debug!(peer = ?from, %e, "reply not stored");
                 }
                 me.writes_end(pending);
@@ -726,7 +671,7 @@ impl Engine {
                 .stats
                 .keys_accepted
                 .fetch_add(applied.key_count() as u64, Ordering::Relaxed);
-            notify_listeners(&mut sh, &applied, &origin, message);
+            notify_listeners(&mut sh, &applied, &origin);
             if !applied.is_empty() {
                 match &origin {
                     // A purely local engine (no peer, no URL) skips the mesh.
@@ -817,7 +762,7 @@ impl Engine {
     }
 
     /// Sends `msg`, which answers a message we received (`msg.reply_to` = its
-    /// `#`, for example [`Change::via`] or a [`Reply`]'s `#`), back the way that
+    /// `#`, for example [`Change::origin`]'s or a [`Reply`]'s `#`), back the way that
     /// message came, and returns the replies to it. `msg.id` is filled in when
     /// unset. When the route is unknown or expired nothing is sent (debug
     /// event) and no reply will come.
@@ -1235,38 +1180,18 @@ fn get_for(soul: &Soul, key: Option<&str>) -> Get {
     }
 }
 
-/// The message that carried a change, for [`Change::via`].
-fn via_of(origin: &Origin, message: Option<&Message>) -> Option<Via> {
-    match origin {
-        Origin::Peer { peer, id } => Some(Via {
-            peer: *peer,
-            id: id.clone(),
-            reply: false,
-        }),
-        Origin::Reply { peer } => message.and_then(|m| m.id.clone()).map(|id| Via {
-            peer: *peer,
-            id,
-            reply: true,
-        }),
-        Origin::Local => None,
-    }
-}
-
-fn notify_listeners(sh: &mut Shared, applied: &Graph, origin: &Origin, message: Option<&Message>) {
-    // Built only when somebody listens (a relay usually has no listener).
-    let mut via: Option<Option<Via>> = None;
+fn notify_listeners(sh: &mut Shared, applied: &Graph, origin: &Origin) {
     for (soul, diff) in applied.iter() {
         let Some(ls) = sh.listeners.get_mut(soul.as_str()) else {
             continue;
         };
-        let via = via.get_or_insert_with(|| via_of(origin, message)).clone();
         let Some(node) = sh.graph.get(soul.as_str()) else {
             continue;
         };
         let change = Change {
             node: node.clone(),
             keys: diff.iter().map(|(k, _)| k.clone()).collect(),
-            via,
+            origin: origin.clone(),
         };
         ls.retain(|l| l.tx.send(change.clone()).is_ok());
     }

@@ -40,12 +40,11 @@ mod error;
 mod options;
 
 pub use chain::{Chain, Gun, OnStream, PutAck, PutOptions, SoulWatch, Subscription};
-pub use engine::{
-    Change, Engine, Ingested, MAX_REJECT_REASONS, Origin, PutContext, Replies, Reply, Stats,
-    Validator, Via, now_ms,
-};
+pub use engine::{Change, Engine, Ingested, MAX_REJECT_REASONS, Replies, Reply, Stats, now_ms};
 pub use error::Error;
 pub use options::EngineOptions;
 
-pub use gun_dam::{Direction, Hub, Link, MeshConfig, Message, PeerId};
+pub use gun_dam::{
+    Direction, Hub, Link, MeshConfig, Message, Origin, PeerId, PutContext, Validator,
+};
 pub use gun_graph::{Graph, Lex, Node, Soul, State, Value};

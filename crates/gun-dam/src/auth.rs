@@ -62,7 +62,7 @@ use gun_graph::json;
 use serde_json::Value;
 
 use crate::message::Message;
-use crate::router::PeerId;
+use crate::peer::PeerId;
 
 /// The extension field carrying a message's signature (its value is whatever
 /// the [`MessageSigner`] produced; gun-sea's BLS signer writes

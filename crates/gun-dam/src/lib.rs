@@ -59,8 +59,10 @@ mod error;
 pub mod frame;
 pub mod message;
 pub mod mock;
+mod peer;
 pub mod router;
 pub mod transport;
+pub mod validate;
 
 pub use auth::{
     AuthPolicy, CERT_FIELD, MessagePredicate, MessageSigner, MessageVerifier, SIG_FIELD,
@@ -72,5 +74,7 @@ pub use frame::{
     parse_frame_with,
 };
 pub use message::{Get, Message, SoulQuery};
-pub use router::{Direction, Mesh, MeshConfig, Output, PeerId, Role};
+pub use peer::{Direction, PeerId};
+pub use router::{Mesh, MeshConfig, Output, Role};
 pub use transport::{Hub, Link};
+pub use validate::{Origin, PutContext, Validator};

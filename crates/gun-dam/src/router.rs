@@ -120,6 +120,7 @@ use crate::auth::{
 use crate::dedup::{DEDUP_MAX_ENTRIES, DEDUP_TTL_MS, Dedup};
 use crate::frame::{Limits, parse_frame_with};
 use crate::message::{Get, Message, SoulQuery};
+use crate::peer::{Direction, PeerId};
 
 /// Default keep-alive period of relays: a `[]` frame to every peer every 20 s.
 pub const KEEPALIVE_MS: u64 = 20_000;
@@ -140,30 +141,6 @@ pub const PENDING_PUT_MAX_AGE_MS: u64 = 60 * 60 * 1000;
 pub const FULL_PEER_MARKER: &str = "gunrs";
 /// How many of our peer ids go into `><` (as Gun.js).
 pub const SEEN_MAX: usize = 7;
-
-/// A connection, as numbered by the engine (or the hub). Unique while connected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PeerId(pub u64);
-
-/// Who opened a connection.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// The peer dialed us (we accepted the socket).
-    Incoming,
-    /// We dialed the peer at `url` (`ws://host:port/gun`).
-    Outgoing {
-        /// The URL dialed; it names the peer in `><` and keys reconnect bookkeeping.
-        url: String,
-    },
-    /// A direct link to the peer `pid`, opened by signalling through the mesh
-    /// (a WebRTC data channel, spec §11.3). Both ends know each other's pid, so
-    /// nobody greets; writes are sent to it in full (as Gun.js browsers send
-    /// every write to every peer); there is no URL to reconnect to.
-    Direct {
-        /// The peer's pid, as announced in the signalling.
-        pid: String,
-    },
-}
 
 /// What kind of peer this mesh is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

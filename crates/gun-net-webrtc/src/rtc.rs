@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use gun_core::{Engine, Message, Replies, now_ms};
-use gun_dam::{Direction, Hub, Link, LinkError, PeerId};
+use gun_dam::{Direction, Hub, Link, LinkError, Origin, PeerId};
 use gun_graph::{Graph, Soul, Value as GunValue};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -302,16 +302,17 @@ impl Inner {
         if !change.keys.iter().any(|k| &**k == ANNOUNCE_KEY) {
             return;
         }
-        let Some(via) = &change.via else {
-            return; // our own announcement
+        let answerable = match &change.origin {
+            Origin::Local => return, // our own announcement
+            // Only a write's `#` leads back to the announcer; a read answer's
+            // ends at the relay that answered.
+            Origin::Peer { id, .. } => Some(id.as_str()),
+            Origin::Reply { .. } => None,
         };
         let Some(entry) = change.node.get(ANNOUNCE_KEY) else {
             return;
         };
         let value = entry.value.to_json();
-        // Only a write's `#` leads back to the announcer; a read answer's
-        // ends at the relay that answered.
-        let answerable = (!via.reply).then_some(via.id.as_str());
         let action =
             lock(&self.room).on_announce(&value, entry.state.as_f64(), answerable, now_ms() as u64);
         self.act(action);

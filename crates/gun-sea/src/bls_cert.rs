@@ -1,7 +1,7 @@
 //! BLS write certificates (feature `bls`): an authority grants a public key
 //! write access to souls, soul prefixes, or some keys of them, until an
 //! expiry; [`BlsCertValidator`] enforces them on a peer as a
-//! [`gun_core::Validator`].
+//! [`gun_dam::Validator`].
 //!
 //! A certificate is a JSON object; its body (every member but `s`) is signed
 //! by the authority's BLS key ([`crate::bls`]) over
@@ -50,9 +50,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use gun_core::{Origin, PutContext, Validator};
 use gun_dam::Message;
 use gun_dam::auth::write_sorted_json;
+use gun_dam::{Origin, PutContext, Validator};
 use gun_graph::Graph;
 use serde_json::{Map, Value};
 
@@ -345,7 +345,7 @@ impl BlsCertificate {
 /// A clock in milliseconds since the Unix epoch.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
-/// Enforces certificates on writes to protected souls (a [`gun_core::Validator`]).
+/// Enforces certificates on writes to protected souls (a [`gun_dam::Validator`]).
 ///
 /// A write touching a soul that starts with one of the protected prefixes is
 /// accepted only if its message carries a valid BLS signature

@@ -3,7 +3,7 @@
 //! SEA is Gun's "security, encryption, authorization" layer. This crate
 //! reproduces what `sea.js` of npm `gun@0.2020.1241` produces and accepts, to
 //! the byte, and enforces SEA's rules on incoming writes as a
-//! [`gun_core::Validator`]:
+//! [`gun_dam::Validator`]:
 //!
 //! * key pairs ([`Pair`]): ECDSA and ECDH P-256, in Gun's `x.y` base64url text;
 //! * [`sign`] / [`verify`]: `SEA{"m":…,"s":…}`; [`encrypt`] / [`decrypt`]:

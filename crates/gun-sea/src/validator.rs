@@ -1,9 +1,9 @@
-//! SEA's enforcement rules as a [`gun_core::Validator`].
+//! SEA's enforcement rules as a [`gun_dam::Validator`].
 
 use std::fmt;
 use std::sync::Arc;
 
-use gun_core::{PutContext, Validator};
+use gun_dam::{PutContext, Validator};
 use gun_graph::{Graph, Value};
 use serde_json::Value as J;
 

@@ -160,10 +160,10 @@ async fn run(args: Args) -> Result<(), String> {
                 let eng = engine.clone();
                 tokio::spawn(async move {
                     while let Some(ch) = rx.recv().await {
-                        let via = match &ch.via {
+                        let via = match ch.origin.peer() {
                             None => "local",
-                            Some(v) => {
-                                let pid = eng.peer_pid(v.peer);
+                            Some(peer) => {
+                                let pid = eng.peer_pid(peer);
                                 let is_rtc = pid
                                     .as_deref()
                                     .is_some_and(|p| rtc.connected().iter().any(|c| c == p));
