@@ -82,6 +82,7 @@ fn put_options(cmd: &Value) -> PutOptions {
     PutOptions {
         acks,
         timeout: Duration::from_millis(timeout),
+        ..PutOptions::default()
     }
 }
 
@@ -107,6 +108,7 @@ async fn run_op(
             let opts = PutOptions {
                 acks,
                 timeout: Duration::from_millis(timeout),
+                ..PutOptions::default()
             };
             let ack = c.put_with(value, opts).await.map_err(|e| e.to_string())?;
             Ok(json!({

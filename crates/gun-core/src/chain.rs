@@ -7,17 +7,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use gun_dam::PeerId;
 use gun_graph::{Graph, Lex, Soul, Value, ids};
 
 use crate::convert::{build, leaf, node_json};
-use crate::{Engine, Error};
+use crate::{Engine, Error, PutAck, PutOptions};
 
 /// The root of a Gun database: where chains start.
 ///
@@ -111,52 +109,6 @@ enum Target {
     },
     /// Nothing (the root, or below a plain value).
     Nothing,
-}
-
-/// Options of [`Chain::put_with`].
-#[derive(Debug, Clone)]
-pub struct PutOptions {
-    /// Wait for this many peers to ack the write (after it is durable locally).
-    pub acks: usize,
-    /// How long to wait for those acks.
-    pub timeout: Duration,
-}
-
-impl Default for PutOptions {
-    fn default() -> Self {
-        PutOptions {
-            acks: 0,
-            timeout: Duration::from_secs(9),
-        }
-    }
-}
-
-/// The result of a put.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PutAck {
-    /// Keys applied (a write equal to what is stored applies nothing).
-    pub accepted: usize,
-    /// Keys whose state was in the future (none for local writes).
-    pub deferred: usize,
-    /// The message id the write went to peers under, if it went to peers.
-    pub id: Option<String>,
-    /// Peers that acked, when acks were asked for.
-    pub acked_by: Vec<PeerId>,
-}
-
-impl Engine {
-    /// Writes a graph made by this process as [`Chain::put_with`] does: resolves
-    /// once it is durable locally and, with `opts.acks`, acked by that many
-    /// peers (for layers that build their own graphs, such as signed user data).
-    pub async fn put_local_with(&self, graph: Graph, opts: &PutOptions) -> Result<PutAck, Error> {
-        let (r, peers) = self.put_local_acked(graph, opts.acks, opts.timeout).await?;
-        Ok(PutAck {
-            accepted: r.accepted,
-            deferred: r.deferred,
-            id: r.id,
-            acked_by: peers,
-        })
-    }
 }
 
 impl Chain {
@@ -356,7 +308,7 @@ impl Chain {
     /// [`Chain::put`], then waits for `opts.acks` peers to ack.
     pub async fn put_with(&self, data: Json, opts: PutOptions) -> Result<PutAck, Error> {
         let graph = self.put_graph(&data).await?;
-        self.engine().put_local_with(graph, &opts).await
+        self.engine().put_local(graph, &opts).await
     }
 
     /// Adds `item` to the set at this node: an object becomes a new node with a
@@ -392,7 +344,9 @@ impl Chain {
                 let value = leaf(other, &self.path())?
                     .ok_or_else(|| Error::InvalidData(format!("at {}", self.path())))?;
                 graph.put(list, key.as_str(), state, value)?;
-                self.engine().put_local(graph).await?;
+                self.engine()
+                    .put_local(graph, &PutOptions::default())
+                    .await?;
                 return Ok(self.get(key));
             }
         };
@@ -402,7 +356,9 @@ impl Chain {
             state,
             Value::Link(item_soul.clone()),
         )?;
-        self.engine().put_local(graph).await?;
+        self.engine()
+            .put_local(graph, &PutOptions::default())
+            .await?;
         Ok(self.gun.get(item_soul.as_str()))
     }
 

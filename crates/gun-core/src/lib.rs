@@ -39,8 +39,10 @@ mod engine;
 mod error;
 mod options;
 
-pub use chain::{Chain, Gun, OnStream, PutAck, PutOptions, SoulWatch, Subscription};
-pub use engine::{Change, Engine, Ingested, MAX_REJECT_REASONS, Replies, Reply, Stats, now_ms};
+pub use chain::{Chain, Gun, OnStream, SoulWatch, Subscription};
+pub use engine::{
+    Change, Engine, MAX_REJECT_REASONS, PutAck, PutOptions, Replies, Reply, Stats, now_ms,
+};
 pub use error::Error;
 pub use options::EngineOptions;
 

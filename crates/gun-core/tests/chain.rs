@@ -299,7 +299,11 @@ async fn deferred_future_write_applies_when_due() {
         now + 300.0
     );
     let graph = gun_graph::Graph::from_wire(&text).unwrap();
-    let r = g.engine().put_local(graph).await.unwrap();
+    let r = g
+        .engine()
+        .put_local(graph, &Default::default())
+        .await
+        .unwrap();
     assert_eq!((r.accepted, r.deferred), (0, 1));
     assert_eq!(g.get("f").get("k").then().await.unwrap(), None);
     tokio::time::sleep(Duration::from_millis(700)).await;

@@ -78,10 +78,7 @@ fn frames(out: &[Output]) -> Vec<String> {
 
 fn delivered(out: &[Output]) -> Vec<Message> {
     out.iter()
-        .filter_map(|o| match o {
-            Output::Deliver { msg, .. } => Some(msg.clone()),
-            _ => None,
-        })
+        .filter_map(|o| o.message().map(|(_, msg)| msg.clone()))
         .collect()
 }
 

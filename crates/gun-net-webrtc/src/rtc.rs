@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use gun_core::{Engine, Message, Replies, now_ms};
+use gun_core::{Engine, Message, PutOptions, Replies, now_ms};
 use gun_dam::{Direction, Hub, Link, LinkError, Origin, PeerId};
 use gun_graph::{Graph, Soul, Value as GunValue};
 use tokio::sync::mpsc;
@@ -278,8 +278,11 @@ impl Inner {
             GunValue::string(self.pid.as_str()),
         )
         .map_err(rtc_err)?;
-        let (_, replies) = self.engine.put_local_replies(g).await?;
-        let Some(mut replies) = replies else {
+        let opts = PutOptions {
+            replies: true,
+            ..PutOptions::default()
+        };
+        let Some(mut replies) = self.engine.put_local(g, &opts).await?.replies else {
             tracing::warn!(room = %self.opts.room, "WebRTC announcement not sent: no relay known");
             return Ok(());
         };

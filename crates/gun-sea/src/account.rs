@@ -322,9 +322,7 @@ impl User {
                 .put(user_soul.clone(), key, state, Value::from(wire.as_str()))
                 .map_err(gun_core::Error::from)?;
         }
-        engine
-            .put_local_acked(graph, opts.acks, opts.timeout)
-            .await?;
+        engine.put_local(graph, &opts).await?;
 
         let mut graph = Graph::new();
         graph
@@ -335,9 +333,7 @@ impl User {
                 Value::Link(user_soul.clone()),
             )
             .map_err(gun_core::Error::from)?;
-        engine
-            .put_local_acked(graph, opts.acks, opts.timeout)
-            .await?;
+        engine.put_local(graph, &opts).await?;
 
         let pub_ = pair.pub_.clone();
         self.set_session(Some(Session {
@@ -728,7 +724,7 @@ impl UserChain {
             }
         }
         let graph = sign_graph(graph, &pair)?;
-        Ok(self.engine().put_local_with(graph, &opts).await?)
+        Ok(self.engine().put_local(graph, &opts).await?)
     }
 
     /// The node to write into below `soul` along `keys`, linking missing nodes

@@ -306,7 +306,10 @@ async fn tampered_data_is_refused() {
             Value::from(forged.as_str()),
         )
         .unwrap();
-    g.engine().put_local(graph).await.unwrap();
+    g.engine()
+        .put_local(graph, &Default::default())
+        .await
+        .unwrap();
     let err = reader.get("profile").get("name").then().await.unwrap_err();
     assert!(
         matches!(&err, UserError::Unverified { soul, key, reason: gun_sea::Error::Unverified }
@@ -340,7 +343,10 @@ async fn tampered_data_is_refused() {
             Value::from("unsigned"),
         )
         .unwrap();
-    g.engine().put_local(graph).await.unwrap();
+    g.engine()
+        .put_local(graph, &Default::default())
+        .await
+        .unwrap();
     assert!(matches!(
         reader.get("profile").get("name").then().await.unwrap_err(),
         UserError::Unverified { .. }
@@ -387,7 +393,10 @@ async fn a_forged_account_does_not_open() {
     graph
         .put(soul(&acct_soul), "auth", st, Value::from(resigned.as_str()))
         .unwrap();
-    g.engine().put_local(graph).await.unwrap();
+    g.engine()
+        .put_local(graph, &Default::default())
+        .await
+        .unwrap();
     assert_eq!(
         User::new(g.clone()).auth("dave", PASS).await.unwrap_err(),
         UserError::WrongPassword {
@@ -469,7 +478,10 @@ async fn on_follows_verified_changes_and_relinks() {
             Value::from("Mallory"),
         )
         .unwrap();
-    g.engine().put_local(forged).await.unwrap();
+    g.engine()
+        .put_local(forged, &Default::default())
+        .await
+        .unwrap();
     let quiet = tokio::time::timeout(std::time::Duration::from_millis(300), key_rx.recv()).await;
     assert!(quiet.is_err(), "a forged value was delivered: {quiet:?}");
 

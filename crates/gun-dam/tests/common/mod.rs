@@ -94,10 +94,7 @@ pub fn sends(outs: &[Output]) -> Vec<(PeerId, String)> {
 
 pub fn delivered(outs: &[Output]) -> Vec<(PeerId, Message)> {
     outs.iter()
-        .filter_map(|o| match o {
-            Output::Deliver { from, msg } => Some((*from, msg.clone())),
-            _ => None,
-        })
+        .filter_map(|o| o.message().map(|(from, msg)| (from, msg.clone())))
         .collect()
 }
 
@@ -164,12 +161,16 @@ impl Node {
         while let Some(o) = queue.pop_front() {
             match o {
                 Output::Send { to, frame } => sent.push((to, frame.to_string())),
-                Output::Deliver { from, msg } => {
+                Output::InvalidPut { from, id, error } => self.invalid.push((from, id, error)),
+                Output::Close { peer, .. } => self.closed.push(peer),
+                Output::Put { from, msg }
+                | Output::Get { from, msg }
+                | Output::Reply { from, msg }
+                | Output::Ack { from, msg }
+                | Output::Relayed { from, msg } => {
                     self.delivered.push((from, msg.clone()));
                     queue.extend(self.engine(from, msg, now));
                 }
-                Output::InvalidPut { from, id, error } => self.invalid.push((from, id, error)),
-                Output::Close { peer, .. } => self.closed.push(peer),
             }
         }
         sent

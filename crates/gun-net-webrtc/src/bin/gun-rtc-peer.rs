@@ -202,7 +202,7 @@ async fn run(args: Args) -> Result<(), String> {
                     say(json!({"ev": "error", "error": e.to_string()}));
                     continue;
                 }
-                match engine.put_local(g).await {
+                match engine.put_local(g, &Default::default()).await {
                     Ok(_) => say(json!({"ev": "put", "soul": soul.as_str(), "key": key})),
                     Err(e) => say(json!({"ev": "error", "error": e.to_string()})),
                 }

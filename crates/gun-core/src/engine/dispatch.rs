@@ -1,0 +1,212 @@
+//! Where the mesh meets the engine: the [`Hub`] transports call, and the
+//! execution of the mesh's [`Output`]s — frames to links, and each message
+//! the mesh classified to the code for it (puts, gets, replies, acks).
+
+use std::collections::hash_map::Entry as MapEntry;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use gun_dam::{Direction, Get, Hub, Link, Message, Output, PeerId};
+use gun_graph::{Graph, Soul};
+
+use super::asks::AskEvent;
+use super::{Engine, now_u64};
+
+impl Engine {
+    /// Carries out what the mesh asked for: frames to send, connections to
+    /// close, and messages to handle (each by what the mesh said it is).
+    pub(super) fn execute(&self, outs: Vec<Output>) {
+        let mut queue = outs;
+        while !queue.is_empty() {
+            let mut dead: Vec<(PeerId, String)> = Vec::new();
+            let mut deliver: Vec<Output> = Vec::new();
+            let mut more: Vec<Output> = Vec::new();
+            {
+                let mut sh = self.lock();
+                for o in queue.drain(..) {
+                    match o {
+                        Output::Send { to, frame } => {
+                            if let Some(link) = sh.links.get(&to)
+                                && let Err(e) = link.send(frame)
+                            {
+                                dead.push((to, format!("send failed: {e:?}")));
+                            }
+                        }
+                        Output::InvalidPut { from, id, error } => {
+                            tracing::debug!(peer = ?from, %error, "invalid put");
+                            self.inner.stats.count_rejected(&error.to_string());
+                            if let Some(id) = id {
+                                let reply = Message::ack_err(&id, error.to_string());
+                                more.extend(sh.mesh.reply(from, reply, now_u64()));
+                            }
+                        }
+                        Output::Close { peer, reason } => dead.push((peer, reason)),
+                        o @ (Output::Put { .. }
+                        | Output::Get { .. }
+                        | Output::Reply { .. }
+                        | Output::Ack { .. }
+                        | Output::Relayed { .. }) => deliver.push(o),
+                    }
+                }
+            }
+            for (peer, reason) in dead {
+                tracing::info!(?peer, %reason, "closing peer");
+                let link = self.lock().links.get(&peer).cloned();
+                if let Some(link) = link {
+                    link.close(&reason);
+                }
+                self.detach(peer);
+            }
+            for o in deliver {
+                self.dispatch(o);
+            }
+            queue = more;
+        }
+    }
+
+    /// Hands one message to the code for what it is.
+    fn dispatch(&self, out: Output) {
+        match out {
+            Output::Put { from, msg } => {
+                self.inner.stats.puts_in.fetch_add(1, Ordering::Relaxed);
+                let me = self.clone();
+                let pending = self.writes_begin(msg.put.as_ref());
+                tokio::spawn(async move {
+                    me.remote_put(from, msg).await;
+                    me.writes_end(pending);
+                });
+            }
+            Output::Get { from, msg } => {
+                self.inner.stats.gets_in.fetch_add(1, Ordering::Relaxed);
+                let me = self.clone();
+                tokio::spawn(async move {
+                    // A get sees every write that arrived before it (read your
+                    // writes, as Gun.js's in-order processing gives).
+                    if let Some(soul) = msg.get.as_ref().and_then(|g| g.exact_soul()) {
+                        me.writes_settled(soul).await;
+                    }
+                    me.remote_get(from, msg).await
+                });
+            }
+            // Data answering a get (ours, or one we forwarded): store it, then
+            // tell whoever waits on it.
+            Output::Reply { from, msg } | Output::Relayed { from, msg } if msg.put.is_some() => {
+                let me = self.clone();
+                let pending = self.writes_begin(msg.put.as_ref());
+                tokio::spawn(async move {
+                    let found = msg.put.as_ref().is_some_and(|g| !g.is_empty());
+                    me.store_reply(from, &msg).await;
+                    me.writes_end(pending);
+                    if let Some(at) = &msg.reply_to {
+                        me.notify_ask(at, AskEvent::Reply { from, found }, from, &msg);
+                    }
+                });
+            }
+            Output::Reply { from, msg } => {
+                if let Some(at) = &msg.reply_to {
+                    let ev = AskEvent::Reply { from, found: false };
+                    self.notify_ask(at, ev, from, &msg);
+                }
+            }
+            Output::Ack { from, msg } => {
+                if let Some(at) = &msg.reply_to {
+                    let ev = AskEvent::Ack {
+                        from,
+                        err: msg.err.clone(),
+                    };
+                    self.notify_ask(at, ev, from, &msg);
+                }
+            }
+            Output::Relayed { .. } => {}
+            Output::Send { .. } | Output::InvalidPut { .. } | Output::Close { .. } => {
+                tracing::debug!("not a message for the engine: {out:?}");
+            }
+        }
+    }
+
+    /// Marks the souls of an incoming write as being written, in arrival order,
+    /// so that later gets wait for it.
+    pub(super) fn writes_begin(&self, graph: Option<&Graph>) -> Vec<Soul> {
+        let Some(graph) = graph else {
+            return Vec::new();
+        };
+        let souls: Vec<Soul> = graph.souls().cloned().collect();
+        let mut sh = self.lock();
+        for s in &souls {
+            *sh.writing.entry(s.clone()).or_default() += 1;
+        }
+        souls
+    }
+
+    pub(super) fn writes_end(&self, souls: Vec<Soul>) {
+        if souls.is_empty() {
+            return;
+        }
+        {
+            let mut sh = self.lock();
+            for s in souls {
+                if let MapEntry::Occupied(mut o) = sh.writing.entry(s) {
+                    *o.get_mut() -= 1;
+                    if *o.get() == 0 {
+                        o.remove();
+                    }
+                }
+            }
+        }
+        self.inner.write_done.notify_waiters();
+    }
+
+    /// Waits until no write to `soul` that arrived earlier is still in progress.
+    pub(super) async fn writes_settled(&self, soul: &Soul) {
+        loop {
+            let done = self.inner.write_done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if !self.lock().writing.contains_key(soul.as_str()) {
+                return;
+            }
+            done.await;
+        }
+    }
+}
+
+impl Hub for Engine {
+    fn attach(&self, link: Arc<dyn Link>, dir: Direction) -> PeerId {
+        let outs;
+        let peer;
+        {
+            let mut sh = self.lock();
+            peer = PeerId(sh.next_id);
+            sh.next_id += 1;
+            sh.links.insert(peer, link);
+            sh.remote = true;
+            let direct = matches!(dir, Direction::Direct { .. });
+            let now = now_u64();
+            let mut o = sh.mesh.connect(peer, dir, now);
+            if direct {
+                // A direct link (WebRTC) has no URL whose gets the mesh would
+                // re-send: ask it for every soul listened to here, so that it
+                // pushes their changes (Gun.js re-sends its live gets on `hi`).
+                let souls: Vec<Soul> = sh.listeners.keys().cloned().collect();
+                for soul in souls {
+                    let (_, more) = sh.mesh.request_to(peer, Message::get(Get::node(soul)), now);
+                    o.extend(more);
+                }
+            }
+            outs = o;
+        }
+        self.execute(outs);
+        peer
+    }
+
+    fn receive(&self, peer: PeerId, frame: &str) {
+        let outs = self.lock().mesh.receive(peer, frame, now_u64());
+        self.execute(outs);
+    }
+
+    fn detach(&self, peer: PeerId) {
+        let mut sh = self.lock();
+        sh.links.remove(&peer);
+        sh.mesh.disconnect(peer);
+    }
+}

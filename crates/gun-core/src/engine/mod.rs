@@ -1,0 +1,273 @@
+//! The engine: graph cache + store + mesh + validators + local events.
+//!
+//! The path of one put (ARCHITECTURE.md, "data flow of one put"):
+//!
+//! 1. a transport hands a frame to [`Engine`] through [`Hub::receive`]
+//!    (`dispatch.rs`);
+//! 2. the mesh (gun-dam) parses, deduplicates and routes it, and says what it
+//!    is: a [`gun_dam::Output::Put`] or `Get` from a peer, a `Reply` or `Ack`
+//!    to one of ours, a `Relayed` reply to store; `dispatch.rs` hands each to
+//!    the code for it;
+//! 3. (`puts.rs`) validators run, then the souls concerned are loaded from the
+//!    store into the cache (so HAM compares against what is stored, not
+//!    against a partial cache), and HAM *previews* the merge;
+//! 4. the accepted diff is written to the store; only when the store says it is
+//!    durable is it applied to the cache and acked — a failed write answers
+//!    `err` and leaves nothing half-applied;
+//! 5. local subscribers are told once per accepted change, and the mesh pushes
+//!    the diff to the peers that need it.
+//!
+//! Writes whose state is ahead of the clock are deferred and applied when due,
+//! then acked (Gun.js never acks them).
+
+//!
+//! Gets (`reads.rs`) are answered from the cache, else the store, and reads of
+//! this process ask peers and wait for their replies (`asks.rs`: the waiters
+//! for answers to our own messages). `listen.rs` holds local subscriptions,
+//! `timers.rs` the deferred writes and the mesh's clock, `stats.rs` the
+//! counters.
+
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gun_dam::{Link, Mesh, PeerId, Validator};
+use gun_graph::{Graph, Node, Soul, State, StateClock};
+use gun_store::Store;
+use tokio::sync::Notify;
+
+use crate::{EngineOptions, Error};
+
+mod asks;
+mod dispatch;
+mod listen;
+mod puts;
+mod reads;
+mod stats;
+mod timers;
+
+pub use asks::{Replies, Reply};
+pub use listen::Change;
+pub use puts::{PutAck, PutOptions};
+pub use stats::{MAX_REJECT_REASONS, Stats};
+
+use asks::Waiter;
+use listen::Listener;
+use timers::Due;
+
+/// Milliseconds since the Unix epoch, as a JavaScript `+new Date` would give.
+pub fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .map(f64::floor)
+        .unwrap_or(0.0)
+}
+
+fn now_u64() -> u64 {
+    now_ms() as u64
+}
+
+struct Shared {
+    graph: Graph,
+    mesh: Mesh,
+    clock: StateClock,
+    links: HashMap<PeerId, Arc<dyn Link>>,
+    listeners: HashMap<Soul, Vec<Listener>>,
+    next_id: u64,
+    /// Waiters for answers to our own messages, by the `#` they answer.
+    asks: HashMap<String, Waiter>,
+    deferred: BinaryHeap<std::cmp::Reverse<Due>>,
+    /// Deferred keys still pending per incoming put id, to ack when all applied.
+    deferred_pending: HashMap<String, usize>,
+    /// Whether local writes concern the mesh at all: a peer is attached, or an
+    /// outgoing URL is known (writes made before it connects are sent then).
+    remote: bool,
+    /// Souls in the order they entered the cache, for eviction.
+    cache_order: VecDeque<Soul>,
+    /// Souls with incoming writes still in progress (count per soul).
+    writing: HashMap<Soul, usize>,
+}
+
+/// Shares the text of short, frequent keys (`name`, `f0`…) between nodes, so a
+/// hundred thousand nodes with the same ten keys hold ten key strings, not a
+/// million. Bounded: past `MAX_INTERNED` keys, new keys are simply not shared.
+struct Interner {
+    set: Mutex<HashSet<Arc<str>>>,
+}
+
+const MAX_INTERNED: usize = 4_096;
+const MAX_INTERNED_LEN: usize = 48;
+
+impl Interner {
+    fn get(&self, s: &str) -> Arc<str> {
+        if s.len() > MAX_INTERNED_LEN {
+            return Arc::from(s);
+        }
+        let mut set = self
+            .set
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(a) = set.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        if set.len() < MAX_INTERNED {
+            set.insert(a.clone());
+        }
+        a
+    }
+}
+
+struct Inner {
+    interner: Interner,
+    opts: EngineOptions,
+    store: Arc<dyn Store>,
+    shared: Mutex<Shared>,
+    validators: RwLock<Vec<Arc<dyn Validator>>>,
+    deferred_wake: Notify,
+    write_done: Notify,
+    closed: AtomicBool,
+    stats: Stats,
+    started: std::time::Instant,
+}
+
+/// The engine. Cheap to clone; all clones share one state.
+///
+/// Must be created inside a tokio runtime: it spawns its timer tasks there.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// A new engine on the given options.
+    pub fn new(opts: EngineOptions) -> Engine {
+        let mesh = Mesh::new(opts.mesh.clone());
+        let inner = Arc::new(Inner {
+            interner: Interner {
+                set: Mutex::new(HashSet::new()),
+            },
+            store: opts.store.clone(),
+            opts,
+            shared: Mutex::new(Shared {
+                graph: Graph::new(),
+                mesh,
+                clock: StateClock::new(),
+                links: HashMap::new(),
+                listeners: HashMap::new(),
+                next_id: 1,
+                asks: HashMap::new(),
+                deferred: BinaryHeap::new(),
+                deferred_pending: HashMap::new(),
+                remote: false,
+                cache_order: VecDeque::new(),
+                writing: HashMap::new(),
+            }),
+            validators: RwLock::new(Vec::new()),
+            deferred_wake: Notify::new(),
+            write_done: Notify::new(),
+            closed: AtomicBool::new(false),
+            stats: Stats::default(),
+            started: std::time::Instant::now(),
+        });
+        let engine = Engine { inner };
+        engine.spawn_timers();
+        engine
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // A panic while holding the lock leaves the data consistent enough to go on
+        // (every critical section is short and does not unwind half-way through a
+        // merge), so a poisoned lock is taken over rather than propagated.
+        self.inner
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &EngineOptions {
+        &self.inner.opts
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// Time since the engine started.
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// This peer's id (`pid`), as sent in the handshake.
+    pub fn pid(&self) -> String {
+        self.lock().mesh.pid().to_string()
+    }
+
+    /// Number of connected peers.
+    pub fn peer_count(&self) -> usize {
+        self.lock().links.len()
+    }
+
+    /// Number of souls in the cache.
+    pub fn cached_souls(&self) -> usize {
+        self.lock().graph.len()
+    }
+
+    /// Adds a validator, run on every write (local and remote) before HAM.
+    pub fn add_validator(&self, v: Arc<dyn Validator>) {
+        self.inner
+            .validators
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(v);
+    }
+
+    /// Registers the URL of a peer that will be dialed: writes and
+    /// subscriptions made before it connects are sent when it does.
+    pub fn expect_peer(&self, url: &str) {
+        let mut sh = self.lock();
+        sh.mesh.add_url(url);
+        sh.remote = true;
+    }
+
+    /// The shared text of a key (see the interner in this module).
+    pub(crate) fn intern(&self, key: &str) -> Arc<str> {
+        self.inner.interner.get(key)
+    }
+
+    /// The next state from this engine's state generator.
+    pub fn next_state(&self) -> State {
+        self.lock().clock.next(now_ms())
+    }
+
+    /// The pid a connected peer announced (or, for a direct link, was
+    /// signalled with), if any.
+    pub fn peer_pid(&self, peer: PeerId) -> Option<String> {
+        self.lock().mesh.peer_pid(peer).map(str::to_owned)
+    }
+
+    /// A copy of the cached node, if cached.
+    pub fn cached(&self, soul: &str) -> Option<Node> {
+        self.lock().graph.get(soul).cloned()
+    }
+
+    /// Flushes the store and stops timers. Peers stay attached until their
+    /// transports close.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.inner.deferred_wake.notify_one();
+        self.inner.store.flush().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,191 @@
+//! Reads: answering a peer's get from the cache or the store, and reading for
+//! this process (from here, else from peers, waiting for their replies).
+
+use std::collections::HashSet;
+
+use gun_dam::{Get, Message, Output, PeerId, SoulQuery};
+use gun_graph::{Graph, Lex, Node, Soul, lex};
+
+use super::asks::{AskEvent, Wants};
+use super::{Engine, now_u64};
+use crate::Error;
+
+impl Engine {
+    pub(super) async fn remote_get(&self, from: PeerId, msg: Message) {
+        let Some(get) = msg.get.as_ref() else {
+            return;
+        };
+        let Some(id) = msg.id.clone() else {
+            return;
+        };
+        let budget = lex::budget(
+            get.budget,
+            get.key.as_ref().is_some_and(|k| !k.is_exact())
+                || matches!(get.soul, SoulQuery::Lex(_)),
+        );
+        let answer: Result<Graph, Error> = match &get.soul {
+            SoulQuery::Exact(soul) => self
+                .read_node(soul, get.key.as_ref(), budget)
+                .await
+                .map(|n| n.into_iter().collect()),
+            SoulQuery::Lex(souls) => {
+                let all = Lex::default();
+                self.inner
+                    .store
+                    .query(souls, get.key.as_ref().unwrap_or(&all), budget)
+                    .await
+                    .map_err(Error::from)
+            }
+        };
+        let graph = match answer {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(%e, "get failed");
+                Graph::new()
+            }
+        };
+        let replies = self.reply_messages(&id, graph);
+        let mut sh = self.lock();
+        let mut outs = Vec::new();
+        for r in replies {
+            outs.extend(sh.mesh.reply(from, r, now_u64()));
+        }
+        drop(sh);
+        self.execute(outs);
+    }
+
+    /// Splits an answer into messages of at most `reply_chunk_keys` keys.
+    fn reply_messages(&self, id: &str, graph: Graph) -> Vec<Message> {
+        if graph.is_empty() {
+            return vec![Message::not_found(id)];
+        }
+        let max = self.inner.opts.reply_chunk_keys.max(1);
+        if graph.key_count() <= max {
+            return vec![Message::reply(id, graph)];
+        }
+        let mut out = Vec::new();
+        let mut chunk = Graph::new();
+        let mut n = 0;
+        for (soul, node) in graph {
+            let mut part = Node::new(soul.clone());
+            for (k, e) in node.iter() {
+                let _ = part.insert(k.clone(), e.state, e.value.clone());
+                n += 1;
+                if n >= max {
+                    chunk.insert_node(std::mem::replace(&mut part, Node::new(soul.clone())));
+                    out.push(Message::reply(id, std::mem::take(&mut chunk)));
+                    n = 0;
+                }
+            }
+            if !part.is_empty() {
+                chunk.insert_node(part);
+            }
+        }
+        if !chunk.is_empty() {
+            out.push(Message::reply(id, chunk));
+        }
+        out
+    }
+
+    /// Reads a node (or some of its keys) from the cache, loading it from the
+    /// store first if needed. `None` when nothing matches.
+    pub async fn read_node(
+        &self,
+        soul: &Soul,
+        key: Option<&Lex>,
+        budget: Option<u64>,
+    ) -> Result<Option<Node>, Error> {
+        self.ensure_loaded(std::iter::once(soul)).await?;
+        let sh = self.lock();
+        let Some(node) = sh.graph.get(soul.as_str()) else {
+            return Ok(None);
+        };
+        let n = match key {
+            Some(k) => lex::query_node(node, k, budget),
+            None if budget.is_some() => lex::query_node(node, &Lex::default(), budget),
+            None => node.clone(),
+        };
+        Ok(if n.is_empty() { None } else { Some(n) })
+    }
+
+    /// Reads a node from here or, when it (or `key`) is not known here, from
+    /// peers: waits until a peer answers with data, or every asked peer answered
+    /// "not found" and a grace time passed, or the wait time ran out. Always
+    /// returns.
+    pub async fn fetch(&self, soul: &Soul, key: Option<&str>) -> Result<Option<Node>, Error> {
+        let lex = key.map(Lex::exact);
+        if let Some(n) = self.read_node(soul, lex.as_ref(), None).await? {
+            return Ok(Some(n));
+        }
+        let (asked, guard) = {
+            let mut sh = self.lock();
+            if sh.links.is_empty() {
+                return Ok(None);
+            }
+            let msg = Message::get(get_for(soul, key));
+            let (id, outs) = sh.mesh.request(msg, now_u64());
+            let asked: HashSet<PeerId> = outs
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Send { to, .. } => Some(*to),
+                    _ => None,
+                })
+                .collect();
+            drop(sh);
+            let guard = self.ask(&id, Wants::Events);
+            self.execute(outs);
+            (asked, guard)
+        };
+        let mut guard = guard;
+        let deadline = tokio::time::Instant::now() + self.inner.opts.wait;
+        let mut not_found: HashSet<PeerId> = HashSet::new();
+        let mut grace_deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let until = grace_deadline.map_or(deadline, |g| g.min(deadline));
+            match tokio::time::timeout_at(until, guard.rx.recv()).await {
+                Ok(Some(AskEvent::Reply { from, found })) => {
+                    if found {
+                        if let Some(n) = self.read_node(soul, lex.as_ref(), None).await? {
+                            return Ok(Some(n));
+                        }
+                    } else {
+                        not_found.insert(from);
+                        if asked.iter().all(|p| not_found.contains(p)) && grace_deadline.is_none() {
+                            grace_deadline =
+                                Some(tokio::time::Instant::now() + self.inner.opts.grace);
+                        }
+                    }
+                }
+                Ok(Some(AskEvent::Ack { .. } | AskEvent::Message(_))) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.read_node(soul, lex.as_ref(), None).await
+    }
+
+    /// Asks peers for a soul so that they push its future changes here (a
+    /// subscription, as Gun.js peers make with a get).
+    pub fn subscribe_remote(&self, soul: &Soul, key: Option<&str>) {
+        let outs = {
+            let mut sh = self.lock();
+            // With no peer and no expected URL there is nobody to ask; with an
+            // expected URL the mesh remembers the get and sends it on connect.
+            if !sh.remote {
+                return;
+            }
+            let msg = Message::get(get_for(soul, key));
+            let (id, outs) = sh.mesh.request(msg, now_u64());
+            // Replies are merged by `deliver`; nobody waits on them here.
+            let _ = id;
+            outs
+        };
+        self.execute(outs);
+    }
+}
+
+fn get_for(soul: &Soul, key: Option<&str>) -> Get {
+    match key {
+        Some(k) => Get::key(soul.clone(), k),
+        None => Get::node(soul.clone()),
+    }
+}

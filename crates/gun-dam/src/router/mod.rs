@@ -1,0 +1,410 @@
+//! The mesh: handshake, dedup, reply routing, get forwarding, write fan-out and
+//! reconnect bookkeeping, as a sans-IO state machine ([`Mesh`]).
+//!
+//! Feed it events — [`Mesh::connect`], [`Mesh::receive`], [`Mesh::disconnect`],
+//! [`Mesh::tick`] — and the engine's own traffic — [`Mesh::request`],
+//! [`Mesh::reply`], [`Mesh::publish`] — each with the current time in
+//! milliseconds, and execute the [`Output`]s it returns, in order.
+//!
+//! # Routing rules
+//!
+//! **Handshake (§3).** On an incoming connection we send
+//! `{"#":id,"dam":"?","pid":own}` first (plus `"gunrs":1` when
+//! [`MeshConfig::full_peer_marker`] is set). A [`Role::Client`] greets an
+//! outgoing connection with `{"#":id,"dam":"hi"}`; relays never do. A received
+//! `dam:"?"` records the peer's `pid` (first one wins) and is answered with our
+//! own `?` unless it carried both `pid` and `@`. A peer announcing our own pid is
+//! a connection to ourselves and is closed. `hi` is ignored, `!` and `mob` are
+//! logged, and **`opt` is never obeyed** (Gun.js AXE lets any peer make a relay
+//! dial any URL; we log it at warn). `dam` messages never reach the engine.
+//!
+//! **Receiving.** Each message gets a `#` if it has none, and is dropped if that
+//! `#` was seen within the dedup window (every sighting refreshes it), or if it is
+//! a reply whose `@`+`##` pair was seen (two peers answering with the same data).
+//! A message that is not a duplicate (and not `dam`) is then checked as
+//! [`MeshConfig::auth_policy`] says and asked of every
+//! [`MeshConfig::predicates`]; a refused one is dropped (a bad signature with a
+//! warn event) before it is delivered, forwarded or marked seen.
+//!
+//! **Signing.** With a [`MeshConfig::signer`], every message that originates
+//! here (requests, replies, acks, pushes, translated push acks, re-sent gets,
+//! local writes and partial writes) carries a signature in `"gunrs:sig"`;
+//! messages relayed unchanged keep the signature they came with (see
+//! [`auth`]).
+//!
+//! **Messages with `@`** (replies and acks) are never broadcast:
+//! * answering one of our own requests ([`Mesh::request`], [`Mesh::publish`]
+//!   with no origin, re-subscriptions after a reconnect): delivered to the engine
+//!   as an [`Output::Ack`] when it carries `ok`/`err` and no `put`, else as an
+//!   [`Output::Reply`];
+//! * answering a request that came from peer P and that we forwarded (a get, or
+//!   a write forwarded to full peers): sent to P unchanged (same `#`, every field
+//!   kept), and also delivered to the engine as an [`Output::Relayed`] if it
+//!   carries a `put` — a relay
+//!   stores get replies it routes. The replier is then subscribed to what was
+//!   asked, as AXE does (it holds that data, so it wants its updates);
+//! * acking one of our pushes: translated back, as AXE does, into
+//!   `{"#":same,"@":original put id,"ok":…,"err":…}` and sent to the writer (or
+//!   delivered to the engine when the write was local). An ack from the writer
+//!   for the echo of its own write is not sent back to it;
+//! * anything else (unknown or expired `@`): dropped with a debug event.
+//!
+//! A reply's own `#` is a route too: a message answering it goes back to the
+//! peer the reply came from. WebRTC signalling (§11.3) lives on this: an offer
+//! answers the announcing write, the answer and candidates answer the offer,
+//! and relays carry each `ok` unchanged. [`Mesh::answer`] sends such answers.
+//!
+//! **Messages without `@`** are delivered to the engine when they carry a `put`
+//! (as an [`Output::Put`]) or a `get` (as an [`Output::Get`]); others are dropped. A `get` from P also
+//! * subscribes P to that soul (or to that one key, for a single-key get; lexical
+//!   key queries subscribe the whole soul; soul queries subscribe every matching
+//!   soul), and
+//! * is forwarded at once, with the same `#`, to every other peer except those
+//!   listed in its `><`, with `><` set to our own peer ids (pids of incoming
+//!   peers, urls of outgoing ones, at most 7). The `#` → P route lives as long
+//!   as the dedup entry, refreshed by every reply routed through it.
+//!
+//! Writes are **not** forwarded when received: the engine validates and merges
+//! them, then calls [`Mesh::publish`] with what HAM accepted.
+//!
+//! **Publishing an accepted write** (`diff`, from origin peer O with put id X,
+//! or local with a fresh id X):
+//! * (a) **full peers** get the diff as a put with `#` = X and `><` = our peer
+//!   ids, except O and the peers listed in the original's `><`. Full peers are
+//!   our outgoing connections (we dialed a relay; Gun.js relays store every put
+//!   they receive and ack it once written, and their ack routes back to O through
+//!   us) and incoming peers that greeted with the `gunrs` marker (gun-rs relays,
+//!   which sync DAM-style). Keeping X lets every peer's dedup drop the echoes.
+//! * (b) every **other peer subscribed** to a soul (or key) in the diff gets
+//!   just the subscribed part as a push: a new message with a fresh `#`,
+//!   `ok:{"@":2,"/":n}` (n = our peer count) and no `@`, exactly what Gun.js
+//!   relays (AXE) send. O gets the push too when subscribed (Gun.js echoes),
+//!   unless O is a full peer: full peers left out of (a) are O or listed in
+//!   `><`, so they have the write, and a push under a fresh `#` would slip past
+//!   their dedup and send the write back over the link it came from.
+//!   Acks for a push are translated back to X (above).
+//!
+//! Why both kinds of Gun.js peers get what they need: a Gun.js browser receives
+//! only what is pushed to it and sends a get for everything it reads or
+//! listens to, so (b) reaches it with every update it asked for, and it is
+//! never flooded with writes it did not ask for. A Gun.js relay (AXE) forwards
+//! writes only to peers that subscribed, so a relay that never subscribed would
+//! never learn our writes (§14.3); (a) sends them all, and its acks flow back to
+//! the writer.
+//!
+//! **Reconnects.** For each outgoing URL the mesh remembers the gets sent on it
+//! (our own and forwarded ones: the live subscriptions, deduplicated by soul and
+//! key) and the puts it has not acked yet — including writes published while
+//! the URL was disconnected. When [`Mesh::connect`] is called again for that URL
+//! it re-sends the gets (with fresh ids; their replies are delivered to the
+//! engine) and the un-acked puts (with their original ids), within
+//! [`MeshConfig::max_resend_gets`], [`MeshConfig::max_pending_puts`],
+//! [`MeshConfig::max_pending_bytes`] and [`MeshConfig::pending_put_max_age_ms`];
+//! what is dropped is logged at warn. Gun.js clients do neither (§7.4, §14).
+//!
+//! **Bounds.** Routes live in the [`Dedup`] table (ttl and entry bound);
+//! subscriptions per peer are bounded (oldest soul evicted first); pending gets
+//! and puts per URL are bounded by count, bytes and age.
+//!
+//! # Where the code is
+//!
+//! | module | what |
+//! |---|---|
+//! | `config` | [`MeshConfig`], [`Role`], the bounds and their defaults |
+//! | `peers` | what we know of each connection; [`Mesh::connect`], [`Mesh::disconnect`] (greeting, re-sending on reconnect) |
+//! | `receive` | [`Mesh::receive`]: parse, dedup, auth and predicates, then the handshake, requests (subscribe, forward gets) and replies (route, translate push acks) |
+//! | `publish` | [`Mesh::publish`]: full peers, subscribers' pushes, keeping writes for URLs that have not acked |
+//! | `requests` | the engine's own traffic: [`Mesh::request`], [`Mesh::answer`], [`Mesh::request_to`], [`Mesh::reply`], [`Mesh::tick`] |
+//! | `track` | the routing table's entries (what a remembered `#` means) |
+//! | `subs` | per-peer subscriptions, bounded |
+//! | `resend` | per-URL reconnect bookkeeping (gets and un-acked puts) |
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde_json::Value;
+
+use crate::auth;
+use crate::dedup::Dedup;
+use crate::message::Message;
+use crate::peer::PeerId;
+
+mod config;
+mod peers;
+mod publish;
+mod receive;
+mod requests;
+mod resend;
+mod subs;
+mod track;
+
+pub use config::{
+    FULL_PEER_MARKER, KEEPALIVE_MS, MAX_PENDING_BYTES, MAX_PENDING_PUTS, MAX_RESEND_GETS,
+    MAX_SOUL_QUERY_SUBSCRIPTIONS, MAX_SUBSCRIPTIONS_PER_PEER, MeshConfig, PENDING_PUT_MAX_AGE_MS,
+    Role, SEEN_MAX,
+};
+use peers::Peer;
+use resend::UrlState;
+use track::Track;
+
+/// What the mesh asks of whoever drives it (the engine), in order. The mesh
+/// has already decided what each message is: the engine acts on the variant
+/// and never classifies a message again.
+// Message-carrying variants are large (a whole Message); outputs live briefly in
+// a Vec and are moved out once, so boxing would only add an allocation each.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send this text frame on the connection `to`.
+    Send {
+        /// The connection.
+        to: PeerId,
+        /// The frame (shared between the peers that get the same text).
+        frame: Arc<str>,
+    },
+    /// A write from a peer (a `put` without `@`): validate it, merge it
+    /// through HAM, store it, ack it with [`Mesh::reply`] (`ok`, or `err` with
+    /// the reason), and hand what HAM accepted to [`Mesh::publish`] with the
+    /// origin (`from`, the message's `#`).
+    Put {
+        /// The connection it came from.
+        from: PeerId,
+        /// The message, with its `#` set.
+        msg: Message,
+    },
+    /// A read from a peer (a `get` without `@`): answer it with
+    /// [`Mesh::reply`] (the data, or a "not found"). The mesh has already
+    /// subscribed `from` and forwarded the get where it had to.
+    Get {
+        /// The connection it came from.
+        from: PeerId,
+        /// The message, with its `#` set.
+        msg: Message,
+    },
+    /// An answer to one of the engine's own requests that is not an ack: data
+    /// (`put`, to merge and store; an empty graph means "not found") or a bare
+    /// "not found". Answers to gets the mesh re-sent after a reconnect carry
+    /// `@` ids the engine never issued: merge their `put` like any reply.
+    Reply {
+        /// The connection it came from.
+        from: PeerId,
+        /// The message, with its `#` set.
+        msg: Message,
+    },
+    /// An acknowledgement (`ok` or `err`) of one of the engine's own messages:
+    /// a peer's ack of a local write (a push ack already translated back to the
+    /// write's `#`), or an answer riding on one (WebRTC signalling, §11.3).
+    Ack {
+        /// The connection it came from.
+        from: PeerId,
+        /// The message, with `@` = the engine's `#`.
+        msg: Message,
+    },
+    /// A get reply with data that this mesh routed to the peer that asked
+    /// (already sent on): the engine stores it, as a Gun.js relay keeps what
+    /// passes through it. Nobody here waits for it.
+    Relayed {
+        /// The connection it came from.
+        from: PeerId,
+        /// The message, as sent on.
+        msg: Message,
+    },
+    /// A message whose `put` failed validation; the engine may answer
+    /// `{"@":id,"err":…}` (Gun.js answers nothing).
+    InvalidPut {
+        /// The connection it came from.
+        from: PeerId,
+        /// The message's `#`, if it had one.
+        id: Option<String>,
+        /// Why the graph was refused.
+        error: gun_graph::Error,
+    },
+    /// Close the connection (for example a connection to ourselves).
+    Close {
+        /// The connection.
+        peer: PeerId,
+        /// Why, for logs.
+        reason: String,
+    },
+}
+
+impl Output {
+    /// An answer to one of the engine's own messages, by what it carries: data
+    /// or nothing is a [`Output::Reply`], `ok`/`err` an [`Output::Ack`].
+    fn answer(from: PeerId, msg: Message) -> Output {
+        if msg.put.is_none() && (msg.ok.is_some() || msg.err.is_some()) {
+            Output::Ack { from, msg }
+        } else {
+            Output::Reply { from, msg }
+        }
+    }
+
+    /// The message handed to the engine, with the connection it came from
+    /// (`None` for [`Output::Send`], [`Output::InvalidPut`], [`Output::Close`]).
+    pub fn message(&self) -> Option<(PeerId, &Message)> {
+        match self {
+            Output::Put { from, msg }
+            | Output::Get { from, msg }
+            | Output::Reply { from, msg }
+            | Output::Ack { from, msg }
+            | Output::Relayed { from, msg } => Some((*from, msg)),
+            Output::Send { .. } | Output::InvalidPut { .. } | Output::Close { .. } => None,
+        }
+    }
+}
+
+/// The mesh state machine. See the [module docs](self) for the rules.
+#[derive(Debug)]
+pub struct Mesh {
+    cfg: MeshConfig,
+    pid: String,
+    rng: StdRng,
+    peers: BTreeMap<PeerId, Peer>,
+    dup: Dedup<Track>,
+    urls: BTreeMap<String, UrlState>,
+    keepalive: Arc<str>,
+}
+
+pub(super) fn parse_seen(s: &str) -> Arc<[String]> {
+    // Gun.js reads only the first 99 characters.
+    let head: String = s.chars().take(99).collect();
+    head.split(',')
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+pub(super) fn encode(m: &Message) -> Arc<str> {
+    Arc::from(m.to_json())
+}
+
+impl Mesh {
+    /// A mesh with no peers.
+    pub fn new(cfg: MeshConfig) -> Mesh {
+        let mut rng = match cfg.rng_seed {
+            Some(s) => StdRng::seed_from_u64(s),
+            None => StdRng::from_os_rng(),
+        };
+        let pid = cfg
+            .pid
+            .clone()
+            .unwrap_or_else(|| gun_graph::ids::random_text(&mut rng, 9));
+        Mesh {
+            dup: Dedup::new(cfg.dedup_ttl_ms, cfg.dedup_max_entries),
+            cfg,
+            pid,
+            rng,
+            peers: BTreeMap::new(),
+            urls: BTreeMap::new(),
+            keepalive: Arc::from("[]"),
+        }
+    }
+
+    /// Our peer id.
+    pub fn pid(&self) -> &str {
+        &self.pid
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MeshConfig {
+        &self.cfg
+    }
+
+    /// The connected peers, in id order.
+    pub fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// The pid a peer announced, if any.
+    pub fn peer_pid(&self, peer: PeerId) -> Option<&str> {
+        self.peers.get(&peer).and_then(|p| p.pid.as_deref())
+    }
+
+    /// Whether writes are forwarded to this peer in full (an outgoing
+    /// connection, or a peer that greeted with the gun-rs marker).
+    pub fn is_full_peer(&self, peer: PeerId) -> bool {
+        self.peers.get(&peer).is_some_and(Peer::full)
+    }
+
+    /// Whether `peer` subscribed to `soul` (whole, or the given key).
+    pub fn is_subscribed(&self, peer: PeerId, soul: &str, key: Option<&str>) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|p| p.subs.covers(soul, key))
+    }
+
+    /// Number of un-acked puts kept for an outgoing URL.
+    pub fn pending_puts(&self, url: &str) -> usize {
+        self.urls.get(url).map_or(0, |u| u.puts.len())
+    }
+
+    /// Registers an outgoing URL before its first connection, so that gets and
+    /// writes requested meanwhile are sent when it connects.
+    pub fn add_url(&mut self, url: &str) {
+        self.urls.entry(url.to_owned()).or_default();
+    }
+
+    /// Forgets an outgoing URL's reconnect bookkeeping (gets and un-acked puts).
+    pub fn forget_url(&mut self, url: &str) {
+        self.urls.remove(url);
+    }
+
+    pub(super) fn fresh_id(&mut self) -> String {
+        gun_graph::ids::random_text(&mut self.rng, 9)
+    }
+
+    /// `><`: up to 7 of our peer ids, only when we have at least 2 peers (Gun.js).
+    pub(super) fn seen_list(&self) -> Option<String> {
+        if self.peers.len() < 2 {
+            return None;
+        }
+        // A peer we dialed is named by its URL, which other relays do not
+        // know it by; its pid (from the handshake) is added, so that a relay
+        // receiving this message sees that its own peer has it already and
+        // does not send it across that link again (a triangle of relays).
+        let mut names: Vec<&str> = Vec::with_capacity(2 * SEEN_MAX);
+        for p in self.peers.values().take(SEEN_MAX) {
+            let name = p.seen_name();
+            names.push(name);
+            if let Some(pid) = p.pid.as_deref()
+                && pid != name
+            {
+                names.push(pid);
+            }
+        }
+        Some(names.join(","))
+    }
+
+    pub(super) fn greeting(&mut self, dam: &str, reply_to: Option<String>) -> Message {
+        let mut m = Message {
+            id: Some(self.fresh_id()),
+            reply_to,
+            dam: Some(dam.to_owned()),
+            ..Message::default()
+        };
+        if dam == "?" {
+            m.pid = Some(self.pid.clone());
+            if self.cfg.full_peer_marker {
+                m.extra.insert(FULL_PEER_MARKER.to_owned(), Value::from(1));
+            }
+        }
+        m
+    }
+
+    /// Signs a message that originates here, when we have a signer.
+    pub(super) fn sign(&self, m: &mut Message) {
+        if let Some(signer) = &self.cfg.signer {
+            auth::sign(signer.as_ref(), m);
+        }
+    }
+
+    pub(super) fn track_sent(&mut self, m: &Message, now: u64) {
+        if let Some(id) = &m.id
+            && !self.dup.refresh(id, now)
+        {
+            self.dup.insert(id, Track::Seen, now);
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Connections: what the mesh knows of each peer, and what happens when one
+//! opens (greeting, re-sending on a reconnect) or closes.
+
+use std::sync::Arc;
+
+use super::subs::Subs;
+use super::track::Track;
+use super::{Mesh, Output, Role, encode};
+use crate::message::{Get, Message};
+use crate::peer::{Direction, PeerId};
+
+#[derive(Debug)]
+pub(super) struct Peer {
+    pub(super) dir: Direction,
+    /// Our internal id for it, used in `><` until it tells its pid.
+    pub(super) label: String,
+    pub(super) pid: Option<String>,
+    pub(super) marker: bool,
+    pub(super) subs: Subs,
+    pub(super) last_keepalive: u64,
+}
+
+impl Peer {
+    pub(super) fn url(&self) -> Option<&str> {
+        match &self.dir {
+            Direction::Outgoing { url } => Some(url),
+            Direction::Incoming | Direction::Direct { .. } => None,
+        }
+    }
+
+    pub(super) fn full(&self) -> bool {
+        self.marker || !matches!(self.dir, Direction::Incoming)
+    }
+
+    /// How this peer is named in our `><`: url, else pid, else internal id.
+    pub(super) fn seen_name(&self) -> &str {
+        self.url().or(self.pid.as_deref()).unwrap_or(&self.label)
+    }
+
+    pub(super) fn listed_in(&self, seen: &[String]) -> bool {
+        seen.iter().any(|s| {
+            Some(s.as_str()) == self.url()
+                || Some(s.as_str()) == self.pid.as_deref()
+                || *s == self.label
+        })
+    }
+}
+
+impl Mesh {
+    /// A connection opened. Incoming: we greet with `dam:"?"`. Outgoing: a
+    /// client says `hi`; a reconnect to a known URL re-sends its remembered gets
+    /// and un-acked puts.
+    pub fn connect(&mut self, peer: PeerId, dir: Direction, now: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        let label = self.fresh_id();
+        let url = match &dir {
+            Direction::Outgoing { url } => Some(url.clone()),
+            Direction::Incoming | Direction::Direct { .. } => None,
+        };
+        let direct = match &dir {
+            Direction::Direct { pid } => Some(pid.clone()),
+            _ => None,
+        };
+        self.peers.insert(
+            peer,
+            Peer {
+                dir,
+                label,
+                pid: direct.clone(),
+                marker: false,
+                subs: Subs::default(),
+                last_keepalive: now,
+            },
+        );
+        if direct.is_some() {
+            // Signalling told both ends who the other is: no greeting.
+            return out;
+        }
+        let Some(url) = url else {
+            let m = self.greeting("?", None);
+            self.track_sent(&m, now);
+            out.push(Output::Send {
+                to: peer,
+                frame: encode(&m),
+            });
+            return out;
+        };
+        if self.cfg.role == Role::Client {
+            let m = self.greeting("hi", None);
+            self.track_sent(&m, now);
+            out.push(Output::Send {
+                to: peer,
+                frame: encode(&m),
+            });
+        }
+        let max_age = self.cfg.pending_put_max_age_ms;
+        let st = self.urls.entry(url.clone()).or_default();
+        st.peer = Some(peer);
+        st.expire_puts(&url, now, max_age);
+        let gets: Vec<Get> = st.gets.values().map(|(_, g)| g.clone()).collect();
+        let puts: Vec<(String, Arc<str>, Option<PeerId>)> = st
+            .puts
+            .iter()
+            .map(|p| (p.id.clone(), p.frame.clone(), p.origin))
+            .collect();
+        let seen = self.seen_list();
+        for get in gets {
+            let id = self.fresh_id();
+            self.dup.insert(&id, Track::Local, now);
+            let mut m = Message {
+                id: Some(id),
+                seen: seen.clone(),
+                get: Some(get),
+                ..Message::default()
+            };
+            self.sign(&mut m);
+            out.push(Output::Send {
+                to: peer,
+                frame: encode(&m),
+            });
+        }
+        for (id, frame, origin) in puts {
+            if !self.dup.refresh(&id, now) {
+                let t = match origin {
+                    Some(p) => Track::Via {
+                        peer: p,
+                        sub: None,
+                        seen: None,
+                        signed: None,
+                    },
+                    None => Track::Local,
+                };
+                self.dup.insert(&id, t, now);
+            }
+            out.push(Output::Send { to: peer, frame });
+        }
+        out
+    }
+
+    /// A connection closed: its subscriptions and routes are forgotten (routes
+    /// through it now lead nowhere and expire with the dedup window). An
+    /// outgoing URL keeps its reconnect bookkeeping.
+    pub fn disconnect(&mut self, peer: PeerId) {
+        if let Some(p) = self.peers.remove(&peer)
+            && let Some(url) = p.url()
+            && let Some(st) = self.urls.get_mut(url)
+            && st.peer == Some(peer)
+        {
+            st.peer = None;
+        }
+    }
+}

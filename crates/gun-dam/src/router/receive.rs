@@ -1,0 +1,324 @@
+//! Receiving: parse, deduplicate, check signatures and predicates, then route
+//! each message by what it is (handshake, request, reply) — the rules of the
+//! [module docs](super).
+
+use std::sync::Arc;
+
+use gun_graph::json;
+
+use super::subs::sub_target;
+use super::track::{SignedPut, Track};
+use super::{FULL_PEER_MARKER, Mesh, Output, Peer, encode, parse_seen};
+use crate::Error;
+use crate::auth::{self, Verdict};
+use crate::frame::parse_frame_with;
+use crate::message::{Get, Message};
+use crate::peer::PeerId;
+
+impl Mesh {
+    /// A text frame arrived from `peer` (which must have been [`connect`](Mesh::connect)ed;
+    /// frames from unknown peers are ignored). Each message is handled as the
+    /// module docs say; invalid puts come back as [`Output::InvalidPut`], a
+    /// frame over the size limit is answered `{"dam":"!","err":"Message too big!"}`,
+    /// other bad frames are dropped with a debug event.
+    pub fn receive(&mut self, peer: PeerId, frame: &str, now: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        if !self.peers.contains_key(&peer) {
+            tracing::debug!(peer = peer.0, "frame from an unknown peer ignored");
+            return out;
+        }
+        for r in parse_frame_with(frame, &self.cfg.limits) {
+            match r {
+                Ok(m) => self.hear(peer, m, now, &mut out),
+                Err(Error::InvalidPut { id, error }) => {
+                    if let Some(id) = &id
+                        && self.dup.check_and_track(id, now)
+                    {
+                        continue;
+                    }
+                    tracing::debug!(peer = peer.0, ?id, %error, "invalid put");
+                    out.push(Output::InvalidPut {
+                        from: peer,
+                        id,
+                        error,
+                    });
+                }
+                Err(Error::TooBig { len, max }) => {
+                    tracing::debug!(peer = peer.0, len, max, "frame too big");
+                    let m = Message {
+                        id: Some(self.fresh_id()),
+                        dam: Some("!".into()),
+                        err: Some("Message too big!".into()),
+                        ..Message::default()
+                    };
+                    self.track_sent(&m, now);
+                    out.push(Output::Send {
+                        to: peer,
+                        frame: encode(&m),
+                    });
+                }
+                Err(e) => {
+                    tracing::debug!(peer = peer.0, error = %e, "bad frame or message ignored")
+                }
+            }
+            if !self.peers.contains_key(&peer) {
+                break; // closed while handling (self-connection)
+            }
+        }
+        out
+    }
+
+    /// The signature check ([`AuthPolicy`]) and the predicates, for an incoming
+    /// non-`dam` message: whether it may go on.
+    fn admit(&self, from: PeerId, m: &Message) -> bool {
+        match auth::check(self.cfg.auth_policy, self.cfg.verifier.as_deref(), m) {
+            Verdict::Pass => {}
+            Verdict::Drop(why) => {
+                if m.extra.contains_key(auth::SIG_FIELD) {
+                    tracing::warn!(peer = from.0, id = ?m.id, why, "message dropped: signature check failed");
+                } else {
+                    tracing::debug!(peer = from.0, id = ?m.id, why, "message dropped by the auth policy");
+                }
+                return false;
+            }
+        }
+        for (i, p) in self.cfg.predicates.iter().enumerate() {
+            if !p.allow(from, m) {
+                tracing::debug!(peer = from.0, id = ?m.id, predicate = i, "message dropped by a predicate");
+                return false;
+            }
+        }
+        true
+    }
+
+    fn hear(&mut self, from: PeerId, mut m: Message, now: u64, out: &mut Vec<Output>) {
+        let id = match &m.id {
+            Some(id) => id.clone(),
+            None => {
+                let id = self.fresh_id();
+                m.id = Some(id.clone());
+                id
+            }
+        };
+        if m.dam.is_none() {
+            // Before the dedup marks it seen: a refused copy (a forgery) must
+            // not make the genuine message look like a duplicate. Duplicates
+            // are dropped first, so each message is verified once.
+            if self.dup.contains(&id, now) {
+                self.dup.refresh(&id, now);
+                tracing::trace!(id, "duplicate message dropped");
+                return;
+            }
+            if !self.admit(from, &m) {
+                return;
+            }
+        }
+        if self.dup.check_and_track(&id, now) {
+            tracing::trace!(id, "duplicate message dropped");
+            return;
+        }
+        if let (Some(at), Some(h)) = (&m.reply_to, m.hash) {
+            let ash = format!("{at}\u{1}##{h}");
+            if self.dup.check_and_track(&ash, now) {
+                tracing::trace!(id, "duplicate reply (same @ and ##) dropped");
+                return;
+            }
+        }
+        if m.dam.is_some() {
+            self.hear_dam(from, m, now, out);
+            return;
+        }
+        if let Some(at) = m.reply_to.clone() {
+            self.hear_reply(from, &at, m, now, out);
+            return;
+        }
+        if m.get.is_none() && m.put.is_none() {
+            tracing::debug!(id, "message with neither get, put nor @ dropped");
+            return;
+        }
+        let seen = m.seen.as_deref().map(parse_seen);
+        let sub = m.get.as_ref().map(sub_target);
+        self.dup.insert(
+            &id,
+            Track::Via {
+                peer: from,
+                sub: sub.clone(),
+                seen: seen.clone(),
+                signed: SignedPut::of(&m),
+            },
+            now,
+        );
+        let fwd = if let (Some(sub), Some(get)) = (&sub, &m.get) {
+            let max = self.cfg.max_subscriptions_per_peer;
+            if let Some(p) = self.peers.get_mut(&from) {
+                p.subs.add(sub, max);
+            }
+            let mut fwd = m.clone();
+            fwd.seen = self.seen_list();
+            Some((fwd, get.clone()))
+        } else {
+            None
+        };
+        out.push(if m.put.is_some() {
+            Output::Put { from, msg: m }
+        } else {
+            Output::Get { from, msg: m }
+        });
+        if let Some((fwd, get)) = fwd {
+            self.forward(Some(from), &fwd, &get, seen.as_deref(), out);
+        }
+    }
+
+    /// Sends a get to every peer but `from` and those in `seen`, remembering it
+    /// for re-sending on the outgoing URLs it went to.
+    fn forward(
+        &mut self,
+        from: Option<PeerId>,
+        m: &Message,
+        get: &Get,
+        seen: Option<&[String]>,
+        out: &mut Vec<Output>,
+    ) {
+        let mut frame: Option<Arc<str>> = None;
+        let max = self.cfg.max_resend_gets;
+        for (id, p) in &self.peers {
+            if Some(*id) == from || seen.is_some_and(|s| p.listed_in(s)) {
+                continue;
+            }
+            let f = frame.get_or_insert_with(|| encode(m)).clone();
+            out.push(Output::Send { to: *id, frame: f });
+            if let Some(url) = p.url()
+                && let Some(st) = self.urls.get_mut(url)
+            {
+                st.remember_get(url, get, max);
+            }
+        }
+    }
+
+    fn hear_dam(&mut self, from: PeerId, m: Message, now: u64, out: &mut Vec<Output>) {
+        let kind = m.dam.as_deref().unwrap_or("");
+        match kind {
+            "?" => {
+                let marker = m.extra.get(FULL_PEER_MARKER).is_some_and(json::truthy);
+                if m.pid.as_deref() == Some(self.pid.as_str()) {
+                    tracing::info!(peer = from.0, "connected to ourselves: closing");
+                    self.disconnect(from);
+                    out.push(Output::Close {
+                        peer: from,
+                        reason: "connected to self".into(),
+                    });
+                    return;
+                }
+                if let Some(p) = self.peers.get_mut(&from) {
+                    if p.pid.is_none() {
+                        p.pid = m.pid.clone();
+                    }
+                    p.marker |= marker;
+                }
+                if m.pid.is_some() && m.reply_to.is_some() {
+                    return;
+                }
+                let answer = self.greeting("?", m.id.clone());
+                self.track_sent(&answer, now);
+                out.push(Output::Send {
+                    to: from,
+                    frame: encode(&answer),
+                });
+            }
+            "hi" => tracing::trace!(peer = from.0, "dam hi"),
+            "!" => tracing::debug!(peer = from.0, err = ?m.err, "peer reports an error"),
+            "opt" => tracing::warn!(
+                peer = from.0,
+                opt = ?m.extra.get("opt"),
+                "ignoring dam:opt (a Gun.js relay would dial the URL it names)"
+            ),
+            "mob" => tracing::info!(peer = from.0, "peer says it is overloaded (dam:mob)"),
+            other => tracing::debug!(peer = from.0, dam = other, "unknown dam message ignored"),
+        }
+    }
+
+    fn hear_reply(&mut self, from: PeerId, at: &str, m: Message, now: u64, out: &mut Vec<Output>) {
+        // A reply is a request too: whoever answers it (WebRTC signalling
+        // answers an offer that arrived as an ack, §11.3) is routed back to
+        // `from`, as Gun.js routes every `@` to where its `#` came from.
+        if let Some(rid) = m.id.as_deref()
+            && let Some(t) = self.dup.get_mut(rid, now)
+            && matches!(t, Track::Seen)
+        {
+            *t = Track::Via {
+                peer: from,
+                sub: None,
+                seen: None,
+                signed: None,
+            };
+        }
+        if let Some(url) = self.peers.get(&from).and_then(Peer::url)
+            && let Some(st) = self.urls.get_mut(url)
+        {
+            st.acked(at);
+        }
+        let Some(track) = self.dup.get(at, now).cloned() else {
+            tracing::debug!(at, "reply to an unknown or expired request dropped");
+            return;
+        };
+        match track {
+            Track::Local => {
+                self.dup.refresh(at, now);
+                out.push(Output::answer(from, m));
+            }
+            Track::Via {
+                peer: origin, sub, ..
+            } => {
+                self.dup.refresh(at, now);
+                if origin == from {
+                    tracing::debug!(at, "peer answered its own request: dropped");
+                    return;
+                }
+                let max = self.cfg.max_subscriptions_per_peer;
+                if let (Some(sub), true) = (&sub, m.put.is_some())
+                    && let Some(p) = self.peers.get_mut(&from)
+                {
+                    p.subs.add(sub, max);
+                }
+                if self.peers.contains_key(&origin) {
+                    out.push(Output::Send {
+                        to: origin,
+                        frame: encode(&m),
+                    });
+                } else {
+                    tracing::debug!(at, "reply for a peer that is gone");
+                }
+                if m.put.is_some() {
+                    out.push(Output::Relayed { from, msg: m });
+                }
+            }
+            Track::Push { origin, original } => {
+                // A new message (its `@` changes): signed by us, if at all.
+                let mut ack = Message {
+                    id: m.id.clone(),
+                    reply_to: Some(original),
+                    ok: m.ok.clone(),
+                    err: m.err.clone(),
+                    ..Message::default()
+                };
+                self.sign(&mut ack);
+                match origin {
+                    None => out.push(Output::Ack { from, msg: ack }),
+                    Some(o) if o == from => {
+                        tracing::trace!(at, "ack of an echo push not sent back")
+                    }
+                    Some(o) if self.peers.contains_key(&o) => {
+                        out.push(Output::Send {
+                            to: o,
+                            frame: encode(&ack),
+                        });
+                    }
+                    Some(_) => tracing::debug!(at, "push ack for a writer that is gone"),
+                }
+            }
+            Track::Seen => {
+                tracing::debug!(at, "reply to a message that was not a request: dropped")
+            }
+        }
+    }
+}

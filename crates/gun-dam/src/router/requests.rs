@@ -1,0 +1,169 @@
+//! The engine's own traffic: requests (gets, writes, anything else), answers
+//! to messages received, replies to a peer's request, and the passing of time.
+
+use super::track::Track;
+use super::{Mesh, Output, Role, encode};
+use crate::message::Message;
+use crate::peer::PeerId;
+
+impl Mesh {
+    /// Sends the engine's own request to peers and tracks it as ours: replies
+    /// and acks come back as [`Output::Reply`] and [`Output::Ack`]. Returns its `#` (the message's
+    /// own when set, else a fresh one).
+    ///
+    /// A get goes to every peer and is remembered for every outgoing URL
+    /// (re-sent on reconnect). A write (a `put` without `@`) is published as
+    /// [`Mesh::publish`] does for a local write, keeping the message's other
+    /// fields on the full-peer copy. Anything else goes to every peer as is.
+    pub fn request(&mut self, mut msg: Message, now: u64) -> (String, Vec<Output>) {
+        let mut out = Vec::new();
+        let id = match &msg.id {
+            Some(id) => id.clone(),
+            None => self.fresh_id(),
+        };
+        msg.id = Some(id.clone());
+        self.dup.insert(&id, Track::Local, now);
+        if let Some(get) = msg.get.clone() {
+            let max = self.cfg.max_resend_gets;
+            for (url, st) in self.urls.iter_mut() {
+                st.remember_get(url, &get, max);
+            }
+            msg.seen = self.seen_list();
+            self.sign(&mut msg);
+            let frame = encode(&msg);
+            for to in self.peers.keys() {
+                out.push(Output::Send {
+                    to: *to,
+                    frame: frame.clone(),
+                });
+            }
+            return (id, out);
+        }
+        if msg.reply_to.is_none() {
+            if let Some(put) = msg.put.take() {
+                self.publish_inner(&put, &id, None, Some(&msg), now, &mut out);
+                return (id, out);
+            }
+            msg.seen = self.seen_list();
+        }
+        self.sign(&mut msg);
+        let frame = encode(&msg);
+        for to in self.peers.keys() {
+            out.push(Output::Send {
+                to: *to,
+                frame: frame.clone(),
+            });
+        }
+        (id, out)
+    }
+
+    /// Sends a message that answers one we received (`msg.reply_to` set) back
+    /// the way that message came, and tracks the answer's own `#` (fresh when
+    /// unset) as ours, so that replies to it are delivered to the engine. This
+    /// is how WebRTC signalling talks (§11.3): an offer answers the announcing
+    /// write, and the answer and candidates answer the offer. Returns the `#`
+    /// and nothing to send when the route is unknown or expired (debug event).
+    pub fn answer(&mut self, mut msg: Message, now: u64) -> (String, Vec<Output>) {
+        let id = match &msg.id {
+            Some(id) => id.clone(),
+            None => self.fresh_id(),
+        };
+        msg.id = Some(id.clone());
+        self.dup.insert(&id, Track::Local, now);
+        let Some(at) = msg.reply_to.clone() else {
+            tracing::debug!(id, "answer without `@` not sent");
+            return (id, Vec::new());
+        };
+        let to = match self.dup.get(&at, now) {
+            Some(Track::Via { peer, .. }) => Some(*peer),
+            _ => None,
+        };
+        let Some(to) = to.filter(|p| self.peers.contains_key(p)) else {
+            tracing::debug!(
+                id,
+                at,
+                "answer to an unknown, expired or local message not sent"
+            );
+            return (id, Vec::new());
+        };
+        self.dup.refresh(&at, now);
+        self.sign(&mut msg);
+        (
+            id,
+            vec![Output::Send {
+                to,
+                frame: encode(&msg),
+            }],
+        )
+    }
+
+    /// Sends the engine's own request to one peer only (a subscription re-sent
+    /// on a new direct link, as Gun.js re-sends its live gets on `hi`);
+    /// replies come back as [`Output::Reply`] and [`Output::Ack`]. Returns its `#`.
+    pub fn request_to(&mut self, to: PeerId, mut msg: Message, now: u64) -> (String, Vec<Output>) {
+        let id = match &msg.id {
+            Some(id) => id.clone(),
+            None => self.fresh_id(),
+        };
+        msg.id = Some(id.clone());
+        self.dup.insert(&id, Track::Local, now);
+        if !self.peers.contains_key(&to) {
+            return (id, Vec::new());
+        }
+        self.sign(&mut msg);
+        (
+            id,
+            vec![Output::Send {
+                to,
+                frame: encode(&msg),
+            }],
+        )
+    }
+
+    /// Sends an answer (a get reply, a not-found, an ack) to the connection the
+    /// request came from. Assigns a `#` when the message has none.
+    pub fn reply(&mut self, to: PeerId, mut msg: Message, now: u64) -> Vec<Output> {
+        if msg.id.is_none() {
+            msg.id = Some(self.fresh_id());
+        }
+        self.sign(&mut msg);
+        self.track_sent(&msg, now);
+        if let Some(at) = &msg.reply_to {
+            // Streaming answers keep the request's route alive (as Gun.js).
+            self.dup.refresh(at, now);
+        }
+        if !self.peers.contains_key(&to) {
+            tracing::debug!(peer = to.0, "reply for a peer that is gone");
+            return Vec::new();
+        }
+        vec![Output::Send {
+            to,
+            frame: encode(&msg),
+        }]
+    }
+
+    /// Time passes: expires dedup entries (and the routes they hold) and old
+    /// un-acked puts, and (relays) sends the `[]` keep-alive to every peer every
+    /// [`MeshConfig::keepalive_ms`].
+    pub fn tick(&mut self, now: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.dup.expire(now);
+        let max_age = self.cfg.pending_put_max_age_ms;
+        for (url, st) in self.urls.iter_mut() {
+            st.expire_puts(url, now, max_age);
+        }
+        let period = self.cfg.keepalive_ms;
+        if self.cfg.role == Role::Relay && period > 0 {
+            for (id, p) in self.peers.iter_mut() {
+                if now.saturating_sub(p.last_keepalive) >= period {
+                    p.last_keepalive = now;
+                    out.push(Output::Send {
+                        to: *id,
+                        frame: self.keepalive.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
