@@ -342,6 +342,15 @@ impl BlsCertificate {
     }
 }
 
+// Here rather than in `bls`: certificates build on BLS keys, so `bls` does not
+// name this module (no cycle), and the path stays `bls::BlsSigner::with_certificate`.
+impl bls::BlsSigner {
+    /// Attaches `cert` (granted to this signer's public key) to the puts it signs.
+    pub fn with_certificate(self, cert: &BlsCertificate) -> bls::BlsSigner {
+        self.with_certificate_json(cert.to_json())
+    }
+}
+
 /// A clock in milliseconds since the Unix epoch.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
