@@ -397,7 +397,7 @@ impl BlsCertValidator {
             authority,
             protected: prefixes.into_iter().map(Into::into).collect(),
             trust_local: true,
-            clock: Arc::new(|| gun_core::now_ms() as u64),
+            clock: Arc::new(|| crate::now_ms() as u64),
         }
     }
 

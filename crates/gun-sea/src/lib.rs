@@ -129,3 +129,13 @@ pub use work::{WorkEncoding, WorkHash, WorkName, WorkOptions, work, work_value};
 pub(crate) fn number(f: f64) -> serde_json::Value {
     gun_graph::Value::Number(f).to_json()
 }
+
+/// Milliseconds since the Unix epoch, rounded down, as JavaScript's
+/// `+new Date` (0 if the system clock is before 1970).
+pub(crate) fn now_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .map(f64::floor)
+        .unwrap_or(0.0)
+}
