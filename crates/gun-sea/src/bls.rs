@@ -356,9 +356,11 @@ impl BlsSigner {
         BlsSigner { pair, cert: None }
     }
 
-    /// Attaches `cert` (granted to this signer's public key) to the puts it signs.
-    pub fn with_certificate(mut self, cert: &crate::bls_cert::BlsCertificate) -> BlsSigner {
-        self.cert = Some(cert.to_json());
+    /// Attaches a certificate's JSON to the puts it signs. The public form,
+    /// `with_certificate`, lives with the certificates (`bls_cert`), which
+    /// build on this module, not the other way round.
+    pub(crate) fn with_certificate_json(mut self, cert: Value) -> BlsSigner {
+        self.cert = Some(cert);
         self
     }
 

@@ -342,6 +342,15 @@ impl BlsCertificate {
     }
 }
 
+// Here rather than in `bls`: certificates build on BLS keys, so `bls` does not
+// name this module (no cycle), and the path stays `bls::BlsSigner::with_certificate`.
+impl bls::BlsSigner {
+    /// Attaches `cert` (granted to this signer's public key) to the puts it signs.
+    pub fn with_certificate(self, cert: &BlsCertificate) -> bls::BlsSigner {
+        self.with_certificate_json(cert.to_json())
+    }
+}
+
 /// A clock in milliseconds since the Unix epoch.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -388,7 +397,7 @@ impl BlsCertValidator {
             authority,
             protected: prefixes.into_iter().map(Into::into).collect(),
             trust_local: true,
-            clock: Arc::new(|| gun_core::now_ms() as u64),
+            clock: Arc::new(|| crate::now_ms() as u64),
         }
     }
 

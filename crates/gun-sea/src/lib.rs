@@ -13,9 +13,27 @@
 //!   [`certify`] / [`sign_value_certified`] for writes into another user's space;
 //! * [`SeaValidator`]: aliases, user space, certificates, content addressing,
 //!   `<?N` souls;
-//! * user accounts over the Chain API ([`User`], [`UserChain`]): Gun.js's
-//!   `user.create` / `user.auth` / `user.leave`, signed writes and verified
-//!   reads in user space.
+//! * user accounts over the Chain API (`User`, `UserChain`, feature `users`):
+//!   Gun.js's `user.create` / `user.auth` / `user.leave`, signed writes and
+//!   verified reads in user space.
+//!
+//! **What it is not.** The crypto and the validator are plain synchronous
+//! functions over [`gun_graph`] values: no engine, no store, no mesh, no async
+//! runtime. They need only `gun-graph` and `gun-dam` (for the validator seam,
+//! [`gun_dam::Validator`]); an engine takes a [`SeaValidator`] with its
+//! `add_validator`. This crate is not a database: only the accounts (feature
+//! `users`) run on one.
+//!
+//! ## Features
+//!
+//! | feature | default | brings | needs |
+//! |---|---|---|---|
+//! | `users` | yes | `User`, `UserChain`, `UserInfo`, `UserError`: accounts on the gun-core Chain API | `gun-core` (the engine) and `tokio` |
+//! | `bls` | yes | module `bls`: BLS12-381 keys, signing and the mesh's message signer/verifier; module `bls_cert`: write certificates and their validator | `blst`, `zeroize` |
+//!
+//! For the crypto alone, depend on it with `default-features = false`: the
+//! example below (pair, sign, verify, encrypt, secret, signed values and the
+//! validator) builds so.
 //!
 //! ```
 //! use gun_sea::{Pair, sign, verify, encrypt, decrypt, secret, sign_value, verify_value};
@@ -43,7 +61,7 @@
 //! let wire = sign_value(&soul, "status", &Value::from("online"), state, &alice)?;
 //! assert_eq!(verify_value(&soul, "status", &wire, state, &alice.pub_)?, Value::from("online"));
 //!
-//! // The enforcement rules, as a gun-core validator.
+//! // The enforcement rules, as a validator (gun_dam::Validator).
 //! let v = gun_sea::SeaValidator::new();
 //! assert!(v.check_key(&soul, "status", &Value::from(wire.as_str()), 1795643451809.001).is_ok());
 //! assert_eq!(
@@ -78,7 +96,7 @@
 //! never be reproduced.
 //!
 //! **Enforcement differs from Gun.js where Gun.js is lax or cannot be mirrored
-//! by a validator** (gun-core validators see a whole put before HAM and can
+//! by a validator** (validators see a whole put before HAM and can
 //! accept or refuse it only as a whole):
 //!
 //! * A put with one bad key is refused whole; Gun.js refuses that key alone,
@@ -99,6 +117,7 @@
 //!   are refused ([`Error::BlockListUnavailable`]). Signed values on the list
 //!   are unwrapped before the `1`/`true` test.
 
+#[cfg(feature = "users")]
 mod account;
 #[cfg(feature = "bls")]
 pub mod bls;
@@ -115,6 +134,7 @@ mod user;
 mod validator;
 mod work;
 
+#[cfg(feature = "users")]
 pub use account::{User, UserChain, UserError, UserInfo};
 pub use cert::{Certificants, CertifyOptions, certify};
 pub use cipher::{Key, decrypt, decrypt_json, encrypt};
@@ -128,4 +148,14 @@ pub use work::{WorkEncoding, WorkHash, WorkName, WorkOptions, work, work_value};
 /// A JSON number as JavaScript would hold it (integers as integers).
 pub(crate) fn number(f: f64) -> serde_json::Value {
     gun_graph::Value::Number(f).to_json()
+}
+
+/// Milliseconds since the Unix epoch, rounded down, as JavaScript's
+/// `+new Date` (0 if the system clock is before 1970).
+pub(crate) fn now_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .map(f64::floor)
+        .unwrap_or(0.0)
 }

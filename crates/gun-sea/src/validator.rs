@@ -36,7 +36,7 @@ where
 type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
 
 /// The rules a Gun.js peer with SEA loaded enforces on every incoming write,
-/// as a validator for [`gun_core::Engine::add_validator`].
+/// as a [`gun_dam::Validator`] (an engine takes it with `add_validator`).
 ///
 /// Which rule applies depends on the soul (first match wins, after the `<?N`
 /// check, which applies to any soul):
@@ -83,7 +83,7 @@ impl SeaValidator {
     pub fn new() -> SeaValidator {
         SeaValidator {
             secure: false,
-            clock: Arc::new(gun_core::now_ms),
+            clock: Arc::new(crate::now_ms),
             block_list: None,
         }
     }

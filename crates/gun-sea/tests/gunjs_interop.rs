@@ -760,7 +760,11 @@ fn rust_made_vectors_verify_in_gunjs() {
         let expect = verify(&out, &p.pub_).unwrap();
         lines.push(json!({"t": "sign", "data": data, "pub": p.pub_, "out": out, "expect": expect}));
     }
-    let now = gun_core::now_ms();
+    // milliseconds since the epoch, as JavaScript's `+new Date`
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64;
     for i in 0..200 {
         let p = pick(&mut g);
         let soul = match i % 3 {
