@@ -1,6 +1,7 @@
 //! The engine: graph cache + store + mesh + validators + local events.
 //!
-//! The path of one put (ARCHITECTURE.md, "data flow of one put"):
+//! The path of one put (ARCHITECTURE.md at the repository root, "The path of
+//! one put, socket to disk and back"):
 //!
 //! 1. a transport hands a frame to [`Engine`] through [`Hub::receive`]
 //!    (`dispatch.rs`);
