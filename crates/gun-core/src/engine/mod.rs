@@ -20,7 +20,6 @@
 //!
 //! Writes whose state is ahead of the clock are deferred and applied when due,
 //! then acked (Gun.js never acks them).
-
 //!
 //! Gets (`reads.rs`) are answered from the cache, else the store, and reads of
 //! this process ask peers and wait for their replies (`asks.rs`: the waiters
