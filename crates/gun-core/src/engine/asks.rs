@@ -123,14 +123,9 @@ impl Engine {
         }
     }
 
-    /// Registers a waiter for answers to message `id`.
-    pub(super) fn ask(&self, id: &str, wants: Wants) -> AskGuard {
-        self.ask_locked(&mut self.lock(), id, wants)
-    }
-
-    /// [`Engine::ask`] under the lock already held (a local write registers
-    /// its waiter before its frames can leave).
-    pub(super) fn ask_locked(&self, sh: &mut Shared, id: &str, wants: Wants) -> AskGuard {
+    /// Registers a waiter for answers to message `id`, under the lock (so it
+    /// is in place before the message's frames can leave).
+    pub(super) fn ask(&self, sh: &mut Shared, id: &str, wants: Wants) -> AskGuard {
         let (tx, rx) = mpsc::unbounded_channel();
         sh.asks.insert(id.to_string(), Waiter { tx, wants });
         AskGuard {

@@ -88,6 +88,9 @@ struct Shared {
     cache_order: VecDeque<Soul>,
     /// Souls with incoming writes still in progress (count per soul).
     writing: HashMap<Soul, usize>,
+    /// Souls whose whole node peers answered a read of: a read of the node
+    /// is answered here since (they push its changes).
+    whole: HashSet<Soul>,
 }
 
 /// Shares the text of short, frequent keys (`name`, `f0`…) between nodes, so a
@@ -164,6 +167,7 @@ impl Engine {
                 remote: false,
                 cache_order: VecDeque::new(),
                 writing: HashMap::new(),
+                whole: HashSet::new(),
             }),
             validators: RwLock::new(Vec::new()),
             deferred_wake: Notify::new(),

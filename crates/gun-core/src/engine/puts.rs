@@ -206,7 +206,7 @@ impl Engine {
                     Origin::Local => {
                         let (id, o) = sh.mesh.request(Message::put(applied), now_u64());
                         // Register the ack waiter before anything is sent.
-                        ack_guard = Some(self.ask_locked(&mut sh, &id, wants));
+                        ack_guard = Some(self.ask(&mut sh, &id, wants));
                         result.id = Some(id);
                         outs = o;
                     }

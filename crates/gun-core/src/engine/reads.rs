@@ -8,6 +8,10 @@ use gun_graph::{Graph, Lex, Node, Soul, lex};
 
 use super::asks::{AskEvent, Wants};
 use super::{Engine, now_u64};
+
+/// Bound on the souls remembered as read whole from peers (see
+/// [`Engine::fetch`]).
+pub(super) const MAX_WHOLE_SOULS: usize = 100_000;
 use crate::Error;
 
 impl Engine {
@@ -108,19 +112,24 @@ impl Engine {
         Ok(if n.is_empty() { None } else { Some(n) })
     }
 
-    /// Reads a node from here or, when it (or `key`) is not known here, from
-    /// peers: waits until a peer answers with data, or every asked peer answered
-    /// "not found" and a grace time passed, or the wait time ran out. Always
-    /// returns.
+    /// Reads a node (or one key of it) from here or from peers, and always
+    /// returns (at most the wait time of the options).
+    ///
+    /// A key known here is the answer. A node is answered from here only when
+    /// peers were asked for all of it before (they push its changes since):
+    /// a node built here from key reads, lexical reads, `map`s or local writes
+    /// may lack keys a peer holds, so peers are asked, and the read returns
+    /// when one answers with data (merged with what is here), or every asked
+    /// peer answered "not found" (with nothing here: after a grace time, for
+    /// late answers forwarded by relays), or the wait runs out.
     pub async fn fetch(&self, soul: &Soul, key: Option<&str>) -> Result<Option<Node>, Error> {
         let lex = key.map(Lex::exact);
-        if let Some(n) = self.read_node(soul, lex.as_ref(), None).await? {
-            return Ok(Some(n));
-        }
+        let here = self.read_node(soul, lex.as_ref(), None).await?;
         let (asked, guard) = {
             let mut sh = self.lock();
-            if sh.links.is_empty() {
-                return Ok(None);
+            let complete = key.is_some() || sh.whole.contains(soul.as_str());
+            if sh.links.is_empty() || (here.is_some() && complete) {
+                return Ok(here);
             }
             let msg = Message::get(get_for(soul, key));
             let (id, outs) = sh.mesh.request(msg, now_u64());
@@ -131,8 +140,8 @@ impl Engine {
                     _ => None,
                 })
                 .collect();
+            let guard = self.ask(&mut sh, &id, Wants::Events);
             drop(sh);
-            let guard = self.ask(&id, Wants::Events);
             self.execute(outs);
             (asked, guard)
         };
@@ -144,15 +153,25 @@ impl Engine {
             let until = grace_deadline.map_or(deadline, |g| g.min(deadline));
             match tokio::time::timeout_at(until, guard.rx.recv()).await {
                 Ok(Some(AskEvent::Reply { from, found })) => {
+                    if key.is_none() {
+                        // That peer sent all it has of the node, and subscribed
+                        // us to its changes.
+                        self.mark_whole(soul);
+                    }
                     if found {
                         if let Some(n) = self.read_node(soul, lex.as_ref(), None).await? {
                             return Ok(Some(n));
                         }
                     } else {
                         not_found.insert(from);
-                        if asked.iter().all(|p| not_found.contains(p)) && grace_deadline.is_none() {
-                            grace_deadline =
-                                Some(tokio::time::Instant::now() + self.inner.opts.grace);
+                        if asked.iter().all(|p| not_found.contains(p)) {
+                            if here.is_some() {
+                                break;
+                            }
+                            if grace_deadline.is_none() {
+                                grace_deadline =
+                                    Some(tokio::time::Instant::now() + self.inner.opts.grace);
+                            }
                         }
                     }
                 }
@@ -161,6 +180,17 @@ impl Engine {
             }
         }
         self.read_node(soul, lex.as_ref(), None).await
+    }
+
+    /// Remembers that peers answered a read of the whole of `soul` (bounded:
+    /// past [`MAX_WHOLE_SOULS`] the memory is dropped, which only costs a
+    /// re-ask).
+    fn mark_whole(&self, soul: &Soul) {
+        let mut sh = self.lock();
+        if sh.whole.len() >= MAX_WHOLE_SOULS {
+            sh.whole.clear();
+        }
+        sh.whole.insert(soul.clone());
     }
 
     /// Asks peers for a soul so that they push its future changes here (a
