@@ -17,6 +17,10 @@
 //! * **loading** reads `snapshot` and replays the journal's records whose checksums
 //!   hold. Damage never stops the store from opening; see [Damaged
 //!   files](#damaged-files).
+//! * the **outbox** (this peer's writes no peer acked yet,
+//!   [`Store::outbox_put`](gun_store::Store::outbox_put)) is one file per entry
+//!   in `outbox/`, named by the hex of the message id, written to a temporary
+//!   file, fsynced and renamed; an unreadable entry is skipped with a warn event.
 //!
 //! File names are fixed (`journal`, `snapshot`, …): **souls never become file
 //! names**. A soul like `../x`, `CON`, `a/b`, one with NUL bytes, one 10 KB long,
@@ -102,6 +106,7 @@
 //! so a snapshot cut short is recognised as incomplete.
 
 mod disk;
+mod outbox;
 mod radisk;
 mod record;
 mod writer;
@@ -341,6 +346,26 @@ impl Store for FileStore {
             let g = self.shared.read();
             Ok(StoreStats::new(g.len() as u64, g.key_count() as u64, bytes))
         })
+    }
+
+    /// One file per entry in `DIR/outbox/` (see the crate docs).
+    fn outbox_put<'a>(&'a self, id: &'a str, diff: &'a Graph) -> BoxFuture<'a, Result<(), Error>> {
+        let (dir, id, diff) = (self.dir.clone(), id.to_owned(), diff.clone());
+        Box::pin(outbox::off_thread(move || outbox::put(&dir, &id, &diff)))
+    }
+
+    fn outbox_remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        let (dir, id) = (self.dir.clone(), id.to_owned());
+        Box::pin(outbox::off_thread(move || outbox::remove(&dir, &id)))
+    }
+
+    fn outbox(&self) -> BoxFuture<'_, Result<Vec<(String, Graph)>, Error>> {
+        let dir = self.dir.clone();
+        Box::pin(outbox::off_thread(move || outbox::list(&dir)))
+    }
+
+    fn keeps_outbox(&self) -> bool {
+        true
     }
 }
 

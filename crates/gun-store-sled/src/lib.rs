@@ -77,6 +77,10 @@ use crate::query::Reader;
 /// ones on tokio's blocking pool.
 const INLINE_KEYS: usize = 64;
 
+/// The name of the sled tree holding the outbox (this peer's writes no peer
+/// acked yet).
+pub const OUTBOX_TREE: &str = "gun-outbox";
+
 /// The name of the sled tree holding the graph.
 pub(crate) const TREE: &str = "gun";
 
@@ -131,6 +135,9 @@ struct Inner {
     /// Kept so the database lives as long as the store.
     _db: sled::Db,
     tree: sled::Tree,
+    /// The outbox ([`Store::outbox_put`]): message id → the write's wire JSON,
+    /// in its own tree so that no read of the graph sees it.
+    outbox: sled::Tree,
     path: PathBuf,
     /// Serialises HAM's read-modify-write; holds the persisted counters.
     write: Mutex<Staged>,
@@ -284,11 +291,15 @@ impl SledStore {
         };
         // sled reports almost no damage itself: see `health`.
         let (db, tree, meta) = health::open_checked(&path, &cfg)?;
+        let outbox = db
+            .open_tree(OUTBOX_TREE)
+            .map_err(|e| map_sled_error(e, &path))?;
         let check = (meta.keys > 0).then(|| tree.clone());
         let store = SledStore {
             inner: Arc::new(Inner {
                 _db: db,
                 tree,
+                outbox,
                 path,
                 write: Mutex::new(Staged::new(meta)),
                 stats: Mutex::new(meta),
@@ -693,6 +704,58 @@ impl Store for SledStore {
             let m = *lock(&self.inner.stats);
             Ok(StoreStats::new(m.souls, m.keys, m.bytes))
         })
+    }
+
+    /// One record in the `gun-outbox` tree, flushed before this resolves.
+    fn outbox_put<'a>(&'a self, id: &'a str, diff: &'a Graph) -> BoxFuture<'a, Result<(), Error>> {
+        let inner = Arc::clone(&self.inner);
+        let (id, wire) = (id.to_owned(), diff.to_wire());
+        Box::pin(blocking(move || {
+            inner
+                .outbox
+                .insert(id.as_bytes(), wire.as_bytes())
+                .and_then(|_| inner.outbox.flush())
+                .map(drop)
+                .map_err(|e| inner.sled(e))
+        }))
+    }
+
+    fn outbox_remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        let inner = Arc::clone(&self.inner);
+        let id = id.to_owned();
+        Box::pin(blocking(move || {
+            inner
+                .outbox
+                .remove(id.as_bytes())
+                .and_then(|_| inner.outbox.flush())
+                .map(drop)
+                .map_err(|e| inner.sled(e))
+        }))
+    }
+
+    fn outbox(&self) -> BoxFuture<'_, Result<Vec<(String, Graph)>, Error>> {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(blocking(move || {
+            let mut out = Vec::new();
+            for item in inner.outbox.iter() {
+                let (k, v) = item.map_err(|e| inner.sled(e))?;
+                let id = String::from_utf8_lossy(&k).into_owned();
+                match Graph::from_wire_bytes(&v) {
+                    Ok(g) => out.push((id, g)),
+                    Err(e) => tracing::warn!(
+                        path = %inner.path.display(),
+                        id,
+                        error = %e,
+                        "unreadable outbox record skipped (that write will not be re-sent)"
+                    ),
+                }
+            }
+            Ok(out)
+        }))
+    }
+
+    fn keeps_outbox(&self) -> bool {
+        true
     }
 }
 

@@ -100,7 +100,7 @@ macro_rules! conformance_tests {
             put_and_get, ham_merge, tombstones, numbers_round_trip, empty_puts_and_misses,
             lexical_key_ranges_and_budgets, lexical_soul_queries, node_with_100k_keys,
             concurrent_writers, reopen_after_close, unicode_souls_and_keys, hostile_souls,
-            stats_count_souls);
+            stats_count_souls, outbox_keeps_unacked_writes);
     };
     (@each $opener:expr, $caps:expr; $($name:ident),* $(,)?) => {
         $(
@@ -128,6 +128,7 @@ pub async fn run_all<O: Opener>(opener: &O, caps: &Capabilities) {
     unicode_souls_and_keys(opener, caps).await;
     hostile_souls(opener, caps).await;
     stats_count_souls(opener, caps).await;
+    outbox_keeps_unacked_writes(opener, caps).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -1275,5 +1276,90 @@ pub async fn failed_write_leaves_store_unchanged<O: Opener, F: Opener>(opener: &
         "after retrying and reopening",
     )
     .await;
+    sb.assert_nothing_outside();
+}
+
+/// The outbox: entries are listed until removed, replacing an id replaces its
+/// entry, removing an unknown id is fine, and the outbox is not part of the
+/// graph (no read sees it). A store whose [`Store::keeps_outbox`] is true keeps
+/// the entries across a reopen (without a flush: a resolved `outbox_put` is
+/// durable); one that keeps no outbox lists nothing.
+pub async fn outbox_keeps_unacked_writes<O: Opener>(opener: &O, caps: &Capabilities) {
+    let sb = Sandbox::new();
+    let a = diff(&[
+        ("o", "x", 10.0, Value::from("first")),
+        ("o", "y", 10.0, num(1.0)),
+    ]);
+    let b = diff(&[("p/\u{0}..", "k", 11.0, Value::from("ünï\"code\n"))]);
+    let b2 = diff(&[("p", "k", 12.0, Value::Null)]);
+    let keeps = {
+        let store = open(opener, &sb).await;
+        must(store.outbox_put("id-a", &a).await, "outbox_put");
+        must(store.outbox_put("../id b\u{0}", &b).await, "outbox_put");
+        must(store.outbox_put("id-c", &b2).await, "outbox_put");
+        must(store.outbox_remove("id-c").await, "outbox_remove");
+        must(
+            store.outbox_remove("never-there").await,
+            "outbox_remove of an unknown id",
+        );
+        let keeps = store.keeps_outbox();
+        let mut got = must(store.outbox().await, "outbox");
+        got.sort_by(|x, y| x.0.cmp(&y.0));
+        if keeps || !got.is_empty() {
+            assert_eq!(
+                got,
+                vec![
+                    ("../id b\u{0}".to_owned(), b.clone()),
+                    ("id-a".to_owned(), a.clone())
+                ],
+                "outbox entries until removed"
+            );
+        }
+        must(
+            store.outbox_put("id-a", &b2).await,
+            "outbox_put replacing an entry",
+        );
+        // The outbox is not data: reads do not see it.
+        assert!(
+            must(store.get_node("o").await, "get_node").is_none(),
+            "outbox entry read as data"
+        );
+        assert!(
+            must(
+                store.query(&Lex::default(), &Lex::default(), None).await,
+                "query"
+            )
+            .is_empty(),
+            "outbox entries read as data"
+        );
+        keeps
+    };
+    if !keeps {
+        return;
+    }
+    if !caps.is_durable() {
+        panic!("the store keeps an outbox (keeps_outbox) but declared durable = false");
+    }
+    for round in 0..2 {
+        let store = open(opener, &sb).await;
+        let mut got = must(store.outbox().await, "outbox after reopen");
+        got.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(
+            got,
+            vec![
+                ("../id b\u{0}".to_owned(), b.clone()),
+                ("id-a".to_owned(), b2.clone())
+            ],
+            "outbox after reopen #{}",
+            round + 1
+        );
+    }
+    {
+        let store = open(opener, &sb).await;
+        must(store.outbox_remove("id-a").await, "outbox_remove");
+    }
+    let store = open(opener, &sb).await;
+    let got = must(store.outbox().await, "outbox after removal and reopen");
+    assert_eq!(got.len(), 1, "outbox after removal and reopen");
     sb.assert_nothing_outside();
 }

@@ -23,6 +23,11 @@
 //!   answer them with range scans.
 //! * Souls and keys are arbitrary strings (`../x`, `CON`, `\u{0}`, 10 KB long):
 //!   a store never derives file names from them.
+//! * The **outbox** ([`Store::outbox_put`], [`Store::outbox_remove`],
+//!   [`Store::outbox`]) keeps this peer's own writes until a peer acked them,
+//!   beside the data: a durable store keeps it durable ([`Store::keeps_outbox`]),
+//!   so writes made offline, or just before a crash, are sent when the program
+//!   starts again. The default methods keep nothing.
 //!
 //! ## Writing a backend
 //!
@@ -161,6 +166,38 @@ pub trait Store: Send + Sync + 'static {
 
     /// Number of souls and approximate bytes, for health pages.
     fn stats(&self) -> BoxFuture<'_, Result<StoreStats, Error>>;
+
+    /// Keeps a local write that no peer has acked yet (the **outbox**), under
+    /// its message id, so that a peer that restarts on this store sends it
+    /// again. Durable stores resolve once the entry is durable (a program
+    /// killed after its put resolved re-sends the write when it starts
+    /// again); writing the same `id` again replaces the entry.
+    ///
+    /// The default keeps nothing (see [`Store::keeps_outbox`]): the engine
+    /// then holds undelivered writes only in memory.
+    fn outbox_put<'a>(&'a self, id: &'a str, diff: &'a Graph) -> BoxFuture<'a, Result<(), Error>> {
+        let _ = (id, diff);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Forgets an outbox entry (a peer acked it). Removing an unknown id is
+    /// not an error.
+    fn outbox_remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        let _ = id;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Every outbox entry, by id. Entries that cannot be read back (a damaged
+    /// file) are left out with a warn event, never an error for the rest.
+    fn outbox(&self) -> BoxFuture<'_, Result<Vec<(String, Graph)>, Error>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Whether [`Store::outbox_put`] entries survive a restart (a durable
+    /// outbox). Default `false`.
+    fn keeps_outbox(&self) -> bool {
+        false
+    }
 }
 
 /// What a store holds, roughly: for health pages and metrics.
@@ -211,6 +248,18 @@ macro_rules! forward_store {
             }
             fn stats(&self) -> BoxFuture<'_, Result<StoreStats, Error>> {
                 (**self).stats()
+            }
+            fn outbox_put<'a>(&'a self, id: &'a str, diff: &'a Graph) -> BoxFuture<'a, Result<(), Error>> {
+                (**self).outbox_put(id, diff)
+            }
+            fn outbox_remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+                (**self).outbox_remove(id)
+            }
+            fn outbox(&self) -> BoxFuture<'_, Result<Vec<(String, Graph)>, Error>> {
+                (**self).outbox()
+            }
+            fn keeps_outbox(&self) -> bool {
+                (**self).keeps_outbox()
             }
         }
     )*};
