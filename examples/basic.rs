@@ -35,5 +35,6 @@ async fn main() -> Result<(), gun::Error> {
     // Give the subscription a moment to print the change.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     drop(sub);
-    gun.shutdown().await
+    gun.shutdown().await?;
+    Ok(())
 }

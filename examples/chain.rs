@@ -43,5 +43,6 @@ async fn main() -> Result<(), gun::Error> {
         "title = {:?}",
         gun.get("mark").get("boss").get("title").then().await?
     );
-    gun.shutdown().await
+    gun.shutdown().await?;
+    Ok(())
 }

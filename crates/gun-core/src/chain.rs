@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
@@ -31,12 +33,58 @@ use crate::{Engine, Error, PutAck, PutOptions};
 pub struct Gun {
     engine: Engine,
     subs: Arc<Mutex<HashMap<String, Vec<AbortHandle>>>>,
+    life: Arc<Life>,
+}
+
+/// How long `shutdown` waits for peers to ack this process's writes by
+/// default: [`Gun::shutdown`].
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// What [`Gun::shutdown`] left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Shutdown {
+    /// Local writes no peer acked before the wait ran out (0: every write
+    /// reached a peer).
+    pub undelivered: usize,
+    /// Whether those are kept in the store's durable outbox and sent when a
+    /// program starts again on the same store (`false`: they are lost with
+    /// this process, as with the memory store).
+    pub kept: bool,
+}
+
+/// Warns when the last handle goes without `shutdown` while writes are
+/// undelivered.
+struct Life {
+    engine: Engine,
+    shut: AtomicBool,
+}
+
+impl Drop for Life {
+    fn drop(&mut self) {
+        if self.shut.load(Ordering::Relaxed) {
+            return;
+        }
+        let n = self.engine.undelivered();
+        if n > 0 {
+            tracing::warn!(
+                undelivered = n,
+                kept = self.engine.outbox_is_durable(),
+                "the last Gun handle was dropped without shutdown() while local writes were not acked by any peer; \
+                 call shutdown() to wait for them (kept = true: the store's outbox sends them at the next start)"
+            );
+        }
+    }
 }
 
 impl Gun {
     /// A root over an engine.
     pub fn from_engine(engine: Engine) -> Gun {
         Gun {
+            life: Arc::new(Life {
+                engine: engine.clone(),
+                shut: AtomicBool::new(false),
+            }),
             engine,
             subs: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -60,8 +108,43 @@ impl Gun {
         }
     }
 
-    /// Flushes the store; call before exiting.
-    pub async fn shutdown(&self) -> Result<(), Error> {
+    /// Waits (at most [`SHUTDOWN_WAIT`]) until every write of this process
+    /// was acked by a peer, then stops subscriptions and flushes the store:
+    /// call it before the program exits. See [`Gun::shutdown_within`].
+    pub async fn shutdown(&self) -> Result<Shutdown, Error> {
+        self.shutdown_within(SHUTDOWN_WAIT).await
+    }
+
+    /// Like [`Gun::shutdown`], waiting at most `wait` for peers' acks
+    /// (`Duration::ZERO`: not at all). What was not acked is reported (and
+    /// logged at warn): kept in the store's durable outbox, or lost with the
+    /// memory store.
+    pub async fn shutdown_within(&self, wait: Duration) -> Result<Shutdown, Error> {
+        let undelivered = self.engine.deliver_outbox(wait).await;
+        let report = Shutdown {
+            undelivered,
+            kept: self.engine.outbox_is_durable(),
+        };
+        if undelivered > 0 {
+            if report.kept {
+                tracing::warn!(
+                    undelivered,
+                    "local writes not acked by any peer: kept in the store's outbox, sent at the next start"
+                );
+            } else {
+                tracing::warn!(
+                    undelivered,
+                    "local writes not acked by any peer are lost: the store keeps no outbox"
+                );
+            }
+        }
+        self.life.shut.store(true, Ordering::Relaxed);
+        self.close().await?;
+        Ok(report)
+    }
+
+    /// Stops subscriptions and flushes the store, without waiting for peers.
+    async fn close(&self) -> Result<(), Error> {
         for (_, v) in self
             .subs
             .lock()

@@ -39,7 +39,7 @@ mod engine;
 mod error;
 mod options;
 
-pub use chain::{Chain, Gun, OnStream, SoulWatch, Subscription};
+pub use chain::{Chain, Gun, OnStream, SHUTDOWN_WAIT, Shutdown, SoulWatch, Subscription};
 pub use engine::{
     Change, Engine, MAX_REJECT_REASONS, PutAck, PutOptions, Replies, Reply, Stats, now_ms,
 };

@@ -280,6 +280,10 @@ pub(crate) fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duratio
 async fn run(shared: Arc<ClientShared>, hub: Arc<dyn Hub>, opts: ClientOptions, target: Target) {
     let mut stop = shared.stop.subscribe();
     let mut attempt: u32 = 0;
+    // An unreachable peer is reported at warn once (with the time of the next
+    // try), then at debug until it was reached again.
+    let mut warned = false;
+    let mut failure: Option<ConnectError> = None;
     loop {
         if *stop.borrow() {
             break;
@@ -289,12 +293,17 @@ async fn run(shared: Arc<ClientShared>, hub: Arc<dyn Hub>, opts: ClientOptions, 
             () = stopped(&mut stop) => break,
             stream = connect(&target, &opts) => stream,
         };
+        if connected.is_ok() && warned {
+            info!(url = %target.ws_url, "peer reachable again");
+            warned = false;
+        }
         let lasted = match connected {
             Ok(Connected::Plain(ws)) => Some(session(*ws, &shared, &hub, &opts, &mut stop).await),
             #[cfg(feature = "tls")]
             Ok(Connected::Tls(ws)) => Some(session(*ws, &shared, &hub, &opts, &mut stop).await),
             Err(e) => {
                 debug!(error = %e, attempt, "connect failed");
+                failure = Some(e);
                 None
             }
         };
@@ -306,6 +315,12 @@ async fn run(shared: Arc<ClientShared>, hub: Arc<dyn Hub>, opts: ClientOptions, 
         }
         let delay = backoff(attempt, opts.backoff_initial, opts.backoff_max);
         attempt = attempt.saturating_add(1);
+        if let Some(e) = failure.take()
+            && !warned
+        {
+            warn!(url = %target.ws_url, error = %e, retry_in = ?delay, "cannot reach peer; dialing again with backoff (further failures at debug level)");
+            warned = true;
+        }
         debug!(?delay, elapsed = ?began.elapsed(), "reconnecting after a pause");
         tokio::select! {
             () = stopped(&mut stop) => break,

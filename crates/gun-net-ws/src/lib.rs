@@ -101,7 +101,7 @@
 //! - **HTTP.** One request per connection, head ≤ 16 KiB read within 10 s, body ≤ 64 KiB with
 //!   `Content-Length` (no chunked bodies), `Connection: close`, and
 //!   `Access-Control-Allow-Origin: *` on every response.
-//! - **Reconnects.** After a connection closes, the client waits `250 ms · 2^n` (capped at 10 s,
+//! - **Reconnects.** After a connection closes, the client waits `250 ms · 2^n` (capped at 4 s,
 //!   each delay drawn from its upper half) and dials again; a connection that stayed up 5 s
 //!   resets `n`. Each connection is a new `attach` with the same `Direction::Outgoing { url }`.
 //! - **TLS** (feature `tls`): rustls with the `ring` provider; server certificates from PEM

@@ -36,8 +36,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// First reconnect delay of a client (before jitter).
 pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(250);
-/// Largest reconnect delay of a client (before jitter).
-pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Largest reconnect delay of a client (before jitter): a peer that comes
+/// back is dialed within about this long (Gun.js retries every ~2 s), while
+/// many clients of a relay that restarts still spread their reconnects.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(4);
 /// Time allowed for a client's TCP connect, TLS and WebSocket handshake, each.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Interval of the WebSocket pings a client sends.

@@ -39,8 +39,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use gun_core::{
-    Chain, Change, Engine, EngineOptions, Error, OnStream, PutAck, PutOptions, Subscription,
-    Validator,
+    Chain, Change, Engine, EngineOptions, Error, OnStream, PutAck, PutOptions, SHUTDOWN_WAIT,
+    Shutdown, Subscription, Validator,
 };
 pub use gun_dam::MeshConfig;
 pub use gun_graph::{Graph, Lex, Node, Soul, State, Value};
@@ -287,8 +287,20 @@ impl Gun {
         self.user.of_user(pub_)
     }
 
-    /// Flushes the store and closes peer connections.
-    pub async fn shutdown(&self) -> Result<(), Error> {
+    /// Waits (at most [`SHUTDOWN_WAIT`], 5 s) until every write of this
+    /// database was acked by a peer, then closes peer connections and flushes
+    /// the store. Call it before the program exits: a write that no peer has
+    /// acked yet lives only here (see [`Chain::put`]). The report says how
+    /// many writes were not acked and whether the store keeps them for the
+    /// next start ([`Shutdown::kept`]); see [`Gun::shutdown_within`].
+    pub async fn shutdown(&self) -> Result<Shutdown, Error> {
+        self.shutdown_within(SHUTDOWN_WAIT).await
+    }
+
+    /// Like [`Gun::shutdown`], waiting at most `wait` for peers' acks.
+    pub async fn shutdown_within(&self, wait: Duration) -> Result<Shutdown, Error> {
+        // Transports stay up while peers ack.
+        self.engine().deliver_outbox(wait).await;
         #[cfg(feature = "webrtc")]
         if let Some(rtc) = &self.rtc {
             rtc.close().await;
@@ -297,7 +309,7 @@ impl Gun {
         for c in self.clients.iter() {
             c.close();
         }
-        self.core.shutdown().await
+        self.core.shutdown_within(Duration::ZERO).await
     }
 }
 

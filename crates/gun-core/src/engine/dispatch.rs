@@ -110,6 +110,7 @@ impl Engine {
             }
             Output::Ack { from, msg } => {
                 if let Some(at) = &msg.reply_to {
+                    self.outbox_answered(at, from, msg.err.as_deref());
                     let ev = AskEvent::Ack {
                         from,
                         err: msg.err.clone(),
@@ -193,6 +194,7 @@ impl Hub for Engine {
                     o.extend(more);
                 }
             }
+            o.extend(self.publish_restored(&mut sh));
             outs = o;
         }
         self.execute(outs);

@@ -42,6 +42,7 @@ use crate::{EngineOptions, Error};
 mod asks;
 mod dispatch;
 mod listen;
+mod outbox;
 mod puts;
 mod reads;
 mod stats;
@@ -91,6 +92,10 @@ struct Shared {
     /// Souls whose whole node peers answered a read of: a read of the node
     /// is answered here since (they push its changes).
     whole: HashSet<Soul>,
+    /// Local writes no peer acked yet, by message id (`outbox.rs`).
+    outbox: HashMap<String, outbox::Entry>,
+    /// Outbox entries of an earlier run, waiting for a peer or URL.
+    restored: Vec<(String, Graph)>,
 }
 
 /// Shares the text of short, frequent keys (`name`, `f0`…) between nodes, so a
@@ -131,6 +136,8 @@ struct Inner {
     validators: RwLock<Vec<Arc<dyn Validator>>>,
     deferred_wake: Notify,
     write_done: Notify,
+    /// Signalled when the outbox shrinks.
+    outbox_changed: Notify,
     closed: AtomicBool,
     stats: Stats,
     started: std::time::Instant,
@@ -168,16 +175,21 @@ impl Engine {
                 cache_order: VecDeque::new(),
                 writing: HashMap::new(),
                 whole: HashSet::new(),
+                outbox: HashMap::new(),
+                restored: Vec::new(),
             }),
             validators: RwLock::new(Vec::new()),
             deferred_wake: Notify::new(),
             write_done: Notify::new(),
+            outbox_changed: Notify::new(),
             closed: AtomicBool::new(false),
             stats: Stats::default(),
             started: std::time::Instant::now(),
         });
         let engine = Engine { inner };
         engine.spawn_timers();
+        let me = engine.clone();
+        tokio::spawn(async move { me.load_outbox().await });
         engine
     }
 
@@ -238,9 +250,13 @@ impl Engine {
     /// Registers the URL of a peer that will be dialed: writes and
     /// subscriptions made before it connects are sent when it does.
     pub fn expect_peer(&self, url: &str) {
-        let mut sh = self.lock();
-        sh.mesh.add_url(url);
-        sh.remote = true;
+        let outs = {
+            let mut sh = self.lock();
+            sh.mesh.add_url(url);
+            sh.remote = true;
+            self.publish_restored(&mut sh)
+        };
+        self.execute(outs);
     }
 
     /// The shared text of a key (see the interner in this module).

@@ -191,6 +191,7 @@ impl Engine {
         }
         let mut outs = Vec::new();
         let mut ack_guard = None;
+        let mut outbox_copy: Option<Graph> = None;
         {
             let mut sh = self.lock();
             let applied = merge_cached(&mut sh.graph, &preview.accepted, machine);
@@ -204,9 +205,14 @@ impl Engine {
                     // A purely local engine (no peer, no URL) skips the mesh.
                     Origin::Local if !sh.remote => {}
                     Origin::Local => {
+                        if self.inner.store.keeps_outbox() {
+                            outbox_copy = Some(applied.clone());
+                        }
                         let (id, o) = sh.mesh.request(Message::put(applied), now_u64());
-                        // Register the ack waiter before anything is sent.
+                        // Register the ack waiter and the outbox entry before
+                        // anything is sent.
                         ack_guard = Some(self.ask(&mut sh, &id, wants));
+                        Engine::outbox_enter(&mut sh, &id);
                         result.id = Some(id);
                         outs = o;
                     }
@@ -237,6 +243,11 @@ impl Engine {
                 }
                 self.inner.deferred_wake.notify_one();
             }
+        }
+        // A durable outbox holds the write before its frames leave: killed
+        // after this put resolved, the program sends it when it starts again.
+        if let (Some(id), Some(diff)) = (&result.id, &outbox_copy) {
+            self.outbox_store(id, diff).await;
         }
         self.execute(outs);
         Ok((result, ack_guard))
