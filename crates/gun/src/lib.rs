@@ -164,9 +164,6 @@ impl Gun {
         #[cfg(feature = "net-ws")]
         let clients = {
             let hub: Arc<dyn gun_dam::Hub> = Arc::new(engine.clone());
-            for url in &opts.peers {
-                engine.expect_peer(url);
-            }
             opts.peers
                 .iter()
                 .filter_map(|url| {
