@@ -34,6 +34,9 @@
 //! With WebRTC (feature `webrtc`): `GunOptions { peers, rtc: Some(gun::RtcOptions::new("room")), .. }`
 //! connects directly to the other peers of the room (gun-rs or Gun.js browsers
 //! with `lib/webrtc.js`) once the relays introduced them.
+//!
+//! A relay server (feature `server`, off by default): `gun::server::Relay`, what
+//! the `gun-relay` binary runs, wired by the same code as [`Gun::new`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -147,7 +150,7 @@ impl Gun {
             gun,
             dial_errors,
             rtc_error,
-            ..
+            attached: (),
         }) = wired;
         for (url, e) in dial_errors {
             tracing::error!(%url, %e, "cannot dial peer");
@@ -171,7 +174,7 @@ impl Gun {
             gun,
             dial_errors,
             rtc_error,
-            ..
+            attached: (),
         }) = wired;
         if let Some((url, message)) = dial_errors.into_iter().next() {
             return Err(StartError::Dial { url, message });
