@@ -3,7 +3,7 @@
 // data channel once the relay is gone. Both peers and the relay run on this
 // machine (loopback); every sample includes the peers' stdin/stdout handling.
 //
-//   cargo build --release -p gun-relay -p gun-net-webrtc --features gun-net-webrtc/cli
+//   cargo build --release -p gun-relay -p gun-rtc-peer --features gun-rtc-peer/webrtc
 //   node benches/webrtc-latency.js [N=300]
 //
 // Phase "ws": the peers are in different rooms (no data channel), so each

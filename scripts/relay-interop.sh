@@ -117,8 +117,8 @@ if [[ "$build" == 1 ]]; then
     cargo build -p gun-relay
     printf '+ cargo build -p gun --example interop_peer\n'
     cargo build -p gun --example interop_peer
-    printf '+ cargo build -p gun-net-webrtc --features cli --bin gun-rtc-peer\n'
-    cargo build -p gun-net-webrtc --features cli --bin gun-rtc-peer
+    printf '+ cargo build -p gun-rtc-peer --features webrtc --bin gun-rtc-peer\n'
+    cargo build -p gun-rtc-peer --features webrtc --bin gun-rtc-peer
 fi
 for bin in "$RELAY_BIN" "$PEER_BIN" "$ROOT/target/debug/gun-rtc-peer"; do
     [[ -x "$bin" ]] || { echo "relay-interop: $bin is missing (build it or drop --no-build)" >&2; exit 1; }

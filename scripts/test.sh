@@ -41,9 +41,10 @@ run cargo test --workspace --doc
 # Unit tests of the signalling, the two-process test (two gun-rtc-peer processes
 # meet through the gun-relay binary built above, connect over loopback, the
 # relay is killed, writes still flow), and the facade's `webrtc` option.
-section "WebRTC transport (features gun-net-webrtc/cli, gun/webrtc)"
+section "WebRTC transport (features gun-rtc-peer/webrtc, gun/webrtc)"
 run cargo build -p gun-relay
-run cargo test -p gun-net-webrtc --features cli --all-targets
+run cargo test -p gun-net-webrtc --features webrtc --all-targets
+run cargo test -p gun-rtc-peer --features webrtc --all-targets
 run cargo test -p gun --features webrtc --test webrtc
 
 # --- 4. Wire interop of gun-relay with genuine Gun.js --------------------------
@@ -77,7 +78,7 @@ if [[ ! -x /usr/bin/chromium ]]; then
     fi
 fi
 run cargo build -p gun-relay
-run cargo build -p gun-net-webrtc --features cli --bin gun-rtc-peer
+run cargo build -p gun-rtc-peer --features webrtc --bin gun-rtc-peer
 run npm ci --prefix examples/web-chat --no-audit --no-fund
 run node --test interop/browser/
 

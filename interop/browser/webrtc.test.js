@@ -3,7 +3,7 @@
 // WebRTC (host candidates, no STUN), and keep exchanging writes both ways
 // after the relay is stopped.
 //
-//   cargo build -p gun-relay -p gun-net-webrtc --features gun-net-webrtc/cli
+//   cargo build -p gun-relay -p gun-rtc-peer --features gun-rtc-peer/webrtc
 //   node --test interop/browser/webrtc.test.js
 //
 // Two pages: one joins before the gun-rs peer (so the page offers and gun-rs
@@ -87,7 +87,7 @@ const changed = (key, value) => (ev) => ev.ev === "change" && ev.key === key && 
 
 before(async () => {
   for (const [f, hint] of [[RELAY_BIN, "cargo build -p gun-relay"],
-    [PEER_BIN, "cargo build -p gun-net-webrtc --features cli"],
+    [PEER_BIN, "cargo build -p gun-rtc-peer --features webrtc"],
     [CHROMIUM, "apt-get install -y chromium chromium-driver"],
     [path.join(GUN_DIR, "lib/webrtc.js"), "npm ci --prefix interop"]]) {
     assert.ok(fs.existsSync(f), `missing ${f} (${hint})`);

@@ -1,5 +1,5 @@
 'use strict';
-// A gun-rs peer process (`gun-rtc-peer`, feature `cli` of gun-net-webrtc) for
+// A gun-rs peer process (`gun-rtc-peer`, crate gun-rtc-peer, feature `webrtc`) for
 // the WebRTC interop tests: commands on stdin, JSON events on stdout, logs on
 // stderr. Used by interop/browser/webrtc.test.js and
 // interop/relay/webrtc-gunjs-relay.test.js.

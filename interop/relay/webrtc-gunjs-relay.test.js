@@ -4,7 +4,7 @@
 // (gun-rtc-peer) meet in a room through it, connect over loopback, and keep
 // syncing after the Gun.js relay is killed.
 //
-//   cargo build -p gun-net-webrtc --features cli && node --test interop/relay/webrtc-gunjs-relay.test.js
+//   cargo build -p gun-rtc-peer --features webrtc && node --test interop/relay/webrtc-gunjs-relay.test.js
 //
 // GUN_RTC_PEER_BIN overrides the peer binary (default target/debug/gun-rtc-peer).
 
@@ -17,7 +17,7 @@ const { RtcPeer, RTC_PEER_BIN } = require('../lib/rtc-peer');
 const T = { timeout: 90000 };
 
 async function meetAndOutliveTheRelay(ctx, axe) {
-  assert.ok(fs.existsSync(RTC_PEER_BIN), `no ${RTC_PEER_BIN} (cargo build -p gun-net-webrtc --features cli)`);
+  assert.ok(fs.existsSync(RTC_PEER_BIN), `no ${RTC_PEER_BIN} (cargo build -p gun-rtc-peer --features webrtc)`);
   const args = (url, room) => ['--peer', url, '--room', room, '--udp', '127.0.0.1:0', '--no-ice', '--log', 'info'];
   const relay = ctx.add(await startGunjsRelay({ axe, radisk: false }));
   const room = uniq('rtc');

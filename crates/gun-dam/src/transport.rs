@@ -33,4 +33,11 @@ pub trait Hub: Send + Sync {
     fn receive(&self, peer: PeerId, frame: &str);
     /// The connection closed (either side).
     fn detach(&self, peer: PeerId);
+    /// A transport calls this before its first connection attempt to `url`
+    /// (the URL it will [`attach`](Hub::attach) the connection under), so
+    /// that writes and subscriptions made while the peer is down are queued
+    /// for it. The default does nothing (for hubs that keep no such queue).
+    fn dialing(&self, url: &str) {
+        let _ = url;
+    }
 }

@@ -112,7 +112,8 @@ impl Client {
     /// Starts dialing `url` (`ws://`, `wss://`, `http://` or `https://`; `http` is rewritten
     /// to `ws` as Gun.js does — the path is used as given, Gun relays serve `/gun`).
     ///
-    /// Each time a connection opens it is attached to `hub` as
+    /// Before dialing, `url` is announced to the hub with [`Hub::dialing`], so writes made while
+    /// the peer is down are queued for it. Each time a connection opens it is attached to `hub` as
     /// [`Direction::Outgoing`] with `url` exactly as given here, so the mesh can recognise a
     /// reconnect and re-send what that peer needs; when it closes it is detached, and the client
     /// dials again after a delay that grows from [`ClientOptions::backoff_initial`] to
@@ -148,6 +149,9 @@ impl Client {
             stop,
             traffic: Mutex::new((None, Traffic::default())),
         });
+        // Registered before the first attempt, so what is written while the
+        // peer is down is queued for it (see `Hub::dialing`).
+        hub.dialing(url);
         let span = info_span!("gun_ws_client", url = %url);
         let task = runtime.spawn(run(shared.clone(), hub, opts, target).instrument(span));
         Ok(ClientHandle {

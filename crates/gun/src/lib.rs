@@ -34,9 +34,15 @@
 //! With WebRTC (feature `webrtc`): `GunOptions { peers, rtc: Some(gun::RtcOptions::new("room")), .. }`
 //! connects directly to the other peers of the room (gun-rs or Gun.js browsers
 //! with `lib/webrtc.js`) once the relays introduced them.
+//!
+//! A relay server (feature `server`, off by default): `gun::server::Relay`, what
+//! the `gun-relay` binary runs, wired by the same code as [`Gun::new`].
 
 use std::sync::Arc;
 use std::time::Duration;
+
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use gun_core::{
     Chain, Change, Engine, EngineOptions, Error, OnStream, PutAck, PutOptions, SHUTDOWN_WAIT,
@@ -133,78 +139,49 @@ pub struct Gun {
 impl Gun {
     /// A database with the given options.
     ///
+    /// A peer URL that cannot be dialed (malformed, `wss://` without TLS) is
+    /// logged at error and skipped.
+    ///
     /// # Panics
     /// Without a store in the options and without the `store-memory` feature.
     pub fn new(opts: GunOptions) -> Gun {
-        let store: Arc<dyn Store> = match opts.store {
-            Some(s) => s,
-            None => default_store(),
-        };
-        let mut eo = EngineOptions::new(store);
-        eo.wait = opts.wait;
-        eo.mesh = opts.mesh;
-        if opts.auth_policy != AuthPolicy::Off {
-            eo.mesh.auth_policy = opts.auth_policy;
+        let wired = wire(opts, Vec::new(), |_| Ok::<(), std::convert::Infallible>(()));
+        let Ok(Wired {
+            gun,
+            dial_errors,
+            rtc_error,
+            attached: (),
+        }) = wired;
+        for (url, e) in dial_errors {
+            tracing::error!(%url, %e, "cannot dial peer");
         }
-        eo.mesh.predicates.extend(opts.predicates);
-        #[cfg(feature = "bls")]
-        {
-            if let Some(keys) = opts.keys {
-                let mut signer = gun_sea::bls::BlsSigner::new(keys);
-                if let Some(cert) = &opts.certificate {
-                    signer = signer.with_certificate(cert);
-                }
-                eo.mesh.signer = Some(Arc::new(signer));
-            }
-            if eo.mesh.auth_policy != AuthPolicy::Off && eo.mesh.verifier.is_none() {
-                eo.mesh.verifier = Some(Arc::new(gun_sea::bls::BlsVerifier::any_key()));
-            }
+        if let Some(e) = rtc_error {
+            tracing::error!(%e, "WebRTC not started");
         }
-        let engine = Engine::new(eo);
-        #[cfg(feature = "net-ws")]
-        let clients = {
-            let hub: Arc<dyn gun_dam::Hub> = Arc::new(engine.clone());
-            for url in &opts.peers {
-                engine.expect_peer(url);
-            }
-            opts.peers
-                .iter()
-                .filter_map(|url| {
-                    match gun_net_ws::Client::dial(
-                        url,
-                        hub.clone(),
-                        gun_net_ws::ClientOptions::default(),
-                    ) {
-                        Ok(c) => Some(c),
-                        Err(e) => {
-                            tracing::error!(%url, %e, "cannot dial peer");
-                            None
-                        }
-                    }
-                })
-                .collect()
-        };
-        #[cfg(not(feature = "net-ws"))]
-        if !opts.peers.is_empty() {
-            tracing::warn!("peers given but the `net-ws` feature is off: not dialing them");
+        gun
+    }
+
+    /// A database with the given options, or the first reason it could not
+    /// connect as asked: a peer URL that cannot be dialed, or (feature
+    /// `webrtc`) WebRTC options it could not start with. [`Gun::new`] logs
+    /// these and goes on.
+    ///
+    /// # Panics
+    /// Without a store in the options and without the `store-memory` feature.
+    pub fn try_new(opts: GunOptions) -> Result<Gun, StartError> {
+        let wired = wire(opts, Vec::new(), |_| Ok::<(), std::convert::Infallible>(()));
+        let Ok(Wired {
+            gun,
+            dial_errors,
+            rtc_error,
+            attached: (),
+        }) = wired;
+        if let Some((url, message)) = dial_errors.into_iter().next() {
+            return Err(StartError::Dial { url, message });
         }
-        #[cfg(feature = "webrtc")]
-        let rtc = opts.rtc.and_then(|o| match Rtc::start(engine.clone(), o) {
-            Ok(r) => Some(Arc::new(r)),
-            Err(e) => {
-                tracing::error!(%e, "WebRTC not started");
-                None
-            }
-        });
-        let core = gun_core::Gun::from_engine(engine);
-        Gun {
-            #[cfg(feature = "sea")]
-            user: User::new(core.clone()),
-            core,
-            #[cfg(feature = "net-ws")]
-            clients: Arc::new(clients),
-            #[cfg(feature = "webrtc")]
-            rtc,
+        match rtc_error {
+            Some(message) => Err(StartError::Rtc(message)),
+            None => Ok(gun),
         }
     }
 
@@ -301,6 +278,13 @@ impl Gun {
     pub async fn shutdown_within(&self, wait: Duration) -> Result<Shutdown, Error> {
         // Transports stay up while peers ack.
         self.engine().deliver_outbox(wait).await;
+        self.close_peers().await;
+        self.flush_and_close().await
+    }
+
+    /// Closes the connections this database dialed (WebRTC links, then the
+    /// WebSocket clients); the first half of [`Gun::shutdown`].
+    async fn close_peers(&self) {
         #[cfg(feature = "webrtc")]
         if let Some(rtc) = &self.rtc {
             rtc.close().await;
@@ -309,9 +293,137 @@ impl Gun {
         for c in self.clients.iter() {
             c.close();
         }
+    }
+
+    /// Stops subscriptions and flushes the store (reporting, without waiting,
+    /// what is still undelivered); the second half of [`Gun::shutdown`].
+    async fn flush_and_close(&self) -> Result<Shutdown, Error> {
         self.core.shutdown_within(Duration::ZERO).await
     }
 }
+
+/// The one wiring path of every gun-rs peer, client ([`Gun::new`]) or relay
+/// (`server::Relay::start`): engine options, engine, validators, then
+/// `before_dial` (a relay binds its server there), the peers, WebRTC.
+/// Returns the database, what `before_dial` returned, and the peers that could not be dialed (URL, error
+/// text); every other peer was dialed (and so registered with the mesh, see
+/// `Hub::dialing`).
+fn wire<T, E>(
+    opts: GunOptions,
+    validators: Vec<Arc<dyn Validator>>,
+    before_dial: impl FnOnce(&Engine) -> Result<T, E>,
+) -> Result<Wired<T>, E> {
+    let store: Arc<dyn Store> = match opts.store {
+        Some(s) => s,
+        None => default_store(),
+    };
+    let mut eo = EngineOptions::new(store);
+    eo.wait = opts.wait;
+    eo.mesh = opts.mesh;
+    if opts.auth_policy != AuthPolicy::Off {
+        eo.mesh.auth_policy = opts.auth_policy;
+    }
+    eo.mesh.predicates.extend(opts.predicates);
+    #[cfg(feature = "bls")]
+    {
+        if let Some(keys) = opts.keys {
+            let mut signer = gun_sea::bls::BlsSigner::new(keys);
+            if let Some(cert) = &opts.certificate {
+                signer = signer.with_certificate(cert);
+            }
+            eo.mesh.signer = Some(Arc::new(signer));
+        }
+        if eo.mesh.auth_policy != AuthPolicy::Off && eo.mesh.verifier.is_none() {
+            eo.mesh.verifier = Some(Arc::new(gun_sea::bls::BlsVerifier::any_key()));
+        }
+    }
+    let engine = Engine::new(eo);
+    for v in validators {
+        engine.add_validator(v);
+    }
+    let attached = before_dial(&engine)?;
+    #[allow(unused_mut)] // only pushed to with `net-ws`
+    let mut dial_errors = Vec::new();
+    #[cfg(feature = "net-ws")]
+    let clients = {
+        let hub: Arc<dyn gun_dam::Hub> = Arc::new(engine.clone());
+        let mut clients = Vec::new();
+        for url in &opts.peers {
+            match gun_net_ws::Client::dial(url, hub.clone(), gun_net_ws::ClientOptions::default()) {
+                Ok(c) => clients.push(c),
+                Err(e) => dial_errors.push((url.clone(), e.to_string())),
+            }
+        }
+        clients
+    };
+    #[cfg(not(feature = "net-ws"))]
+    if !opts.peers.is_empty() {
+        tracing::warn!("peers given but the `net-ws` feature is off: not dialing them");
+    }
+    #[allow(unused_mut)] // only set with `webrtc`
+    let mut rtc_error = None;
+    #[cfg(feature = "webrtc")]
+    let rtc = opts.rtc.and_then(|o| match Rtc::start(engine.clone(), o) {
+        Ok(r) => Some(Arc::new(r)),
+        Err(e) => {
+            rtc_error = Some(e.to_string());
+            None
+        }
+    });
+    let core = gun_core::Gun::from_engine(engine);
+    let gun = Gun {
+        #[cfg(feature = "sea")]
+        user: User::new(core.clone()),
+        core,
+        #[cfg(feature = "net-ws")]
+        clients: Arc::new(clients),
+        #[cfg(feature = "webrtc")]
+        rtc,
+    };
+    Ok(Wired {
+        gun,
+        attached,
+        dial_errors,
+        rtc_error,
+    })
+}
+
+/// What [`wire`] built.
+struct Wired<T> {
+    gun: Gun,
+    /// What `before_dial` returned.
+    attached: T,
+    /// The peers that could not be dialed: URL, error text.
+    dial_errors: Vec<(String, String)>,
+    /// Why WebRTC did not start, when asked for.
+    rtc_error: Option<String>,
+}
+
+/// Why [`Gun::try_new`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A peer URL cannot be dialed (malformed, or `wss://` without TLS).
+    Dial {
+        /// The URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// WebRTC did not start (feature `webrtc`; e.g. an empty room).
+    Rtc(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Dial { url, message } => write!(f, "cannot dial {url}: {message}"),
+            StartError::Rtc(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
 
 #[cfg(feature = "store-memory")]
 fn default_store() -> Arc<dyn Store> {

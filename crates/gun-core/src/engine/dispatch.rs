@@ -211,4 +211,8 @@ impl Hub for Engine {
         sh.links.remove(&peer);
         sh.mesh.disconnect(peer);
     }
+
+    fn dialing(&self, url: &str) {
+        self.expect_peer(url);
+    }
 }

@@ -17,14 +17,16 @@
 //!
 //! Also reported: `{"ev":"ready","pid":…,"room":…}` at start and
 //! `{"ev":"rtc","connected":[…]}` whenever the set of open data channels changes.
+//!
+//! Built on the `gun` facade (`Gun::try_new` with `GunOptions::rtc`), so it is
+//! wired exactly as an application is. Feature `webrtc` (off by default, so a
+//! workspace build does not build the `webrtc` crate):
+//! `cargo build -p gun-rtc-peer --features webrtc`.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use gun_core::{Engine, EngineOptions, MeshConfig};
-use gun_graph::{Graph, Soul, Value};
-use gun_net_webrtc::{Rtc, RtcOptions};
+use gun::{Graph, Gun, GunOptions, RtcOptions, Soul, Value};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 
@@ -72,6 +74,11 @@ fn parse_args() -> Result<Args, String> {
     Ok(Args { peers, rtc, log })
 }
 
+/// The pids of the open data channels.
+fn rtc_connected(gun: &Gun) -> Vec<String> {
+    gun.rtc().map(|r| r.connected()).unwrap_or_default()
+}
+
 fn say(v: serde_json::Value) {
     println!("{v}");
 }
@@ -111,30 +118,30 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let store = Arc::new(gun_store_memory::MemoryStore::new());
-    let mut eo = EngineOptions::new(store);
-    eo.mesh = MeshConfig::client();
-    let engine = Engine::new(eo);
-    let hub: Arc<dyn gun_core::Hub> = Arc::new(engine.clone());
-    let mut clients = Vec::new();
-    for url in &args.peers {
-        engine.expect_peer(url);
-        let c = gun_net_ws::Client::dial(url, hub.clone(), gun_net_ws::ClientOptions::default())
-            .map_err(|e| format!("cannot dial {url}: {e}"))?;
-        clients.push(c);
+    let wanted = args.peers.len();
+    let gun = Gun::try_new(GunOptions {
+        peers: args.peers,
+        rtc: Some(args.rtc),
+        ..GunOptions::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let engine = gun.engine().clone();
+    let Some(rtc) = gun.rtc() else {
+        return Err("WebRTC did not start".to_owned());
+    };
+    // Signal once the relays are there (the announcement would wait for them
+    // anyway), 10 s at most.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while engine.peer_count() < wanted && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Signal once a relay is there (the announcement would wait for it anyway).
-    for c in &clients {
-        let _ = tokio::time::timeout(Duration::from_secs(10), c.connected()).await;
-    }
-    let rtc = Arc::new(Rtc::start(engine.clone(), args.rtc.clone()).map_err(|e| e.to_string())?);
     say(json!({"ev": "ready", "pid": rtc.pid(), "room": rtc.room()}));
     {
-        let rtc = rtc.clone();
+        let gun = gun.clone();
         tokio::spawn(async move {
             let mut last: Vec<String> = Vec::new();
             loop {
-                let now = rtc.connected();
+                let now = rtc_connected(&gun);
                 if now != last {
                     say(json!({"ev": "rtc", "connected": now}));
                     last = now;
@@ -156,7 +163,7 @@ async fn run(args: Args) -> Result<(), String> {
                 };
                 let (_, mut rx) = engine.listen(&soul);
                 engine.subscribe_remote(&soul, None);
-                let rtc = rtc.clone();
+                let gun = gun.clone();
                 let eng = engine.clone();
                 tokio::spawn(async move {
                     while let Some(ch) = rx.recv().await {
@@ -166,7 +173,7 @@ async fn run(args: Args) -> Result<(), String> {
                                 let pid = eng.peer_pid(peer);
                                 let is_rtc = pid
                                     .as_deref()
-                                    .is_some_and(|p| rtc.connected().iter().any(|c| c == p));
+                                    .is_some_and(|p| rtc_connected(&gun).iter().any(|c| c == p));
                                 if is_rtc { "rtc" } else { "ws" }
                             }
                         };
@@ -216,10 +223,6 @@ async fn run(args: Args) -> Result<(), String> {
             other => say(json!({"ev": "error", "error": format!("unknown command {other:?}")})),
         }
     }
-    rtc.close().await;
-    for c in &clients {
-        c.close();
-    }
-    let _ = engine.shutdown().await;
+    let _ = gun.shutdown().await;
     Ok(())
 }

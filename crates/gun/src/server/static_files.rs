@@ -1,4 +1,5 @@
-//! `--static DIR`: serves the files of one folder over plain HTTP (GET and
+//! [`RelayOptions::static_dir`](super::RelayOptions::static_dir) (gun-relay's
+//! `--static DIR`): serves the files of one folder over plain HTTP (GET and
 //! HEAD), on the same port as `/gun`.
 //!
 //! Request paths are percent-decoded, then refused (404) if any segment is
@@ -9,6 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use gun_net_ws::HttpResponse;
+
+use super::ServerError;
 
 /// Largest file served (bigger files get a 404, as the server holds responses in memory).
 const MAX_FILE_BYTES: u64 = 64 << 20;
@@ -21,12 +24,16 @@ pub(crate) struct StaticDir {
 
 impl StaticDir {
     /// Serves `dir`, which must exist and be a directory.
-    pub(crate) fn new(dir: &Path) -> Result<Self, String> {
-        let root = dir
-            .canonicalize()
-            .map_err(|e| format!("cannot open --static {}: {e}", dir.display()))?;
+    pub(crate) fn new(dir: &Path) -> Result<Self, ServerError> {
+        let root = dir.canonicalize().map_err(|e| ServerError::StaticDir {
+            dir: dir.to_owned(),
+            source: Some(e),
+        })?;
         if !root.is_dir() {
-            return Err(format!("--static {} is not a directory", dir.display()));
+            return Err(ServerError::StaticDir {
+                dir: dir.to_owned(),
+                source: None,
+            });
         }
         Ok(Self { root })
     }

@@ -1,0 +1,462 @@
+//! A Gun relay server (feature `server`), what the `gun-relay` binary runs.
+//!
+//! [`Relay::start`] opens a store, wires a [`Gun`] the way [`Gun::new`] does
+//! (the same internal path: engine, validators, peers), serves Gun's WebSocket
+//! protocol on `ws://ADDR/gun` with plain HTTP pages beside it (`/health`,
+//! `/stats`, `/dashboard`, and the files of [`RelayOptions::static_dir`]), and
+//! dials [`RelayOptions::peers`]. [`import_radisk`] loads a Gun.js `radata`
+//! directory into a store.
+//!
+//! ```
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), gun::server::ServerError> {
+//! use gun::server::{Relay, RelayOptions, StoreKind};
+//! let relay = Relay::start(RelayOptions {
+//!     listen: "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
+//!     store: StoreKind::Memory,
+//!     data_dir: std::env::temp_dir().join("gun-relay-doc"),
+//!     ..RelayOptions::default()
+//! })?;
+//! println!("listening on ws://{}/gun", relay.local_addr());
+//! // A server would wait for a signal here, e.g. tokio::signal::ctrl_c().
+//! relay.run_until(async {}).await
+//! # }
+//! ```
+
+mod health;
+mod static_files;
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gun_dam::Hub;
+use gun_net_ws::{Server, ServerOptions};
+use tokio::task::JoinHandle;
+
+use crate::{Gun, GunOptions, MeshConfig, Store, Validator};
+use health::Health;
+use static_files::StaticDir;
+
+/// Which store a relay keeps its data in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreKind {
+    /// In memory only: lost at exit.
+    Memory,
+    /// One directory with a checksummed journal and snapshots (`DATA/file`).
+    File,
+    /// sled, the embedded default (`DATA/sled`).
+    Sled,
+}
+
+impl StoreKind {
+    /// The name shown in the ready line and the health document
+    /// (`memory`, `file`, `sled`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreKind::Memory => "memory",
+            StoreKind::File => "file",
+            StoreKind::Sled => "sled",
+        }
+    }
+}
+
+/// How to run a [`Relay`].
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    /// Address to listen on (port 0: any free port, see [`Relay::local_addr`]).
+    /// Default `127.0.0.1:8765`.
+    pub listen: SocketAddr,
+    /// Which store to keep data in. Default [`StoreKind::Sled`].
+    pub store: StoreKind,
+    /// Data directory of the durable stores (created if missing, also for
+    /// the memory store). Default `./gun-data`.
+    pub data_dir: PathBuf,
+    /// Other relays to dial and keep dialing, e.g. `http://10.0.0.2:8765/gun`.
+    pub peers: Vec<String>,
+    /// Enforce SEA on incoming writes, as a Gun.js relay with SEA does
+    /// (`gun_sea::SeaValidator`). Default `true`.
+    pub sea: bool,
+    /// Serve the files of this folder over HTTP on the same port; the health
+    /// document then moves from `/` to `/health`. Default `None`.
+    pub static_dir: Option<PathBuf>,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        RelayOptions {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8765)),
+            store: StoreKind::Sled,
+            data_dir: PathBuf::from("./gun-data"),
+            peers: Vec::new(),
+            sea: true,
+            static_dir: None,
+        }
+    }
+}
+
+/// Why a relay did not start, an import failed, or a shutdown did not flush.
+/// The texts are the ones gun-relay prints.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {}: {source}", dir.display())]
+    DataDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store could not be opened. For a damaged store the text carries a
+    /// hint on how to recover.
+    #[error("{message}")]
+    Store {
+        /// The store's directory (`DATA/sled`, `DATA/file`).
+        dir: PathBuf,
+        /// Whether the store found damage (rather than, say, a lock held by
+        /// another process).
+        corrupt: bool,
+        /// What happened, with the hint.
+        message: String,
+    },
+    /// The static folder cannot be served.
+    #[error("{}", static_dir_text(dir, source.as_ref()))]
+    StaticDir {
+        /// The folder.
+        dir: PathBuf,
+        /// Why it could not be opened; `None`: it is not a directory.
+        source: Option<std::io::Error>,
+    },
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {message}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        message: String,
+    },
+    /// A peer URL cannot be dialed (malformed, or `wss://` without TLS).
+    #[error("cannot dial --peer {url}: {message}")]
+    Dial {
+        /// The URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// The radisk import failed.
+    #[error("import of {} failed: {message}", dir.display())]
+    Import {
+        /// The radisk directory.
+        dir: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The store could not be flushed after an import.
+    #[error("flush failed: {0}")]
+    ImportFlush(String),
+    /// The store could not be flushed at shutdown.
+    #[error("flush on shutdown failed: {0}")]
+    ShutdownFlush(String),
+}
+
+fn static_dir_text(dir: &Path, source: Option<&std::io::Error>) -> String {
+    match source {
+        Some(e) => format!("cannot open --static {}: {e}", dir.display()),
+        None => format!("--static {} is not a directory", dir.display()),
+    }
+}
+
+/// A running relay: a [`Gun`] on a store, served over WebSocket and HTTP.
+///
+/// Stop it with [`Relay::shutdown`] (or [`Relay::run_until`]) so the store is
+/// flushed; dropping it stops serving without flushing.
+pub struct Relay {
+    gun: Gun,
+    server: Arc<Server>,
+    sampling: JoinHandle<()>,
+    opts: RelayOptions,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("local_addr", &self.local_addr())
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// Creates the data directory, opens the store, binds `opts.listen` and
+    /// dials `opts.peers`. Must be called inside a tokio runtime (multi-thread:
+    /// the HTTP pages are answered on blocking threads).
+    pub fn start(opts: RelayOptions) -> Result<Relay, ServerError> {
+        let store = open_data(opts.store, &opts.data_dir)?;
+        let static_dir = opts.static_dir.as_deref().map(StaticDir::new).transpose()?;
+        let mut mesh = MeshConfig::relay();
+        // The WebSocket server sends the `[]` keep-alives; the mesh need not.
+        mesh.keepalive_ms = 0;
+        let gun_opts = GunOptions {
+            peers: opts.peers.clone(),
+            store: Some(store.clone()),
+            mesh,
+            ..GunOptions::default()
+        };
+        let mut validators: Vec<Arc<dyn Validator>> = Vec::new();
+        if opts.sea {
+            validators.push(Arc::new(gun_sea::SeaValidator::new()));
+        }
+        let crate::Wired {
+            gun,
+            attached: (server, health),
+            dial_errors,
+            .. // no WebRTC on a relay
+        } = crate::wire(gun_opts, validators, |engine| {
+            let health = Arc::new(Health::new(
+                engine.clone(),
+                opts.store,
+                opts.sea,
+                opts.peers.clone(),
+                static_dir,
+            ));
+            let hub: Arc<dyn Hub> = Arc::new(engine.clone());
+            let server = Server::bind(ServerOptions::new(opts.listen), hub, health.clone())
+                .map_err(|e| ServerError::Listen {
+                    addr: opts.listen,
+                    message: e.to_string(),
+                })?;
+            Ok((server, health))
+        })?;
+        if let Some((url, message)) = dial_errors.into_iter().next() {
+            return Err(ServerError::Dial { url, message });
+        }
+        let server = Arc::new(server);
+        let sampling = tokio::spawn({
+            let server = server.clone();
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    health.sample(store.stats().await.ok(), server.stats().traffic);
+                }
+            }
+        });
+        Ok(Relay {
+            gun,
+            server,
+            sampling,
+            opts,
+        })
+    }
+
+    /// The address actually bound (useful with port 0); the relay serves
+    /// `ws://ADDR/gun`.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// The database the relay serves (to read or write it in process).
+    pub fn gun(&self) -> &Gun {
+        &self.gun
+    }
+
+    /// The options the relay was started with.
+    pub fn options(&self) -> &RelayOptions {
+        &self.opts
+    }
+
+    /// Serves until `shutdown` completes, then [`shutdown`](Relay::shutdown)s.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        shutdown.await;
+        self.shutdown().await
+    }
+
+    /// Stops: closes the connections to the peers it dialed, closes the
+    /// server (every incoming connection), then flushes the store.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        tracing::info!("shutting down: closing connections and flushing the store");
+        self.sampling.abort();
+        let _ = self.sampling.await;
+        self.gun.close_peers().await;
+        // The sampling task held the only other reference.
+        match Arc::try_unwrap(self.server) {
+            Ok(server) => server.shutdown().await,
+            Err(server) => drop(server),
+        }
+        self.gun
+            .flush_and_close()
+            .await
+            .map(drop)
+            .map_err(|e| ServerError::ShutdownFlush(e.to_string()))
+    }
+}
+
+/// Creates `data` and opens a store of `kind` in it.
+fn open_data(kind: StoreKind, data: &Path) -> Result<Arc<dyn Store>, ServerError> {
+    std::fs::create_dir_all(data).map_err(|source| ServerError::DataDir {
+        dir: data.to_owned(),
+        source,
+    })?;
+    open_store(kind, data)
+}
+
+fn open_store(kind: StoreKind, data: &Path) -> Result<Arc<dyn Store>, ServerError> {
+    let failed = |dir: &Path, e: gun_store::Error| -> ServerError {
+        let corrupt = matches!(e, gun_store::Error::Corrupt { .. });
+        let mut message = format!(
+            "cannot open {} store in {}: {e}",
+            kind.name(),
+            data.display()
+        );
+        if corrupt {
+            message.push_str(&format!(
+                "\n  hint: the store in {0} is damaged and the relay will not serve it as it is. \
+                 Restore {0} from a backup, or move it aside (`mv {0} {0}.damaged`) to start \
+                 with an empty store, then re-sync the data from peers or import it again \
+                 (`gun-relay import-radisk`).",
+                dir.display()
+            ));
+        }
+        ServerError::Store {
+            dir: dir.to_owned(),
+            corrupt,
+            message,
+        }
+    };
+    Ok(match kind {
+        StoreKind::Memory => Arc::new(gun_store_memory::MemoryStore::new()),
+        StoreKind::Sled => {
+            let dir = data.join("sled");
+            // sled panics on some damaged files; gun-store-sled turns that panic
+            // into Error::Corrupt, so it must not be printed as a relay crash.
+            let store = without_panic_output(|| gun_store_sled::SledStore::open(&dir))
+                .map_err(|e| failed(&dir, e))?;
+            Arc::new(store)
+        }
+        StoreKind::File => {
+            let dir = data.join("file");
+            Arc::new(gun_store_file::FileStore::open(&dir).map_err(|e| failed(&dir, e))?)
+        }
+    })
+}
+
+/// Runs `f` with the panic message printer replaced by a debug log line (for
+/// panics that `f` catches itself), then puts the printer back.
+fn without_panic_output<T>(f: impl FnOnce() -> T) -> T {
+    type Hook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
+    struct Restore(Option<Hook>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(h) = self.0.take()
+                && !std::thread::panicking()
+            {
+                std::panic::set_hook(h);
+            }
+        }
+    }
+    let _restore = Restore(Some(std::panic::take_hook()));
+    std::panic::set_hook(Box::new(|info| {
+        tracing::debug!(%info, "panic caught while opening the store");
+    }));
+    f()
+}
+
+/// What [`import_radisk`] did. Its `Display` is the report gun-relay prints:
+/// counts, then every file and entry skipped.
+#[derive(Debug, Clone)]
+pub struct RadiskReport {
+    report: gun_store_file::ImportReport,
+    dir: PathBuf,
+    kind: StoreKind,
+    data: PathBuf,
+}
+
+impl RadiskReport {
+    /// Souls imported.
+    pub fn souls(&self) -> usize {
+        self.report.souls
+    }
+
+    /// Keys imported.
+    pub fn keys(&self) -> usize {
+        self.report.keys
+    }
+
+    /// Radisk files read.
+    pub fn files(&self) -> usize {
+        self.report.files.len()
+    }
+
+    /// Files and entries skipped (each listed in the `Display` text).
+    pub fn skipped(&self) -> usize {
+        self.report.skipped_files.len() + self.report.skipped.len()
+    }
+}
+
+impl std::fmt::Display for RadiskReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = &self.report;
+        writeln!(
+            f,
+            "imported {} souls, {} keys from {} radisk file(s) of {} into the {} store in {}",
+            r.souls,
+            r.keys,
+            r.files.len(),
+            self.dir.display(),
+            self.kind.name(),
+            self.data.display()
+        )?;
+        if !r.skipped_files.is_empty() {
+            writeln!(f, "skipped {} file(s):", r.skipped_files.len())?;
+            for sf in &r.skipped_files {
+                writeln!(f, "  {:?}: {}", sf.file, sf.reason)?;
+            }
+        }
+        if !r.skipped.is_empty() {
+            writeln!(f, "skipped {} entries:", r.skipped.len())?;
+            for e in &r.skipped {
+                writeln!(f, "  {:?} in file {:?}: {}", e.key, e.file, e.reason)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Imports the Gun.js `radata` directory `dir` (radisk) into the store of
+/// `kind` under `data_dir` (created if missing), and flushes it. Skipped
+/// files and entries are logged at warn and listed in the report.
+pub async fn import_radisk(
+    kind: StoreKind,
+    data_dir: &Path,
+    dir: &Path,
+) -> Result<RadiskReport, ServerError> {
+    let store = open_data(kind, data_dir)?;
+    let report = gun_store_file::import_radisk(dir, store.as_ref())
+        .await
+        .map_err(|e| ServerError::Import {
+            dir: dir.to_owned(),
+            message: e.to_string(),
+        })?;
+    store
+        .flush()
+        .await
+        .map_err(|e| ServerError::ImportFlush(e.to_string()))?;
+    for f in &report.skipped_files {
+        tracing::warn!(file = %f.file, reason = %f.reason, "radisk file not imported");
+    }
+    if !report.skipped.is_empty() {
+        tracing::warn!(
+            entries = report.skipped.len(),
+            "radisk entries not imported (listed on stdout)"
+        );
+    }
+    Ok(RadiskReport {
+        report,
+        dir: dir.to_owned(),
+        kind,
+        data: data_dir.to_owned(),
+    })
+}
