@@ -382,8 +382,17 @@ impl Chain {
     }
 
     /// Writes `data` here: an object becomes (or updates) a node, nested objects
-    /// linked child nodes; a plain value sets this key. Resolves once the write
-    /// is durable in the local store.
+    /// linked child nodes; a plain value sets this key.
+    ///
+    /// **What its resolution means:** the write is applied locally (reads and
+    /// `on` here see it) and durable in the local store when the store is
+    /// durable (sled, file; the memory store keeps nothing after exit). It does
+    /// **not** mean a peer has it: the write goes to the peers in the
+    /// background, waits in the outbox while none is reachable, and is sent
+    /// again on every reconnect until a peer acks it (with a durable store, also
+    /// after a restart). To wait for peers, use [`Chain::put_with`] with
+    /// `PutOptions { acks: 1, .. }`, or call `shutdown()` before the program
+    /// exits, which waits for every outstanding write.
     pub async fn put(&self, data: Json) -> Result<PutAck, Error> {
         self.put_with(data, PutOptions::default()).await
     }

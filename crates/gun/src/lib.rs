@@ -137,34 +137,28 @@ pub struct Gun {
 }
 
 impl Gun {
-    /// A database with the given options.
+    /// A database with the given options. It validates them: use
+    /// [`Gun::try_new`] to get a bad option as an error instead.
     ///
-    /// A peer URL that cannot be dialed (malformed, `wss://` without TLS) is
-    /// logged at error and skipped.
+    /// Peers that can be dialed but are not reachable are not an error: they
+    /// are dialed again for ever (an unreachable one is logged at warn, once,
+    /// with the time of the next try), and writes wait for them in the outbox.
     ///
     /// # Panics
-    /// Without a store in the options and without the `store-memory` feature.
+    /// When [`Gun::try_new`] fails: a peer URL that cannot be dialed
+    /// (malformed, `wss://` without TLS), or WebRTC options it cannot start
+    /// with; and without a store in the options and without the
+    /// `store-memory` feature.
     pub fn new(opts: GunOptions) -> Gun {
-        let wired = wire(opts, Vec::new(), |_| Ok::<(), std::convert::Infallible>(()));
-        let Ok(Wired {
-            gun,
-            dial_errors,
-            rtc_error,
-            attached: (),
-        }) = wired;
-        for (url, e) in dial_errors {
-            tracing::error!(%url, %e, "cannot dial peer");
+        match Gun::try_new(opts) {
+            Ok(gun) => gun,
+            Err(e) => panic!("gun: invalid options: {e} (Gun::try_new returns this as an error)"),
         }
-        if let Some(e) = rtc_error {
-            tracing::error!(%e, "WebRTC not started");
-        }
-        gun
     }
 
     /// A database with the given options, or the first reason it could not
     /// connect as asked: a peer URL that cannot be dialed, or (feature
-    /// `webrtc`) WebRTC options it could not start with. [`Gun::new`] logs
-    /// these and goes on.
+    /// `webrtc`) WebRTC options it could not start with.
     ///
     /// # Panics
     /// Without a store in the options and without the `store-memory` feature.
