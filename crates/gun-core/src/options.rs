@@ -18,6 +18,11 @@ pub struct EngineOptions {
     /// After every asked peer answered "not found", how long `once` still waits
     /// for late data forwarded from further away. Default 250 ms.
     pub grace: Duration,
+    /// A node read from peers returns once their answers have been quiet this
+    /// long (a node can come in several answers: a Gun.js relay answers from
+    /// memory and from radisk, a gun-rs relay splits large nodes). Gun.js's
+    /// `once` waits 99 ms the same way. Default 50 ms.
+    pub settle: Duration,
     /// Answers to one get are split into messages of at most this many keys.
     /// Default 2,000.
     pub reply_chunk_keys: usize,
@@ -35,6 +40,7 @@ impl EngineOptions {
             mesh: MeshConfig::default(),
             wait: Duration::from_secs(3),
             grace: Duration::from_millis(250),
+            settle: Duration::from_millis(50),
             reply_chunk_keys: 2_000,
             cache_souls: 20_000,
         }

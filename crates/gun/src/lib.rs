@@ -51,6 +51,16 @@ pub use gun_core::{
 pub use gun_dam::MeshConfig;
 pub use gun_graph::{Graph, Lex, Node, Soul, State, Value};
 pub use gun_store::Store;
+/// The file store: a checksummed journal and snapshots in one directory
+/// (feature `store-file`).
+#[cfg(feature = "store-file")]
+pub use gun_store_file::FileStore;
+/// The in-memory store (feature `store-memory`, the default store).
+#[cfg(feature = "store-memory")]
+pub use gun_store_memory::MemoryStore;
+/// The sled store, the relay's default (feature `store-sled`).
+#[cfg(feature = "store-sled")]
+pub use gun_store_sled::SledStore;
 
 /// SEA (feature `sea`): key pairs, signatures, encryption, the validator.
 #[cfg(feature = "sea")]
@@ -421,7 +431,7 @@ impl std::error::Error for StartError {}
 
 #[cfg(feature = "store-memory")]
 fn default_store() -> Arc<dyn Store> {
-    Arc::new(gun_store_memory::MemoryStore::new())
+    Arc::new(MemoryStore::new())
 }
 
 #[cfg(not(feature = "store-memory"))]

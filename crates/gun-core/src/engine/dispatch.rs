@@ -198,6 +198,7 @@ impl Hub for Engine {
             outs = o;
         }
         self.execute(outs);
+        self.inner.attached.notify_waiters();
         peer
     }
 

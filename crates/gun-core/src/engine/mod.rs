@@ -136,8 +136,12 @@ struct Inner {
     validators: RwLock<Vec<Arc<dyn Validator>>>,
     deferred_wake: Notify,
     write_done: Notify,
-    /// Signalled when the outbox shrinks.
+    /// Signalled when the outbox shrinks, or was loaded from the store.
     outbox_changed: Notify,
+    /// Signalled when a peer attaches (reads waiting for a connection).
+    attached: Notify,
+    /// Whether the store's outbox was read (see `outbox.rs`).
+    outbox_loaded: AtomicBool,
     closed: AtomicBool,
     stats: Stats,
     started: std::time::Instant,
@@ -182,6 +186,8 @@ impl Engine {
             deferred_wake: Notify::new(),
             write_done: Notify::new(),
             outbox_changed: Notify::new(),
+            outbox_loaded: AtomicBool::new(false),
+            attached: Notify::new(),
             closed: AtomicBool::new(false),
             stats: Stats::default(),
             started: std::time::Instant::now(),

@@ -9,6 +9,7 @@
 //! in it ([`Engine::new`] loads it). [`Engine::deliver_outbox`] waits until the
 //! outbox is empty, which `shutdown` of the `Gun` handles does before closing.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use gun_dam::{Message, PeerId};
@@ -44,7 +45,8 @@ impl Engine {
             tokio::pin!(changed);
             changed.as_mut().enable();
             let left = self.undelivered();
-            if left == 0 {
+            // Until the stored outbox is read, an empty outbox proves nothing.
+            if left == 0 && self.inner.outbox_loaded.load(Ordering::Acquire) {
                 return 0;
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
@@ -111,6 +113,12 @@ impl Engine {
     /// undelivered writes): once peers are known, the mesh sends them on
     /// every link to a relay and keeps them for URLs that are down.
     pub(super) async fn load_outbox(&self) {
+        self.load_outbox_entries().await;
+        self.inner.outbox_loaded.store(true, Ordering::Release);
+        self.inner.outbox_changed.notify_waiters();
+    }
+
+    async fn load_outbox_entries(&self) {
         if !self.inner.store.keeps_outbox() {
             return;
         }

@@ -113,40 +113,67 @@ impl Engine {
     }
 
     /// Reads a node (or one key of it) from here or from peers, and always
-    /// returns (at most the wait time of the options).
+    /// returns (at most the wait time of the options). A node read from peers
+    /// returns once their answers have been quiet for
+    /// [`EngineOptions::settle`](crate::EngineOptions::settle).
     ///
-    /// A key known here is the answer. A node is answered from here only when
+    /// A key known here is the answer, and so is anything known here while no
+    /// peer is connected (offline). A node is answered from here only when
     /// peers were asked for all of it before (they push its changes since):
     /// a node built here from key reads, lexical reads, `map`s or local writes
     /// may lack keys a peer holds, so peers are asked, and the read returns
     /// when one answers with data (merged with what is here), or every asked
     /// peer answered "not found" (with nothing here: after a grace time, for
-    /// late answers forwarded by relays), or the wait runs out.
+    /// late answers forwarded by relays), or the wait runs out. With nothing
+    /// here and peers known but none connected yet, the get goes out when one
+    /// connects, within the same wait.
     pub async fn fetch(&self, soul: &Soul, key: Option<&str>) -> Result<Option<Node>, Error> {
         let lex = key.map(Lex::exact);
         let here = self.read_node(soul, lex.as_ref(), None).await?;
-        let (asked, guard) = {
-            let mut sh = self.lock();
-            let complete = key.is_some() || sh.whole.contains(soul.as_str());
-            if sh.links.is_empty() || (here.is_some() && complete) {
-                return Ok(here);
+        let deadline = tokio::time::Instant::now() + self.inner.opts.wait;
+        let (asked, guard) = loop {
+            let attached = self.inner.attached.notified();
+            tokio::pin!(attached);
+            attached.as_mut().enable();
+            let asked = {
+                let mut sh = self.lock();
+                let complete = key.is_some() || sh.whole.contains(soul.as_str());
+                let connected = !sh.links.is_empty();
+                // Offline with data here: that is the best answer there is.
+                if !sh.remote || (here.is_some() && (complete || !connected)) {
+                    return Ok(here);
+                }
+                if connected {
+                    let msg = Message::get(get_for(soul, key));
+                    let (id, outs) = sh.mesh.request(msg, now_u64());
+                    let asked: HashSet<PeerId> = outs
+                        .iter()
+                        .filter_map(|o| match o {
+                            Output::Send { to, .. } => Some(*to),
+                            _ => None,
+                        })
+                        .collect();
+                    let guard = self.ask(&mut sh, &id, Wants::Events);
+                    Some((asked, guard, outs))
+                } else {
+                    None
+                }
+            };
+            match asked {
+                Some((asked, guard, outs)) => {
+                    self.execute(outs);
+                    break (asked, guard);
+                }
+                // Nothing here and a peer still connecting (a program's first
+                // read): ask once one is connected, within the same wait.
+                None => {
+                    if tokio::time::timeout_at(deadline, attached).await.is_err() {
+                        return Ok(here);
+                    }
+                }
             }
-            let msg = Message::get(get_for(soul, key));
-            let (id, outs) = sh.mesh.request(msg, now_u64());
-            let asked: HashSet<PeerId> = outs
-                .iter()
-                .filter_map(|o| match o {
-                    Output::Send { to, .. } => Some(*to),
-                    _ => None,
-                })
-                .collect();
-            let guard = self.ask(&mut sh, &id, Wants::Events);
-            drop(sh);
-            self.execute(outs);
-            (asked, guard)
         };
         let mut guard = guard;
-        let deadline = tokio::time::Instant::now() + self.inner.opts.wait;
         let mut not_found: HashSet<PeerId> = HashSet::new();
         let mut grace_deadline: Option<tokio::time::Instant> = None;
         loop {
@@ -159,8 +186,17 @@ impl Engine {
                         self.mark_whole(soul);
                     }
                     if found {
-                        if let Some(n) = self.read_node(soul, lex.as_ref(), None).await? {
-                            return Ok(Some(n));
+                        if key.is_some() {
+                            if let Some(n) = self.read_node(soul, lex.as_ref(), None).await? {
+                                return Ok(Some(n));
+                            }
+                        } else {
+                            // A node may come in several answers (a Gun.js relay
+                            // answers from memory and from radisk, a gun-rs one
+                            // in chunks): merge what comes until it is quiet for
+                            // the settle time (Gun.js's `once` waits 99 ms).
+                            grace_deadline =
+                                Some(tokio::time::Instant::now() + self.inner.opts.settle);
                         }
                     } else {
                         not_found.insert(from);
