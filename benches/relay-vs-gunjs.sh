@@ -4,6 +4,9 @@
 #
 #   bash benches/relay-vs-gunjs.sh [SUITE...]      # default: relay fanout
 #   REPS=3 bash benches/relay-vs-gunjs.sh relay coldread
+#   BASELINE_RELAY_BIN=/path/to/older/gun-relay bash benches/relay-vs-gunjs.sh relay
+#                                   # also an older gun-relay build, same run
+#   ECHO=1 bash benches/relay-vs-gunjs.sh relay   # also the bare echo server first
 #
 # Suites are those of ../shared/bench/bench.sh (relay, relaybatch, fanout,
 # coldread, ...). gun-relay is built in release mode; radisk=true maps to our
@@ -19,6 +22,10 @@ SUITES=("$@")
 cargo build --release -p gun-relay --manifest-path "$ROOT/Cargo.toml"
 RELAY_BIN="$ROOT/target/release/gun-relay"
 
+if [[ "${ECHO:-0}" == 1 ]]; then
+    echo "=== echo: bare WebSocket echo server (the socket limit of the drivers)"
+    OUT="$OUT/echo" RELAY_NAME=echo bash "$BENCH/bench.sh" echo
+fi
 for suite in "${SUITES[@]}"; do
     echo "=== $suite: genuine Gun.js"
     OUT="$OUT/gunjs" RELAY_NAME=gunjs bash "$BENCH/bench.sh" "$suite"
@@ -26,8 +33,16 @@ for suite in "${SUITES[@]}"; do
     OUT="$OUT/rust" RELAY_NAME=gun-relay \
         RELAY_CMD="$RELAY_BIN --log warn --port {PORT} --data {DIR} --store \$( [ {RADISK} = true ] && echo sled || echo memory )" \
         bash "$BENCH/bench.sh" "$suite"
+    if [[ -n "${BASELINE_RELAY_BIN:-}" ]]; then
+        echo "=== $suite: gun-relay baseline ($BASELINE_RELAY_BIN)"
+        OUT="$OUT/baseline" RELAY_NAME=gun-relay-baseline \
+            RELAY_CMD="$BASELINE_RELAY_BIN --log warn --port {PORT} --data {DIR} --store \$( [ {RADISK} = true ] && echo sled || echo memory )" \
+            bash "$BENCH/bench.sh" "$suite"
+    fi
 done
 (cd "$BENCH" && source lib/deps.sh && NODE_PATH="$(gun_interop_deps "$PWD")/node_modules" && export NODE_PATH \
     && echo "### genuine Gun.js" && node summarize.js "$OUT/gunjs" \
-    && echo "### gun-relay" && node summarize.js "$OUT/rust")
+    && echo "### gun-relay" && node summarize.js "$OUT/rust" \
+    && { [[ -z "${BASELINE_RELAY_BIN:-}" ]] || { echo "### gun-relay baseline" && node summarize.js "$OUT/baseline"; }; } \
+    && { [[ "${ECHO:-0}" != 1 ]] || { echo "### bare echo server" && node summarize.js "$OUT/echo"; }; })
 echo "raw results: $OUT"

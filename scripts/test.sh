@@ -31,6 +31,9 @@ fi
 
 # --- 2. Rust unit, integration, example and bench-as-test targets ------------
 section "cargo test (all targets)"
+# The README's program (examples/quickstart.rs) is run as a binary by
+# crates/gun/tests/readme.rs: build it as one (test builds of examples are not).
+run cargo build -p gun --example quickstart
 run cargo test --workspace --all-targets
 
 # --- 3. Rust doctests (not covered by --all-targets) -------------------------
