@@ -16,13 +16,7 @@ impl Mesh {
     /// [`Mesh::publish`] does for a local write, keeping the message's other
     /// fields on the full-peer copy. Anything else goes to every peer as is.
     pub fn request(&mut self, mut msg: Message, now: u64) -> (String, Vec<Output>) {
-        let mut out = Vec::new();
-        let id = match &msg.id {
-            Some(id) => id.clone(),
-            None => self.fresh_id(),
-        };
-        msg.id = Some(id.clone());
-        self.dup.insert(&id, Track::Local, now);
+        let id = self.own_id(&mut msg, now);
         if let Some(get) = msg.get.clone() {
             let max = self.cfg.max_resend_gets;
             for (url, st) in self.urls.iter_mut() {
@@ -30,31 +24,42 @@ impl Mesh {
             }
             msg.seen = self.seen_list();
             self.sign(&mut msg);
-            let frame = encode(&msg);
-            for to in self.peers.keys() {
-                out.push(Output::Send {
-                    to: *to,
-                    frame: frame.clone(),
-                });
-            }
-            return (id, out);
+            return (id, self.to_every_peer(&msg));
         }
         if msg.reply_to.is_none() {
             if let Some(put) = msg.put.take() {
+                let mut out = Vec::new();
                 self.publish_inner(&put, &id, None, Some(&msg), now, &mut out);
                 return (id, out);
             }
             msg.seen = self.seen_list();
         }
         self.sign(&mut msg);
-        let frame = encode(&msg);
-        for to in self.peers.keys() {
-            out.push(Output::Send {
+        (id, self.to_every_peer(&msg))
+    }
+
+    /// Gives a message of ours its `#` (its own when set, else a fresh one)
+    /// and tracks it as ours: answers to it are delivered to the engine.
+    fn own_id(&mut self, msg: &mut Message, now: u64) -> String {
+        let id = match &msg.id {
+            Some(id) => id.clone(),
+            None => self.fresh_id(),
+        };
+        msg.id = Some(id.clone());
+        self.dup.insert(&id, Track::Local, now);
+        id
+    }
+
+    /// One frame of `msg`, sent to every connected peer.
+    fn to_every_peer(&self, msg: &Message) -> Vec<Output> {
+        let frame = encode(msg);
+        self.peers
+            .keys()
+            .map(|to| Output::Send {
                 to: *to,
                 frame: frame.clone(),
-            });
-        }
-        (id, out)
+            })
+            .collect()
     }
 
     /// Sends a message that answers one we received (`msg.reply_to` set) back
@@ -64,12 +69,7 @@ impl Mesh {
     /// write, and the answer and candidates answer the offer. Returns the `#`
     /// and nothing to send when the route is unknown or expired (debug event).
     pub fn answer(&mut self, mut msg: Message, now: u64) -> (String, Vec<Output>) {
-        let id = match &msg.id {
-            Some(id) => id.clone(),
-            None => self.fresh_id(),
-        };
-        msg.id = Some(id.clone());
-        self.dup.insert(&id, Track::Local, now);
+        let id = self.own_id(&mut msg, now);
         let Some(at) = msg.reply_to.clone() else {
             tracing::debug!(id, "answer without `@` not sent");
             return (id, Vec::new());
@@ -101,12 +101,7 @@ impl Mesh {
     /// on a new direct link, as Gun.js re-sends its live gets on `hi`);
     /// replies come back as [`Output::Reply`] and [`Output::Ack`]. Returns its `#`.
     pub fn request_to(&mut self, to: PeerId, mut msg: Message, now: u64) -> (String, Vec<Output>) {
-        let id = match &msg.id {
-            Some(id) => id.clone(),
-            None => self.fresh_id(),
-        };
-        msg.id = Some(id.clone());
-        self.dup.insert(&id, Track::Local, now);
+        let id = self.own_id(&mut msg, now);
         if !self.peers.contains_key(&to) {
             return (id, Vec::new());
         }
