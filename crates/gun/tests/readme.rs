@@ -36,13 +36,27 @@ async fn readme_program_leaves_its_writes_on_the_relay() {
         bin.display()
     );
     let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(RelayOptions {
-        listen: "127.0.0.1:8765".parse().unwrap(),
-        store: StoreKind::Sled,
-        data_dir: dir.path().to_path_buf(),
-        ..RelayOptions::default()
-    })
-    .expect("the README's program dials 127.0.0.1:8765: that port must be free for this test");
+    // The README's program dials 127.0.0.1:8765: wait (bounded) for the port
+    // if something else on this machine holds it for a moment.
+    let mut tries = 0;
+    let relay = loop {
+        match Relay::start(RelayOptions {
+            listen: "127.0.0.1:8765".parse().unwrap(),
+            store: StoreKind::Sled,
+            data_dir: dir.path().to_path_buf(),
+            ..RelayOptions::default()
+        }) {
+            Ok(r) => break r,
+            Err(e) if tries < 120 => {
+                tries += 1;
+                if tries == 1 {
+                    eprintln!("waiting for 127.0.0.1:8765 to be free: {e}");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("the README's program dials 127.0.0.1:8765, busy for 60 s: {e}"),
+        }
+    };
     let out = run_to_end(&bin).await;
     assert!(out.status.success(), "quickstart failed: {out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
