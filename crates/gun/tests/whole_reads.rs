@@ -138,3 +138,34 @@ proptest! {
         rt.block_on(case(data, reads));
     }
 }
+
+/// A case the property test found under load: a node read with part of the
+/// node here took another peer's "not found" (routed by the relay under the
+/// same `@`) for the relay's answer and returned the part.
+#[test]
+fn routed_not_found_does_not_end_a_node_read() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(case(
+        vec![
+            vec![(0, -1), (3, 3)],
+            vec![(1, -1), (2, -5), (3, -4)],
+            vec![(0, 4), (1, 4), (3, -2)],
+        ],
+        vec![
+            Read::Key {
+                by: 0,
+                node: 0,
+                key: 3,
+            },
+            Read::Key {
+                by: 0,
+                node: 2,
+                key: 3,
+            },
+        ],
+    ));
+}

@@ -123,8 +123,9 @@ impl Engine {
     /// a node built here from key reads, lexical reads, `map`s or local writes
     /// may lack keys a peer holds, so peers are asked, and the read returns
     /// when one answers with data (merged with what is here), or every asked
-    /// peer answered "not found" (with nothing here: after a grace time, for
-    /// late answers forwarded by relays), or the wait runs out. With nothing
+    /// peer answered "not found" and a grace time passed (relays route other
+    /// peers' answers under the same `@`, and their own may come later), or
+    /// the wait runs out. With nothing
     /// here and peers known but none connected yet, the get goes out when one
     /// connects, within the same wait.
     pub async fn fetch(&self, soul: &Soul, key: Option<&str>) -> Result<Option<Node>, Error> {
@@ -199,11 +200,11 @@ impl Engine {
                                 Some(tokio::time::Instant::now() + self.inner.opts.settle);
                         }
                     } else {
+                        // Not final at once, even with data here: a relay
+                        // routes other peers' "not found" under the same `@`
+                        // before its own answer may arrive.
                         not_found.insert(from);
                         if asked.iter().all(|p| not_found.contains(p)) {
-                            if here.is_some() {
-                                break;
-                            }
                             if grace_deadline.is_none() {
                                 grace_deadline =
                                     Some(tokio::time::Instant::now() + self.inner.opts.grace);
