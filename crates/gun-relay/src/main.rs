@@ -138,29 +138,37 @@ enum Command {
     },
 }
 
-/// Re-reads the TLS certificate on every SIGHUP, forever. Without TLS it does
-/// not listen, so SIGHUP keeps its default effect.
-async fn reload_on_hangup(relay: &Relay) {
+/// Re-reads the TLS certificate of `relay` on every SIGHUP, forever. Without
+/// TLS it does not listen, so SIGHUP keeps its default effect. Listens from
+/// the call on (before the ready line), the future only reacts.
+fn reload_on_hangup(relay: &Relay) -> impl Future<Output = ()> + '_ {
     #[cfg(unix)]
-    if relay.is_tls() {
+    let hup = if relay.is_tls() {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut hup = match signal(SignalKind::hangup()) {
-            Ok(hup) => hup,
-            Err(e) => {
-                tracing::warn!(%e, "cannot listen for SIGHUP; the certificate is not reloaded");
-                return std::future::pending().await;
-            }
-        };
-        while hup.recv().await.is_some() {
-            match relay.reload_tls() {
-                Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
-                Err(e) => {
-                    tracing::error!("SIGHUP: {e}; still serving the previous certificate")
+        signal(SignalKind::hangup())
+            .inspect_err(|e| {
+                tracing::warn!(%e, "cannot listen for SIGHUP; the certificate is not reloaded")
+            })
+            .ok()
+    } else {
+        None
+    };
+    async move {
+        #[cfg(unix)]
+        if let Some(mut hup) = hup {
+            while hup.recv().await.is_some() {
+                match relay.reload_tls() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(e) => {
+                        tracing::error!("SIGHUP: {e}; still serving the previous certificate")
+                    }
                 }
             }
         }
+        #[cfg(not(unix))]
+        let _ = relay;
+        std::future::pending().await
     }
-    std::future::pending().await
 }
 
 async fn shutdown_signal() {
@@ -255,6 +263,7 @@ async fn run(args: Args) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     let scheme = if relay.is_tls() { "wss" } else { "ws" };
+    let reload = reload_on_hangup(&relay);
     // The line test harnesses wait for.
     eprintln!(
         "gun-relay listening on {scheme}://{}/gun (store: {}, data: {}, sea: {})",
@@ -266,7 +275,7 @@ async fn run(args: Args) -> Result<(), String> {
     tracing::info!(url = %format!("{scheme}://{}/gun", relay.local_addr()), store = store.name(), sea = !args.no_sea, peers = ?args.peers, "relay ready");
     tokio::select! {
         () = shutdown_signal() => {}
-        () = reload_on_hangup(&relay) => {}
+        () = reload => {}
     }
     relay
         .shutdown()
