@@ -114,7 +114,10 @@ impl TlsServerConfig {
     }
 
     pub(crate) fn config(&self) -> Arc<ServerConfig> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 

@@ -146,9 +146,9 @@ fn reload_on_hangup(relay: &Relay) -> impl Future<Output = ()> + '_ {
     let hup = if relay.is_tls() {
         use tokio::signal::unix::{SignalKind, signal};
         signal(SignalKind::hangup())
-            .inspect_err(|e| {
-                tracing::warn!(%e, "cannot listen for SIGHUP; the certificate is not reloaded")
-            })
+            .inspect_err(
+                |e| tracing::warn!(%e, "cannot listen for SIGHUP; the certificate is not reloaded"),
+            )
             .ok()
     } else {
         None
@@ -277,10 +277,7 @@ async fn run(args: Args) -> Result<(), String> {
         () = shutdown_signal() => {}
         () = reload => {}
     }
-    relay
-        .shutdown()
-        .await
-        .map_err(|e| e.to_string())?;
+    relay.shutdown().await.map_err(|e| e.to_string())?;
     tracing::info!("bye");
     Ok(())
 }

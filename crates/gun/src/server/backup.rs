@@ -210,7 +210,11 @@ pub(super) struct Admin {
 }
 
 impl Admin {
-    pub(super) fn new(token: Option<String>, store: Arc<dyn Store>, pages: Arc<dyn HttpHandler>) -> Admin {
+    pub(super) fn new(
+        token: Option<String>,
+        store: Arc<dyn Store>,
+        pages: Arc<dyn HttpHandler>,
+    ) -> Admin {
         Admin {
             token,
             store,
