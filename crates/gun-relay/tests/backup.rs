@@ -166,6 +166,16 @@ async fn offline_round_trip(store: &str) {
     assert!(out.status.success());
     assert_eq!(ops::text(&out.stdout), text);
 
+    // A directory without that store, or the memory store: an error, not an empty export.
+    for (kind, data) in [(store, &to), ("memory", &from)] {
+        let out = ops::run(&["--store", kind, "--data", path(data), "export"]);
+        assert!(
+            !out.status.success(),
+            "export of {kind} in {data:?} succeeded"
+        );
+        assert!(ops::text(&out.stdout).is_empty());
+    }
+
     let report = import(store, &to, &file);
     assert!(report.contains("imported 4 souls, 16 keys"), "{report}");
     // Importing again changes nothing (HAM: equal states, equal values).

@@ -69,17 +69,32 @@ fn write_lines(graph: &Graph, out: &mut String) -> ExportReport {
 /// order.
 ///
 /// For a stopped relay: the durable stores lock their directory, so this
-/// fails while a relay serves it (use `GET /admin/export` then). The memory
-/// store has nothing to export offline.
+/// fails while a relay serves it (use `GET /admin/export` then). Fails for
+/// the memory store (nothing on disk) and for a data directory without a
+/// store of `kind` (rather than exporting a new empty store).
 pub async fn export_jsonl(
     kind: StoreKind,
     data_dir: &Path,
     out: &mut dyn Write,
 ) -> Result<ExportReport, ServerError> {
-    if !data_dir.is_dir() {
+    let dir = match kind {
+        StoreKind::Memory => {
+            return Err(ServerError::Export(
+                "the memory store keeps nothing on disk: export a running memory relay with \
+                 GET /admin/export"
+                    .to_owned(),
+            ));
+        }
+        StoreKind::File => data_dir.join("file"),
+        StoreKind::Sled => data_dir.join("sled"),
+    };
+    // Opening a missing store would create an empty one.
+    if !dir.is_dir() {
         return Err(ServerError::Export(format!(
-            "data directory {} does not exist",
-            data_dir.display()
+            "no {} store in {} ({} does not exist)",
+            kind.name(),
+            data_dir.display(),
+            dir.display()
         )));
     }
     let store = open_store(kind, data_dir)?;
