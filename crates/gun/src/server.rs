@@ -266,9 +266,10 @@ impl Relay {
     /// dials `opts.peers`. Must be called inside a tokio runtime (multi-thread:
     /// the HTTP pages are answered on blocking threads).
     pub fn start(opts: RelayOptions) -> Result<Relay, ServerError> {
+        // The certificate first: a bad one should not leave a store opened (or created).
+        let tls = opts.tls.as_ref().map(TlsFiles::load).transpose()?;
         let store = open_data(opts.store, &opts.data_dir)?;
         let static_dir = opts.static_dir.as_deref().map(StaticDir::new).transpose()?;
-        let tls = opts.tls.as_ref().map(TlsFiles::load).transpose()?;
         let mut mesh = MeshConfig::relay();
         // The WebSocket server sends the `[]` keep-alives; the mesh need not.
         mesh.keepalive_ms = 0;
