@@ -193,4 +193,5 @@ fn a_bad_certificate_at_start_is_an_error() {
     assert!(!out.status.success());
     let err = ops::text(&out.stderr);
     assert!(err.contains("cannot load TLS certificate"), "{err}");
+    assert!(!dir.path().join("data").exists(), "a store was created");
 }
