@@ -242,10 +242,37 @@ async fn http_get(addr: &str, path: &str, headers: &str) -> (u16, String) {
         .await
         .unwrap()
         .unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8(buf[..split].to_vec()).unwrap();
+    let mut body = buf[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
+    (status, String::from_utf8(body).unwrap())
+}
+
+/// Decodes a chunked body; panics unless it ends with the last chunk.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("truncated chunked body");
+        let len = usize::from_str_radix(std::str::from_utf8(&raw[..eol]).unwrap(), 16).unwrap();
+        raw = &raw[eol + 2..];
+        if len == 0 {
+            assert_eq!(raw, b"\r\n", "data after the last chunk");
+            return out;
+        }
+        out.extend_from_slice(&raw[..len]);
+        assert_eq!(&raw[len..len + 2], b"\r\n");
+        raw = &raw[len + 2..];
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,6 +301,24 @@ async fn online_export_of_a_memory_relay() {
         ],
     );
     put_all(&relay.addr, &nodes).await;
+    // Enough more souls, in one put, for an export of several chunks (64 KiB each).
+    let bulk = 3000;
+    let mut graph = serde_json::Map::new();
+    for i in 0..bulk {
+        let soul = format!("bulk/{i:05}");
+        graph.insert(
+            soul.clone(),
+            json!({"_": {"#": soul, ">": {"text": 1.0, "i": 2.0}}, "text": "x".repeat(60), "i": i}),
+        );
+    }
+    let mut socket = ws(&relay.addr).await;
+    let ack = ops::ask(
+        &mut socket,
+        &json!({"#": "bulk", "put": Value::Object(graph)}),
+        "bulk",
+    )
+    .await;
+    assert!(ack["err"].is_null(), "{ack}");
     for headers in [
         "",
         "Authorization: Bearer wrong\r\n",
@@ -289,7 +334,11 @@ async fn online_export_of_a_memory_relay() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_nodes("online export", &parse_export(&text), &nodes);
+    assert!(text.len() > 3 * 64 * 1024, "{} bytes", text.len());
+    let mut exported = parse_export(&text);
+    assert_eq!(exported.len(), nodes.len() + bulk);
+    exported.retain(|soul, _| !soul.starts_with("bulk/"));
+    assert_nodes("online export", &exported, &nodes);
     // The other pages still answer.
     assert_eq!(http_get(&relay.addr, "/health", "").await.0, 200);
     relay.stop();
@@ -298,7 +347,11 @@ async fn online_export_of_a_memory_relay() {
     let file = dir.path().join("online.jsonl");
     std::fs::write(&file, &text).unwrap();
     let to = dir.path().join("to");
-    import("file", &to, &file);
+    let report = import("file", &to, &file);
+    assert!(
+        report.contains(&format!("imported {} souls", nodes.len() + bulk)),
+        "{report}"
+    );
     let relay = Proc::start("ws", &["--store", "file", "--data", path(&to)]);
     check_relay(&relay.addr, &nodes).await;
     relay.stop();

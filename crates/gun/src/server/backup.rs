@@ -9,13 +9,17 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use gun_net_ws::{HttpHandler, HttpRequest, HttpResponse};
+use gun_net_ws::{HttpBodySender, HttpBodyStream, HttpHandler, HttpRequest, HttpResponse};
 
 use super::{ServerError, StoreKind, open_data, open_store};
 use crate::{Graph, Lex, Store};
 
 /// Nodes merged into the store per `put` during an import.
 const IMPORT_BATCH: usize = 512;
+/// Bytes per chunk of the online export.
+const EXPORT_CHUNK: usize = 64 << 10;
+/// Chunks of the online export queued for a slow client.
+const EXPORT_QUEUE: usize = 4;
 
 /// What [`export_jsonl`] wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,25 +261,51 @@ impl Admin {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return HttpResponse::text(500, "no runtime\n");
         };
-        match rt.block_on(snapshot(self.store.as_ref())) {
-            Ok(graph) => {
-                let mut text = String::new();
-                let report = write_lines(&graph, &mut text);
-                tracing::info!(
-                    souls = report.souls,
-                    keys = report.keys,
-                    "online export served"
-                );
-                HttpResponse::new(200)
-                    .with_header("Cache-Control", "no-store")
-                    .with_body("application/x-ndjson; charset=utf-8", text.into_bytes())
-            }
+        // The point-in-time read happens now, before the response starts.
+        let graph = match rt.block_on(snapshot(self.store.as_ref())) {
+            Ok(graph) => graph,
             Err(e) => {
                 tracing::error!(%e, "online export: cannot read the store");
-                HttpResponse::text(500, format!("cannot read the store: {e}\n"))
+                return HttpResponse::text(500, format!("cannot read the store: {e}\n"));
             }
+        };
+        let (sender, body) = HttpBodyStream::channel(EXPORT_QUEUE);
+        rt.spawn(stream_lines(graph, sender));
+        HttpResponse::new(200)
+            .with_header("Cache-Control", "no-store")
+            .with_stream("application/x-ndjson; charset=utf-8", body)
+    }
+}
+
+/// Sends `graph` as JSON Lines in chunks of about [`EXPORT_CHUNK`] bytes.
+async fn stream_lines(graph: Graph, sender: HttpBodySender) {
+    let mut report = ExportReport { souls: 0, keys: 0 };
+    let mut chunk = String::with_capacity(EXPORT_CHUNK + 1024);
+    for node in graph.nodes() {
+        node.write_wire(&mut chunk);
+        chunk.push('\n');
+        report.souls += 1;
+        report.keys += node.len();
+        if chunk.len() >= EXPORT_CHUNK
+            && !sender.send(std::mem::take(&mut chunk).into_bytes()).await
+        {
+            tracing::warn!(
+                sent_souls = report.souls,
+                "online export: the client went away"
+            );
+            return;
         }
     }
+    if !sender.send(chunk.into_bytes()).await {
+        tracing::warn!("online export: the client went away");
+        return;
+    }
+    sender.finish().await;
+    tracing::info!(
+        souls = report.souls,
+        keys = report.keys,
+        "online export served"
+    );
 }
 
 impl HttpHandler for Admin {
