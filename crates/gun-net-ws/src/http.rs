@@ -1,7 +1,9 @@
 //! The plain-HTTP side of the server port: request and response types, the handler trait, and
 //! a small, bounded HTTP/1.1 reader and writer (one request per connection, `Connection: close`).
 
+use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -60,7 +62,8 @@ impl HttpRequest {
 
 /// An HTTP response from an [`HttpHandler`].
 ///
-/// The server adds `Content-Length`, `Connection: close` and, unless the handler set it,
+/// The server adds `Content-Length` (`Transfer-Encoding: chunked` for a
+/// [streamed](HttpResponse::with_stream) body), `Connection: close` and, unless the handler set it,
 /// `Access-Control-Allow-Origin: *` (as Gun.js relays do). Handler headers named
 /// `Content-Length`, `Connection` or `Transfer-Encoding`, and headers holding CR or LF, are
 /// dropped.
@@ -73,6 +76,73 @@ pub struct HttpResponse {
     pub headers: Vec<(String, String)>,
     /// The body (not sent for `HEAD` requests; its length still is).
     pub body: Vec<u8>,
+    /// A body produced while it is sent, instead of `body`: sent with
+    /// `Transfer-Encoding: chunked` (see [`HttpResponse::with_stream`]).
+    pub stream: Option<HttpBodyStream>,
+}
+
+/// One piece of a streamed body, or its end.
+enum Piece {
+    Data(Vec<u8>),
+    End,
+}
+
+/// The receiving side of a streamed response body, for [`HttpResponse::with_stream`]. Make
+/// one with [`HttpBodyStream::channel`].
+///
+/// Clones share the one receiver; the first response written with it takes it.
+#[derive(Clone)]
+pub struct HttpBodyStream(Arc<Mutex<Option<tokio::sync::mpsc::Receiver<Piece>>>>);
+
+impl fmt::Debug for HttpBodyStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HttpBodyStream(..)")
+    }
+}
+
+impl PartialEq for HttpBodyStream {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for HttpBodyStream {}
+
+impl HttpBodyStream {
+    /// A body stream and the sender that produces it, holding at most `bound` chunks not yet
+    /// written to the client (at least 1).
+    pub fn channel(bound: usize) -> (HttpBodySender, HttpBodyStream) {
+        let (tx, rx) = tokio::sync::mpsc::channel(bound.max(1));
+        (
+            HttpBodySender(tx),
+            HttpBodyStream(Arc::new(Mutex::new(Some(rx)))),
+        )
+    }
+
+    fn take(&self) -> Option<tokio::sync::mpsc::Receiver<Piece>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// Produces a streamed response body (see [`HttpBodyStream::channel`]).
+///
+/// The body is complete only once [`finish`](Self::finish) is called: a sender dropped
+/// before that aborts the response (the client sees the connection close without the last
+/// chunk, so a failure half-way is never taken for a complete body).
+#[derive(Debug)]
+pub struct HttpBodySender(tokio::sync::mpsc::Sender<Piece>);
+
+impl HttpBodySender {
+    /// Sends one chunk (empty chunks are skipped); waits while `bound` chunks are queued.
+    /// `false`: the client is gone (or the response was a `HEAD`), stop producing.
+    pub async fn send(&self, chunk: Vec<u8>) -> bool {
+        chunk.is_empty() || self.0.send(Piece::Data(chunk)).await.is_ok()
+    }
+
+    /// Ends the body: the client sees it complete.
+    pub async fn finish(self) {
+        let _ = self.0.send(Piece::End).await;
+    }
 }
 
 impl HttpResponse {
@@ -82,6 +152,7 @@ impl HttpResponse {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            stream: None,
         }
     }
 
@@ -117,6 +188,15 @@ impl HttpResponse {
     pub fn with_body(self, content_type: &str, body: Vec<u8>) -> Self {
         let mut out = self.with_header("Content-Type", content_type);
         out.body = body;
+        out
+    }
+
+    /// Sends the body of `stream` as it is produced (chunked), with `Content-Type`, instead
+    /// of [`body`](Self::body).
+    #[must_use]
+    pub fn with_stream(self, content_type: &str, stream: HttpBodyStream) -> Self {
+        let mut out = self.with_header("Content-Type", content_type);
+        out.stream = Some(stream);
         out
     }
 }
@@ -345,6 +425,12 @@ where
     if stream.write_all(&bytes).await.is_err() || stream.flush().await.is_err() {
         return;
     }
+    if let Some(body) = resp.stream.as_ref().filter(|_| !head_only)
+        && !write_chunks(stream, body).await
+    {
+        // Not a complete body: close without the last chunk.
+        return;
+    }
     let _ = stream.shutdown().await;
     // Read what the client may still be sending (an unread body) so that our close does not
     // turn into a reset that discards the response on its side.
@@ -361,7 +447,37 @@ where
     .await;
 }
 
-/// The response's bytes on the wire.
+/// Writes the chunks of `body` as they come, then the last chunk. `false`: the producer
+/// gave up (or the client went away) before the end.
+async fn write_chunks<S>(stream: &mut S, body: &HttpBodyStream) -> bool
+where
+    S: AsyncWrite + Unpin,
+{
+    let Some(mut rx) = body.take() else {
+        return false;
+    };
+    while let Some(piece) = rx.recv().await {
+        let data = match piece {
+            Piece::Data(data) => data,
+            Piece::End => {
+                return stream.write_all(b"0\r\n\r\n").await.is_ok()
+                    && stream.flush().await.is_ok();
+            }
+        };
+        let ok = stream
+            .write_all(format!("{:x}\r\n", data.len()).as_bytes())
+            .await
+            .is_ok()
+            && stream.write_all(&data).await.is_ok()
+            && stream.write_all(b"\r\n").await.is_ok();
+        if !ok {
+            return false;
+        }
+    }
+    false
+}
+
+/// The response's bytes on the wire (the head only for a streamed body).
 pub(crate) fn encode_response(resp: &HttpResponse, head_only: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + if head_only { 0 } else { resp.body.len() });
     let status = if (100..=999).contains(&resp.status) {
@@ -389,9 +505,13 @@ pub(crate) fn encode_response(resp: &HttpResponse, head_only: bool) -> Vec<u8> {
     if !cors {
         out.extend_from_slice(b"Access-Control-Allow-Origin: *\r\n");
     }
-    out.extend_from_slice(format!("Content-Length: {}\r\n", resp.body.len()).as_bytes());
+    if resp.stream.is_some() {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    } else {
+        out.extend_from_slice(format!("Content-Length: {}\r\n", resp.body.len()).as_bytes());
+    }
     out.extend_from_slice(b"Connection: close\r\n\r\n");
-    if !head_only {
+    if !head_only && resp.stream.is_none() {
         out.extend_from_slice(&resp.body);
     }
     out

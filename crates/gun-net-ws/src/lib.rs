@@ -120,7 +120,7 @@ pub use client::{Client, ClientHandle, ClientStats};
 pub use conn::Traffic;
 pub use error::Error;
 pub use gun_dam::transport::{Direction, Hub, Link, LinkError, PeerId};
-pub use http::{HttpHandler, HttpRequest, HttpResponse, NotFound};
+pub use http::{HttpBodySender, HttpBodyStream, HttpHandler, HttpRequest, HttpResponse, NotFound};
 pub use options::{
     ClientOptions, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_CLIENT_IDLE_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_KEEPALIVE, DEFAULT_MAX_CONNECTIONS,

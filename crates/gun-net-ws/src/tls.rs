@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -37,8 +37,12 @@ fn pem_err(
 }
 
 /// A server certificate chain and private key, for [`ServerOptions::tls`](crate::ServerOptions).
+///
+/// Clones share one swappable cell: [`replace`](Self::replace) on any clone changes the
+/// certificate every clone (and so a running [`Server`](crate::Server)) hands to the
+/// connections it accepts from then on, e.g. to reload a renewed certificate without a restart.
 #[derive(Clone)]
-pub struct TlsServerConfig(Arc<ServerConfig>);
+pub struct TlsServerConfig(Arc<RwLock<Arc<ServerConfig>>>);
 
 impl fmt::Debug for TlsServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -98,11 +102,22 @@ impl TlsServerConfig {
                 "certificate and key do not match or are unsupported",
             ))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Self(Arc::new(config)))
+        Ok(Self(Arc::new(RwLock::new(Arc::new(config)))))
+    }
+
+    /// Makes this config (and every clone of it) use the certificate and key of `new` from
+    /// now on: TLS handshakes that start afterwards present them; connections already
+    /// established keep the certificate they were served with.
+    pub fn replace(&self, new: &TlsServerConfig) {
+        let config = new.config();
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = config;
     }
 
     pub(crate) fn config(&self) -> Arc<ServerConfig> {
-        self.0.clone()
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 

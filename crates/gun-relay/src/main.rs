@@ -18,7 +18,11 @@
 //! `GET /` unless `--static DIR` serves a folder there), `GET /stats` the
 //! counters with a history of the last minutes, and `GET /dashboard` a
 //! self-contained page that charts them live.
-
+//!
+//! `--tls-cert` and `--tls-key` serve `wss://` and `https://` on the port
+//! instead (SIGHUP re-reads both files); `gun-relay export` and `gun-relay
+//! import` back the store up to JSON Lines and restore it, and
+//! `--admin-token` enables the online backup `GET /admin/export`.
 //!
 //! Everything but argument parsing and logging is `gun::server` (the facade's
 //! feature `server`): this binary parses the flags, sets up logging and the
@@ -32,7 +36,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use gun::server::{Relay, RelayOptions};
+use gun::server::{Relay, RelayOptions, TlsFiles};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -97,6 +101,17 @@ struct Args {
     /// directories their index.html); the health document then moves from / to /health.
     #[arg(long = "static", value_name = "DIR")]
     static_dir: Option<PathBuf>,
+    /// Serve wss:// and https:// on the port with this PEM certificate chain
+    /// (leaf first; plain ws:// is then off). SIGHUP re-reads it and --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Answer GET /admin/export (the whole graph as JSON Lines) to requests with
+    /// the header `Authorization: Bearer TOKEN`; without it /admin/export is 404.
+    #[arg(long, value_name = "TOKEN")]
+    admin_token: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -108,6 +123,52 @@ enum Command {
         /// The radisk directory written by a Gun.js relay.
         dir: PathBuf,
     },
+    /// Write the whole graph of the store under --data (of a stopped relay) as
+    /// JSON Lines, one node per line with its states, then exit.
+    Export {
+        /// Write to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Merge a JSON Lines backup (as `export` writes it) into the store under
+    /// --data through HAM, then exit.
+    Import {
+        /// The JSON Lines file.
+        file: PathBuf,
+    },
+}
+
+/// Re-reads the TLS certificate of `relay` on every SIGHUP, forever. Without
+/// TLS it does not listen, so SIGHUP keeps its default effect. Listens from
+/// the call on (before the ready line), the future only reacts.
+fn reload_on_hangup(relay: &Relay) -> impl Future<Output = ()> + '_ {
+    #[cfg(unix)]
+    let hup = if relay.is_tls() {
+        use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::hangup())
+            .inspect_err(
+                |e| tracing::warn!(%e, "cannot listen for SIGHUP; the certificate is not reloaded"),
+            )
+            .ok()
+    } else {
+        None
+    };
+    async move {
+        #[cfg(unix)]
+        if let Some(mut hup) = hup {
+            while hup.recv().await.is_some() {
+                match relay.reload_tls() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(e) => {
+                        tracing::error!("SIGHUP: {e}; still serving the previous certificate")
+                    }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = relay;
+        std::future::pending().await
+    }
 }
 
 async fn shutdown_signal() {
@@ -157,6 +218,39 @@ async fn run(args: Args) -> Result<(), String> {
         print!("{report}");
         return Ok(());
     }
+    if let Some(Command::Export { out }) = &args.command {
+        let report = match out {
+            Some(path) => {
+                let mut file = std::fs::File::create(path)
+                    .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                gun::server::export_jsonl(store, &args.data, &mut file).await
+            }
+            None => gun::server::export_jsonl(store, &args.data, &mut std::io::stdout()).await,
+        }
+        .map_err(|e| e.to_string())?;
+        eprintln!(
+            "exported {} souls, {} keys from the {} store in {}",
+            report.souls,
+            report.keys,
+            store.name(),
+            args.data.display()
+        );
+        return Ok(());
+    }
+    if let Some(Command::Import { file }) = &args.command {
+        let report = gun::server::import_jsonl(store, &args.data, file)
+            .await
+            .map_err(|e| e.to_string())?;
+        print!("{report}");
+        return Ok(());
+    }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
     let relay = Relay::start(RelayOptions {
         listen: listen_addr(&args.host, args.port)?,
         store,
@@ -164,21 +258,26 @@ async fn run(args: Args) -> Result<(), String> {
         peers: args.peers.clone(),
         sea: !args.no_sea,
         static_dir: args.static_dir.clone(),
+        tls,
+        admin_token: args.admin_token.clone(),
     })
     .map_err(|e| e.to_string())?;
+    let scheme = if relay.is_tls() { "wss" } else { "ws" };
+    let reload = reload_on_hangup(&relay);
     // The line test harnesses wait for.
     eprintln!(
-        "gun-relay listening on ws://{}/gun (store: {}, data: {}, sea: {})",
+        "gun-relay listening on {scheme}://{}/gun (store: {}, data: {}, sea: {})",
         relay.local_addr(),
         store.name(),
         args.data.display(),
         if args.no_sea { "off" } else { "on" }
     );
-    tracing::info!(url = %format!("ws://{}/gun", relay.local_addr()), store = store.name(), sea = !args.no_sea, peers = ?args.peers, "relay ready");
-    relay
-        .run_until(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    tracing::info!(url = %format!("{scheme}://{}/gun", relay.local_addr()), store = store.name(), sea = !args.no_sea, peers = ?args.peers, "relay ready");
+    tokio::select! {
+        () = shutdown_signal() => {}
+        () = reload => {}
+    }
+    relay.shutdown().await.map_err(|e| e.to_string())?;
     tracing::info!("bye");
     Ok(())
 }

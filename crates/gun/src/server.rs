@@ -5,7 +5,13 @@
 //! protocol on `ws://ADDR/gun` with plain HTTP pages beside it (`/health`,
 //! `/stats`, `/dashboard`, and the files of [`RelayOptions::static_dir`]), and
 //! dials [`RelayOptions::peers`]. [`import_radisk`] loads a Gun.js `radata`
-//! directory into a store.
+//! directory into a store; [`export_jsonl`] and [`import_jsonl`] back a store
+//! up to JSON Lines and merge such a backup into a store.
+//!
+//! With [`RelayOptions::tls`] the relay serves `wss://ADDR/gun` and
+//! `https://` instead (and [`Relay::reload_tls`] re-reads the certificate);
+//! with [`RelayOptions::admin_token`] it answers `GET /admin/export` (an online
+//! JSON Lines backup) to requests carrying `Authorization: Bearer TOKEN`.
 //!
 //! ```
 //! # #[tokio::main]
@@ -23,6 +29,7 @@
 //! # }
 //! ```
 
+mod backup;
 mod health;
 mod static_files;
 
@@ -33,10 +40,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gun_dam::Hub;
-use gun_net_ws::{Server, ServerOptions};
+use gun_net_ws::{HttpHandler, Server, ServerOptions, TlsServerConfig};
 use tokio::task::JoinHandle;
 
 use crate::{Gun, GunOptions, MeshConfig, Store, Validator};
+use backup::Admin;
+pub use backup::{ExportReport, JsonlReport, export_jsonl, import_jsonl};
 use health::Health;
 use static_files::StaticDir;
 
@@ -82,6 +91,44 @@ pub struct RelayOptions {
     /// Serve the files of this folder over HTTP on the same port; the health
     /// document then moves from `/` to `/health`. Default `None`.
     pub static_dir: Option<PathBuf>,
+    /// Serve `wss://` and `https://` on the port with this certificate (plain
+    /// `ws://` is then off). Default `None`.
+    pub tls: Option<TlsFiles>,
+    /// Answer `GET /admin/export` (the whole graph as JSON Lines) to requests
+    /// with `Authorization: Bearer <token>` (401 without it). `None` (the
+    /// default): `/admin/export` is 404.
+    pub admin_token: Option<String>,
+}
+
+/// The PEM files of a TLS relay ([`RelayOptions::tls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first (e.g. Let's Encrypt's `fullchain.pem`).
+    pub cert: PathBuf,
+    /// The private key: PKCS#8, PKCS#1 or SEC1 (e.g. `privkey.pem`).
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    fn load(&self) -> Result<TlsServerConfig, ServerError> {
+        TlsServerConfig::from_pem_files(&self.cert, &self.key).map_err(|e| ServerError::Tls {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            message: error_chain(&e),
+        })
+    }
+}
+
+/// `e` and its sources, joined by `: `.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 impl Default for RelayOptions {
@@ -93,6 +140,8 @@ impl Default for RelayOptions {
             peers: Vec::new(),
             sea: true,
             static_dir: None,
+            tls: None,
+            admin_token: None,
         }
     }
 }
@@ -160,6 +209,28 @@ pub enum ServerError {
     /// The store could not be flushed at shutdown.
     #[error("flush on shutdown failed: {0}")]
     ShutdownFlush(String),
+    /// The TLS certificate or key could not be loaded (at start or reload).
+    #[error("cannot load TLS certificate {} with key {}: {message}", cert.display(), key.display())]
+    Tls {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A JSON Lines export failed (store unreadable, output not writable).
+    #[error("export failed: {0}")]
+    Export(String),
+    /// A JSON Lines import failed: unreadable file, a malformed line (its
+    /// number is in the text), or a store error.
+    #[error("import of {} failed: {message}", file.display())]
+    ImportJsonl {
+        /// The JSON Lines file.
+        file: PathBuf,
+        /// Why, with the line number for a malformed line.
+        message: String,
+    },
 }
 
 fn static_dir_text(dir: &Path, source: Option<&std::io::Error>) -> String {
@@ -177,6 +248,7 @@ pub struct Relay {
     gun: Gun,
     server: Arc<Server>,
     sampling: JoinHandle<()>,
+    tls: Option<TlsServerConfig>,
     opts: RelayOptions,
 }
 
@@ -194,6 +266,8 @@ impl Relay {
     /// dials `opts.peers`. Must be called inside a tokio runtime (multi-thread:
     /// the HTTP pages are answered on blocking threads).
     pub fn start(opts: RelayOptions) -> Result<Relay, ServerError> {
+        // The certificate first: a bad one should not leave a store opened (or created).
+        let tls = opts.tls.as_ref().map(TlsFiles::load).transpose()?;
         let store = open_data(opts.store, &opts.data_dir)?;
         let static_dir = opts.static_dir.as_deref().map(StaticDir::new).transpose()?;
         let mut mesh = MeshConfig::relay();
@@ -223,7 +297,14 @@ impl Relay {
                 static_dir,
             ));
             let hub: Arc<dyn Hub> = Arc::new(engine.clone());
-            let server = Server::bind(ServerOptions::new(opts.listen), hub, health.clone())
+            let http: Arc<dyn HttpHandler> = Arc::new(Admin::new(
+                opts.admin_token.clone(),
+                store.clone(),
+                health.clone(),
+            ));
+            let mut server_opts = ServerOptions::new(opts.listen);
+            server_opts.tls = tls.clone();
+            let server = Server::bind(server_opts, hub, http)
                 .map_err(|e| ServerError::Listen {
                     addr: opts.listen,
                     message: e.to_string(),
@@ -248,8 +329,30 @@ impl Relay {
             gun,
             server,
             sampling,
+            tls,
             opts,
         })
+    }
+
+    /// The relay's WebSocket URL as seen from this machine:
+    /// `ws://ADDR/gun`, or `wss://ADDR/gun` with [`RelayOptions::tls`].
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// Whether the relay serves TLS (`wss://`, `https://`).
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Re-reads the certificate and key of [`RelayOptions::tls`]: connections
+    /// accepted from now on are served with them, open ones keep theirs. On an
+    /// error the certificate in use stays. Does nothing without TLS.
+    pub fn reload_tls(&self) -> Result<(), ServerError> {
+        if let (Some(files), Some(current)) = (&self.opts.tls, &self.tls) {
+            current.replace(&files.load()?);
+        }
+        Ok(())
     }
 
     /// The address actually bound (useful with port 0); the relay serves

@@ -187,3 +187,38 @@ async fn connection_limit_refuses_extra_sockets() {
     assert_eq!(server.stats().refused, 1);
     server.shutdown().await;
 }
+
+/// `/ok` streams two chunks and finishes; `/cut` sends one and gives up.
+fn streaming(req: &HttpRequest) -> HttpResponse {
+    let (sender, body) = gun_net_ws::HttpBodyStream::channel(1);
+    let complete = req.path == "/ok";
+    tokio::runtime::Handle::current().spawn(async move {
+        // A HEAD request drops the body: `send` says so.
+        if sender.send(b"hello ".to_vec()).await && complete && sender.send(b"world".to_vec()).await
+        {
+            sender.finish().await;
+        }
+    });
+    HttpResponse::new(200).with_stream("text/plain", body)
+}
+
+#[tokio::test]
+async fn streamed_bodies_are_chunked_and_a_cut_one_has_no_last_chunk() {
+    let (server, _hub) = start_with(local_opts(), Arc::new(streaming));
+    let ok = http_get(server.local_addr(), "/ok").await;
+    assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+    assert!(ok.contains("Transfer-Encoding: chunked\r\n"), "{ok}");
+    assert!(!ok.contains("Content-Length"), "{ok}");
+    assert!(
+        ok.ends_with("\r\n\r\n6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n"),
+        "{ok}"
+    );
+    let cut = http_get(server.local_addr(), "/cut").await;
+    assert!(cut.ends_with("\r\n\r\n6\r\nhello \r\n"), "{cut}");
+    let head = http_raw(server.local_addr(), b"HEAD /ok HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(
+        head.ends_with("chunked\r\nConnection: close\r\n\r\n"),
+        "{head}"
+    );
+    server.shutdown().await;
+}

@@ -70,3 +70,36 @@ async fn wss_round_trip_with_a_self_signed_certificate() {
     assert!(TlsServerConfig::from_pem(cert_pem.as_bytes(), b"").is_err());
     assert!(TlsClientConfig::from_root_pem(b"").is_err());
 }
+
+#[tokio::test]
+async fn replace_swaps_the_certificate_of_a_running_server() {
+    let (a_cert, a_key) = self_signed();
+    let (b_cert, b_key) = self_signed();
+    let config = TlsServerConfig::from_pem(a_cert.as_bytes(), a_key.as_bytes()).unwrap();
+    let mut opts = local_opts();
+    opts.tls = Some(config.clone());
+    let server = Server::bind(opts, TestHub::new(), Arc::new(NotFound)).unwrap();
+    let url = format!("wss://localhost:{}/gun", server.local_addr().port());
+    let connects = |root: &str| {
+        let url = url.clone();
+        let root = root.to_owned();
+        async move {
+            let mut copts = ClientOptions::default();
+            copts.tls = Some(TlsClientConfig::from_root_pem(root.as_bytes()).unwrap());
+            let client = Client::dial(&url, TestHub::new(), copts).unwrap();
+            let ok =
+                tokio::time::timeout(std::time::Duration::from_millis(700), client.connected())
+                    .await
+                    .is_ok_and(|r| r.is_ok());
+            client.shutdown().await;
+            ok
+        }
+    };
+    assert!(connects(&a_cert).await);
+    assert!(!connects(&b_cert).await);
+    // A clone shares the cell: replacing through it changes what the server presents.
+    config.replace(&TlsServerConfig::from_pem(b_cert.as_bytes(), b_key.as_bytes()).unwrap());
+    assert!(connects(&b_cert).await);
+    assert!(!connects(&a_cert).await);
+    server.shutdown().await;
+}
