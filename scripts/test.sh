@@ -50,6 +50,34 @@ run cargo test -p gun-net-webrtc --features webrtc --all-targets
 run cargo test -p gun-rtc-peer --features webrtc --all-targets
 run cargo test -p gun --features webrtc --test webrtc
 
+# --- 3c. deploy/gun-relay.service: systemd-analyze verify --------------------
+# The unit's ExecStart is /usr/local/bin/gun-relay, which verify needs to exist:
+# a copy whose ExecStart is the gun-relay built above is verified instead.
+section "systemd unit (deploy/gun-relay.service)"
+if command -v systemd-analyze >/dev/null 2>&1; then
+    relay_bin="${CARGO_TARGET_DIR:-$ROOT/target}/debug/gun-relay"
+    unit_dir="$(mktemp -d)"
+    sed "s|^ExecStart=/usr/local/bin/gun-relay|ExecStart=$relay_bin|" \
+        deploy/gun-relay.service >"$unit_dir/gun-relay.service"
+    if ! grep -qxF "ExecStart=$relay_bin" "$unit_dir/gun-relay.service"; then
+        echo "error: deploy/gun-relay.service has no ExecStart=/usr/local/bin/gun-relay line" >&2
+        exit 1
+    fi
+    # verify exits 0 on mere warnings (an unknown key, a bad value ignored):
+    # any line about our unit fails the check too.
+    printf '+ systemd-analyze verify %s\n' "$unit_dir/gun-relay.service"
+    verify_rc=0
+    verify_out="$(systemd-analyze verify "$unit_dir/gun-relay.service" 2>&1)" || verify_rc=$?
+    [[ -n "$verify_out" ]] && printf '%s\n' "$verify_out"
+    rm -rf "$unit_dir"
+    if [[ $verify_rc != 0 ]] || grep -q 'gun-relay\.service' <<<"$verify_out"; then
+        echo "error: systemd-analyze verify found problems in deploy/gun-relay.service" >&2
+        exit 1
+    fi
+else
+    echo "SKIPPED: systemd-analyze not available"
+fi
+
 # --- 4. Wire interop of gun-relay with genuine Gun.js --------------------------
 # The shared conformance kit against gun-relay (sled and file stores) and our
 # node tests in interop/relay/ (about a minute and a half). --no-build expects

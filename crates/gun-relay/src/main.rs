@@ -35,8 +35,9 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand, ValueEnum};
-use gun::server::{Relay, RelayOptions, TlsFiles};
+use gun::server::{Relay, RelayOptions, TlsFiles, error_text};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,26 +61,41 @@ impl From<StoreKind> for gun::server::StoreKind {
 }
 
 /// A Gun relay: ws://HOST:PORT/gun, on an embedded store.
+///
+/// Every option can also be given in the environment (GUN_RELAY_PORT=8765, ...,
+/// shown as [env: ...] below); a flag wins over its variable.
 #[derive(Debug, Parser)]
 #[command(name = "gun-relay", version, about)]
 struct Args {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, env = "GUN_RELAY_HOST", default_value = "127.0.0.1")]
     host: String,
     /// Port to listen on.
-    #[arg(long, default_value_t = 8765)]
+    #[arg(long, env = "GUN_RELAY_PORT", default_value_t = 8765)]
     port: u16,
-    /// Data directory of the durable stores.
-    #[arg(long, global = true, default_value = "./gun-data")]
+    /// Data directory of the durable stores (not created for --store memory).
+    #[arg(
+        long,
+        env = "GUN_RELAY_DATA",
+        global = true,
+        default_value = "./gun-data"
+    )]
     data: PathBuf,
     /// Which store to keep data in.
-    #[arg(long, global = true, value_enum, default_value_t = StoreKind::Sled)]
+    #[arg(long, env = "GUN_RELAY_STORE", global = true, value_enum, default_value_t = StoreKind::Sled)]
     store: StoreKind,
     /// Another relay to dial and keep dialing (repeatable), e.g. http://10.0.0.2:8765/gun.
-    #[arg(long = "peer", value_name = "URL")]
+    /// In GUN_RELAY_PEERS: comma-separated.
+    #[arg(
+        long = "peer",
+        env = "GUN_RELAY_PEERS",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
     peers: Vec<String>,
-    /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
-    #[arg(long, global = true, default_value = "info")]
+    /// Log level or filter (error, warn, info, debug, trace, or a tracing filter
+    /// such as info,gun_net_ws=debug); an invalid filter is refused.
+    #[arg(long, env = "GUN_RELAY_LOG", global = true, default_value = "info", value_parser = parse_log_filter)]
     log: String,
     /// Do not enforce SEA: store every well-formed write, signed or not.
     ///
@@ -94,26 +110,70 @@ struct Args {
     /// hash!", "Certificate verification fail.", ...). Stricter than Gun.js: a put
     /// with one bad key is refused whole, values naming another writer need a
     /// valid certificate, and writes under a certificate with a write block list
-    /// (wb) are refused.
-    #[arg(long)]
+    /// (wb) are refused. In GUN_RELAY_NO_SEA: true/false (also 1/0, yes/no, on/off).
+    #[arg(long, env = "GUN_RELAY_NO_SEA", value_parser = BoolishValueParser::new())]
     no_sea: bool,
     /// Serve the files of DIR over HTTP on the same port (GET /x serves DIR/x,
     /// directories their index.html); the health document then moves from / to /health.
-    #[arg(long = "static", value_name = "DIR")]
+    #[arg(long = "static", env = "GUN_RELAY_STATIC", value_name = "DIR")]
     static_dir: Option<PathBuf>,
     /// Serve wss:// and https:// on the port with this PEM certificate chain
     /// (leaf first; plain ws:// is then off). SIGHUP re-reads it and --tls-key.
-    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    #[arg(
+        long,
+        env = "GUN_RELAY_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
     tls_cert: Option<PathBuf>,
     /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "GUN_RELAY_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
     tls_key: Option<PathBuf>,
     /// Answer GET /admin/export (the whole graph as JSON Lines) to requests with
     /// the header `Authorization: Bearer TOKEN`; without it /admin/export is 404.
-    #[arg(long, value_name = "TOKEN")]
+    /// Prefer the environment variable: a flag shows in `ps`.
+    #[arg(
+        long,
+        env = "GUN_RELAY_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     admin_token: Option<String>,
+    /// Serve Gun.js's browser files from DIR, an npm install of gun (e.g.
+    /// ./node_modules/gun), as a Gun.js relay does: /gun.js, /sea.js (and
+    /// DIR's other top-level .js files), /lib/..., and /gun/PATH for any file
+    /// of DIR. These paths win over --static; DIR must hold gun.js.
+    #[arg(long, env = "GUN_RELAY_SERVE_GUN_JS", value_name = "DIR")]
+    serve_gun_js: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// `--log`: a tracing filter, checked here so that a bad one is refused with
+/// the parser's message and exit code 2. [`EnvFilter`] takes any word as a
+/// target (`bogus!!` would silently log nothing but `bogus!!`'s events), so
+/// targets must also look like module paths.
+fn parse_log_filter(s: &str) -> Result<String, String> {
+    for directive in s.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let target = directive.split(['[', '=']).next().unwrap_or_default();
+        if let Some(c) = target
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-' | '.')))
+        {
+            return Err(format!(
+                "{directive:?} is not a log level or a target=level directive \
+                 (character {c:?}; use e.g. info or info,gun_net_ws=debug)"
+            ));
+        }
+    }
+    EnvFilter::try_new(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("not a tracing filter: {e}"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -214,7 +274,7 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(Command::ImportRadisk { dir }) = &args.command {
         let report = gun::server::import_radisk(store, &args.data, dir)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| error_text(&e))?;
         print!("{report}");
         return Ok(());
     }
@@ -227,7 +287,7 @@ async fn run(args: Args) -> Result<(), String> {
             }
             None => gun::server::export_jsonl(store, &args.data, &mut std::io::stdout()).await,
         }
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| error_text(&e))?;
         eprintln!(
             "exported {} souls, {} keys from the {} store in {}",
             report.souls,
@@ -240,7 +300,7 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(Command::Import { file }) = &args.command {
         let report = gun::server::import_jsonl(store, &args.data, file)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| error_text(&e))?;
         print!("{report}");
         return Ok(());
     }
@@ -260,16 +320,21 @@ async fn run(args: Args) -> Result<(), String> {
         static_dir: args.static_dir.clone(),
         tls,
         admin_token: args.admin_token.clone(),
+        gun_js_dir: args.serve_gun_js.clone(),
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| error_text(&e))?;
     let scheme = if relay.is_tls() { "wss" } else { "ws" };
     let reload = reload_on_hangup(&relay);
     // The line test harnesses wait for.
+    let data = if args.store == StoreKind::Memory {
+        "none".to_owned()
+    } else {
+        args.data.display().to_string()
+    };
     eprintln!(
-        "gun-relay listening on {scheme}://{}/gun (store: {}, data: {}, sea: {})",
+        "gun-relay listening on {scheme}://{}/gun (store: {}, data: {data}, sea: {})",
         relay.local_addr(),
         store.name(),
-        args.data.display(),
         if args.no_sea { "off" } else { "on" }
     );
     tracing::info!(url = %format!("{scheme}://{}/gun", relay.local_addr()), store = store.name(), sea = !args.no_sea, peers = ?args.peers, "relay ready");
@@ -277,14 +342,21 @@ async fn run(args: Args) -> Result<(), String> {
         () = shutdown_signal() => {}
         () = reload => {}
     }
-    relay.shutdown().await.map_err(|e| e.to_string())?;
+    relay.shutdown().await.map_err(|e| error_text(&e))?;
     tracing::info!("bye");
     Ok(())
 }
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = match EnvFilter::try_new(&args.log) {
+        Ok(f) => f,
+        // parse_log_filter accepted it already; kept for safety, never silent.
+        Err(e) => {
+            eprintln!("gun-relay: invalid --log {:?}: {e}", args.log);
+            return std::process::ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -301,8 +373,8 @@ fn main() -> std::process::ExitCode {
     };
     match rt.block_on(run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // Once, on stderr (not also through tracing, which writes there too).
         Err(e) => {
-            tracing::error!("{e}");
             eprintln!("gun-relay: {e}");
             std::process::ExitCode::FAILURE
         }

@@ -47,7 +47,7 @@ use crate::{Gun, GunOptions, MeshConfig, Store, Validator};
 use backup::Admin;
 pub use backup::{ExportReport, JsonlReport, export_jsonl, import_jsonl};
 use health::Health;
-use static_files::StaticDir;
+use static_files::{GunJsDir, StaticDir};
 
 /// Which store a relay keeps its data in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,8 +80,8 @@ pub struct RelayOptions {
     pub listen: SocketAddr,
     /// Which store to keep data in. Default [`StoreKind::Sled`].
     pub store: StoreKind,
-    /// Data directory of the durable stores (created if missing, also for
-    /// the memory store). Default `./gun-data`.
+    /// Data directory of the durable stores (created if missing; not used,
+    /// and not created, by the memory store). Default `./gun-data`.
     pub data_dir: PathBuf,
     /// Other relays to dial and keep dialing, e.g. `http://10.0.0.2:8765/gun`.
     pub peers: Vec<String>,
@@ -98,6 +98,13 @@ pub struct RelayOptions {
     /// with `Authorization: Bearer <token>` (401 without it). `None` (the
     /// default): `/admin/export` is 404.
     pub admin_token: Option<String>,
+    /// Serve Gun.js's browser files from this folder (an npm install of the
+    /// `gun` package, e.g. `node_modules/gun`, which must hold `gun.js`), as a
+    /// Gun.js relay does: `/gun.js`, `/sea.js` and the package's other
+    /// top-level `.js` files, `/lib/...`, and `/gun/PATH` for any file of the
+    /// package. These paths take precedence over [`static_dir`](Self::static_dir);
+    /// a path not found in this folder falls through to it. Default `None`.
+    pub gun_js_dir: Option<PathBuf>,
 }
 
 /// The PEM files of a TLS relay ([`RelayOptions::tls`]).
@@ -114,18 +121,23 @@ impl TlsFiles {
         TlsServerConfig::from_pem_files(&self.cert, &self.key).map_err(|e| ServerError::Tls {
             cert: self.cert.clone(),
             key: self.key.clone(),
-            message: error_chain(&e),
+            message: error_text(&e),
         })
     }
 }
 
-/// `e` and its sources, joined by `: `.
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error's text followed by the texts of its sources (the `source()`
+/// chain), each only if the text so far does not already carry it: what a
+/// relay prints for an error, once, with its cause.
+pub fn error_text(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
         source = s.source();
     }
     text
@@ -142,6 +154,7 @@ impl Default for RelayOptions {
             static_dir: None,
             tls: None,
             admin_token: None,
+            gun_js_dir: None,
         }
     }
 }
@@ -179,12 +192,22 @@ pub enum ServerError {
         /// Why it could not be opened; `None`: it is not a directory.
         source: Option<std::io::Error>,
     },
+    /// The Gun.js folder cannot be served (missing, not a directory, or
+    /// without `gun.js`).
+    #[error("cannot serve Gun.js from --serve-gun-js {}: {message}", dir.display())]
+    GunJsDir {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// The listening socket could not be bound.
     #[error("cannot listen on {addr}: {message}")]
     Listen {
         /// The address.
         addr: SocketAddr,
-        /// Why.
+        /// Why, with the operating system's reason (e.g. `Address already in
+        /// use (os error 98)`).
         message: String,
     },
     /// A peer URL cannot be dialed (malformed, or `wss://` without TLS).
@@ -270,6 +293,7 @@ impl Relay {
         let tls = opts.tls.as_ref().map(TlsFiles::load).transpose()?;
         let store = open_data(opts.store, &opts.data_dir)?;
         let static_dir = opts.static_dir.as_deref().map(StaticDir::new).transpose()?;
+        let gun_js = opts.gun_js_dir.as_deref().map(GunJsDir::new).transpose()?;
         let mut mesh = MeshConfig::relay();
         // The WebSocket server sends the `[]` keep-alives; the mesh need not.
         mesh.keepalive_ms = 0;
@@ -295,6 +319,7 @@ impl Relay {
                 opts.sea,
                 opts.peers.clone(),
                 static_dir,
+                gun_js,
             ));
             let hub: Arc<dyn Hub> = Arc::new(engine.clone());
             let http: Arc<dyn HttpHandler> = Arc::new(Admin::new(
@@ -307,7 +332,7 @@ impl Relay {
             let server = Server::bind(server_opts, hub, http)
                 .map_err(|e| ServerError::Listen {
                     addr: opts.listen,
-                    message: e.to_string(),
+                    message: bind_reason(&e),
                 })?;
             Ok((server, health))
         })?;
@@ -397,8 +422,22 @@ impl Relay {
     }
 }
 
-/// Creates `data` and opens a store of `kind` in it.
+/// Why the server could not bind: the operating system's reason when there is
+/// one (gun-net-ws's `Bind` error names the address, which [`ServerError::Listen`]
+/// already does), else the error's own text.
+fn bind_reason(e: &gun_net_ws::Error) -> String {
+    use std::error::Error as _;
+    match e.source() {
+        Some(source) => source.to_string(),
+        None => e.to_string(),
+    }
+}
+
+/// Creates `data` (unless the store is in memory) and opens a store of `kind` in it.
 fn open_data(kind: StoreKind, data: &Path) -> Result<Arc<dyn Store>, ServerError> {
+    if kind == StoreKind::Memory {
+        return open_store(kind, data);
+    }
     std::fs::create_dir_all(data).map_err(|source| ServerError::DataDir {
         dir: data.to_owned(),
         source,

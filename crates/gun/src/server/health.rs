@@ -9,7 +9,7 @@ use gun_core::Engine;
 use gun_net_ws::{HttpHandler, HttpRequest, HttpResponse};
 
 use super::StoreKind;
-use super::static_files::StaticDir;
+use super::static_files::{GunJsDir, StaticDir};
 
 /// Seconds of history kept for the dashboard chart.
 const HISTORY_SECS: usize = 600;
@@ -65,6 +65,7 @@ pub(super) struct Health {
     snapshot: Arc<Mutex<Snapshot>>,
     peers_dialed: Vec<String>,
     static_dir: Option<StaticDir>,
+    gun_js: Option<GunJsDir>,
 }
 
 /// The dashboard page: inline CSS and JS, no external resources.
@@ -82,6 +83,7 @@ impl Health {
         sea: bool,
         peers_dialed: Vec<String>,
         static_dir: Option<StaticDir>,
+        gun_js: Option<GunJsDir>,
     ) -> Health {
         Health {
             engine,
@@ -90,6 +92,7 @@ impl Health {
             snapshot: Arc::new(Mutex::new(Snapshot::default())),
             peers_dialed,
             static_dir,
+            gun_js,
         }
     }
 
@@ -180,6 +183,9 @@ impl HttpHandler for Health {
     fn handle(&self, req: &HttpRequest) -> HttpResponse {
         if req.method != "GET" && req.method != "HEAD" {
             return HttpResponse::text(405, "method not allowed\n");
+        }
+        if let Some(resp) = self.gun_js.as_ref().and_then(|g| g.serve(&req.path)) {
+            return resp;
         }
         match (req.path.as_str(), &self.static_dir) {
             ("/health", _) | ("/", None) => self.health(),

@@ -87,6 +87,66 @@ impl StaticDir {
     }
 }
 
+/// [`RelayOptions::gun_js_dir`](super::RelayOptions::gun_js_dir) (gun-relay's
+/// `--serve-gun-js DIR`): Gun.js's browser files from an npm install of the
+/// `gun` package, at the paths a Gun.js relay serves them.
+///
+/// Mounted only for `/NAME.js` (a top-level script: `gun.js`, `sea.js`,
+/// `gun.min.js`, ...), `/lib/...`, and `/gun/PATH` (any file of the package,
+/// as Gun.js's `lib/serve.js` does); the files are resolved by a
+/// [`StaticDir`] on DIR, with its traversal checks.
+#[derive(Debug, Clone)]
+pub(crate) struct GunJsDir {
+    dir: StaticDir,
+}
+
+impl GunJsDir {
+    /// Serves `dir`, which must be a directory holding `gun.js`.
+    pub(crate) fn new(dir: &Path) -> Result<Self, ServerError> {
+        let failed = |message: String| ServerError::GunJsDir {
+            dir: dir.to_owned(),
+            message,
+        };
+        let root = dir.canonicalize().map_err(|e| failed(e.to_string()))?;
+        if !root.is_dir() {
+            return Err(failed("not a directory".into()));
+        }
+        if !root.join("gun.js").is_file() {
+            return Err(failed(
+                "no gun.js in it (point it at an npm install of gun, e.g. ./node_modules/gun)"
+                    .into(),
+            ));
+        }
+        Ok(Self {
+            dir: StaticDir { root },
+        })
+    }
+
+    /// The path inside DIR that a request path maps to, if it is one of the
+    /// mounted paths.
+    fn mounted(raw_path: &str) -> Option<&str> {
+        // `/gun/x` is DIR/x.
+        if let Some(rest) = raw_path.strip_prefix("/gun")
+            && rest.starts_with('/')
+        {
+            return Some(rest);
+        }
+        if raw_path.starts_with("/lib/") {
+            return Some(raw_path);
+        }
+        let name = raw_path.strip_prefix('/')?;
+        (!name.contains('/') && name.len() > 3 && name.ends_with(".js")).then_some(raw_path)
+    }
+
+    /// Answers GET or HEAD of `raw_path` if it is a mounted path naming a
+    /// file of DIR; `None` otherwise (the request goes on to the other pages).
+    pub(crate) fn serve(&self, raw_path: &str) -> Option<HttpResponse> {
+        let path = Self::mounted(raw_path)?;
+        self.dir.resolve(path)?;
+        Some(self.dir.serve(path))
+    }
+}
+
 /// The `Content-Type` of a file, from its extension.
 pub(crate) fn content_type(path: &Path) -> &'static str {
     let ext = path
@@ -189,6 +249,35 @@ mod tests {
         assert!(d.resolve("/link.txt").is_none());
         assert!(d.resolve("/up/secret.txt").is_none());
         assert!(d.resolve("/inside.js").is_some());
+    }
+
+    #[test]
+    fn gun_js_mounts() {
+        for (p, m) in [
+            ("/gun.js", Some("/gun.js")),
+            ("/sea.js", Some("/sea.js")),
+            ("/lib/webrtc.js", Some("/lib/webrtc.js")),
+            ("/gun/sea.js", Some("/sea.js")),
+            ("/gun/lib/radix.js", Some("/lib/radix.js")),
+            ("/gun", None),
+            ("/gunx/a.js", None),
+            ("/app/x.js", None),
+            ("/index.html", None),
+            ("/.js", None),
+            ("/", None),
+        ] {
+            assert_eq!(GunJsDir::mounted(p), m, "{p}");
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(GunJsDir::new(tmp.path()).is_err(), "no gun.js");
+        std::fs::create_dir_all(tmp.path().join("lib")).unwrap();
+        std::fs::write(tmp.path().join("gun.js"), "gun").unwrap();
+        std::fs::write(tmp.path().join("lib/x.js"), "x").unwrap();
+        let g = GunJsDir::new(tmp.path()).unwrap();
+        assert_eq!(g.serve("/gun.js").unwrap().status, 200);
+        assert_eq!(g.serve("/gun/lib/x.js").unwrap().status, 200);
+        assert!(g.serve("/sea.js").is_none(), "missing files fall through");
+        assert!(g.serve("/lib/../gun.js").is_none());
     }
 
     #[test]
