@@ -204,11 +204,9 @@ impl Engine {
                         // routes other peers' "not found" under the same `@`
                         // before its own answer may arrive.
                         not_found.insert(from);
-                        if asked.iter().all(|p| not_found.contains(p)) {
-                            if grace_deadline.is_none() {
-                                grace_deadline =
-                                    Some(tokio::time::Instant::now() + self.inner.opts.grace);
-                            }
+                        if asked.iter().all(|p| not_found.contains(p)) && grace_deadline.is_none() {
+                            grace_deadline =
+                                Some(tokio::time::Instant::now() + self.inner.opts.grace);
                         }
                     }
                 }
