@@ -122,6 +122,8 @@ impl CloseCause {
 /// State shared by a connection's [`WsLink`], its tasks and the server's registry.
 pub(crate) struct ConnShared {
     pub(crate) counters: Counters,
+    /// Frames the link refused: the queue was full, or the connection was closing.
+    pub(crate) dropped: AtomicU64,
     queued: AtomicUsize,
     closing: AtomicBool,
     cause: Mutex<Option<(CloseCause, String)>>,
@@ -142,6 +144,7 @@ impl ConnShared {
     pub(crate) fn new() -> Self {
         Self {
             counters: Counters::default(),
+            dropped: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
             cause: Mutex::new(None),
@@ -219,6 +222,7 @@ impl fmt::Debug for WsLink {
 impl Link for WsLink {
     fn send(&self, frame: Arc<str>) -> Result<(), LinkError> {
         if self.shared.is_closing() {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(LinkError::Closed);
         }
         match self.tx.try_send(frame) {
@@ -227,6 +231,7 @@ impl Link for WsLink {
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 warn!(
                     queue = self.tx.max_capacity(),
                     "send queue full: the peer is not reading; closing the connection"
@@ -669,5 +674,6 @@ mod tests {
         assert_eq!(shared.queued(), 2);
         assert_eq!(link.send("d".into()), Err(LinkError::Closed));
         assert_eq!(shared.cause().map(|c| c.0), Some(CloseCause::SlowPeer));
+        assert_eq!(shared.dropped.load(Ordering::Relaxed), 2);
     }
 }

@@ -128,6 +128,6 @@ pub use options::{
     DEFAULT_PATH, DEFAULT_PING_INTERVAL, DEFAULT_PORT, DEFAULT_SEND_QUEUE, DEFAULT_SHUTDOWN_GRACE,
     ServerOptions,
 };
-pub use server::{ConnectionInfo, Server, ServerStats};
+pub use server::{ConnectionInfo, Server, ServerStats, StatsSource};
 #[cfg(feature = "tls")]
 pub use tls::{TlsClientConfig, TlsServerConfig};

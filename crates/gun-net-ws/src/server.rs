@@ -38,6 +38,9 @@ pub struct ServerStats {
     pub http_requests: u64,
     /// Connections closed because their send queue was full (slow or stalled peers).
     pub slow_peer_closes: u64,
+    /// Frames the mesh handed to a connection that were not queued: its send queue was full
+    /// (the first such frame closes it) or it was already closing.
+    pub send_queue_drops: u64,
     /// Connections closed because the peer sent a message over the size limit.
     pub oversize_closes: u64,
     /// Sockets refused because `max_connections` were open.
@@ -101,6 +104,8 @@ struct Registry {
     open: HashMap<u64, Entry>,
     /// Traffic of connections that have closed.
     retired: Traffic,
+    /// Frames dropped by connections that have closed.
+    retired_dropped: u64,
     total: u64,
     slow_peer_closes: u64,
     oversize_closes: u64,
@@ -116,6 +121,39 @@ struct Entry {
 impl Shared {
     fn registry(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stats(&self) -> ServerStats {
+        let refused = self.refused.load(Ordering::Relaxed);
+        let http_requests = self.http_requests.load(Ordering::Relaxed);
+        let reg = self.registry();
+        let mut traffic = reg.retired;
+        let mut send_queue_drops = reg.retired_dropped;
+        for entry in reg.open.values() {
+            traffic += entry.conn.counters.snapshot();
+            send_queue_drops += entry.conn.dropped.load(Ordering::Relaxed);
+        }
+        ServerStats {
+            connections_open: reg.open.len() as u64,
+            connections_total: reg.total,
+            traffic,
+            http_requests,
+            slow_peer_closes: reg.slow_peer_closes,
+            send_queue_drops,
+            oversize_closes: reg.oversize_closes,
+            refused,
+        }
+    }
+}
+
+/// Reads a [`Server`]'s [`ServerStats`] while it runs ([`Server::stats_source`]).
+#[derive(Debug, Clone)]
+pub struct StatsSource(std::sync::Weak<Shared>);
+
+impl StatsSource {
+    /// The server's totals now; `None` once the server is gone.
+    pub fn get(&self) -> Option<ServerStats> {
+        self.0.upgrade().map(|shared| shared.stats())
     }
 }
 
@@ -191,22 +229,13 @@ impl Server {
 
     /// Totals since start.
     pub fn stats(&self) -> ServerStats {
-        let refused = self.shared.refused.load(Ordering::Relaxed);
-        let http_requests = self.shared.http_requests.load(Ordering::Relaxed);
-        let reg = self.shared.registry();
-        let mut traffic = reg.retired;
-        for entry in reg.open.values() {
-            traffic += entry.conn.counters.snapshot();
-        }
-        ServerStats {
-            connections_open: reg.open.len() as u64,
-            connections_total: reg.total,
-            traffic,
-            http_requests,
-            slow_peer_closes: reg.slow_peer_closes,
-            oversize_closes: reg.oversize_closes,
-            refused,
-        }
+        self.shared.stats()
+    }
+
+    /// A handle that reads [`Server::stats`] without keeping the server alive (for an
+    /// [`HttpHandler`] of this same server, such as a metrics page).
+    pub fn stats_source(&self) -> StatsSource {
+        StatsSource(Arc::downgrade(&self.shared))
     }
 
     /// The open WebSocket connections.
@@ -506,6 +535,7 @@ impl Drop for Registered<'_> {
         let mut reg = self.shared.registry();
         if let Some(entry) = reg.open.remove(&self.key) {
             reg.retired += entry.conn.counters.snapshot();
+            reg.retired_dropped += entry.conn.dropped.load(Ordering::Relaxed);
         }
     }
 }

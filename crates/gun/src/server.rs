@@ -3,7 +3,8 @@
 //! [`Relay::start`] opens a store, wires a [`Gun`] the way [`Gun::new`] does
 //! (the same internal path: engine, validators, peers), serves Gun's WebSocket
 //! protocol on `ws://ADDR/gun` with plain HTTP pages beside it (`/health`,
-//! `/stats`, `/dashboard`, and the files of [`RelayOptions::static_dir`]), and
+//! `/stats`, `/dashboard`, `/metrics`, and the files of
+//! [`RelayOptions::static_dir`]), and
 //! dials [`RelayOptions::peers`]. [`import_radisk`] loads a Gun.js `radata`
 //! directory into a store.
 //!
@@ -24,6 +25,7 @@
 //! ```
 
 mod health;
+mod metrics;
 mod static_files;
 
 use std::future::Future;
@@ -205,6 +207,7 @@ impl Relay {
             mesh,
             ..GunOptions::default()
         };
+        let refusals = Arc::new(metrics::Refusals::default());
         let mut validators: Vec<Arc<dyn Validator>> = Vec::new();
         if opts.sea {
             validators.push(Arc::new(gun_sea::SeaValidator::new()));
@@ -221,6 +224,7 @@ impl Relay {
                 opts.sea,
                 opts.peers.clone(),
                 static_dir,
+                refusals.clone(),
             ));
             let hub: Arc<dyn Hub> = Arc::new(engine.clone());
             let server = Server::bind(ServerOptions::new(opts.listen), hub, health.clone())
@@ -228,6 +232,7 @@ impl Relay {
                     addr: opts.listen,
                     message: e.to_string(),
                 })?;
+            health.set_server(server.stats_source());
             Ok((server, health))
         })?;
         if let Some((url, message)) = dial_errors.into_iter().next() {
