@@ -2,7 +2,7 @@
 //! for everything else.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -45,6 +45,13 @@ pub struct ServerStats {
     pub oversize_closes: u64,
     /// Sockets refused because `max_connections` were open.
     pub refused: u64,
+    /// WebSocket upgrades refused (429) because `max_connections_per_ip` were open from the
+    /// same address.
+    pub per_ip_refused: u64,
+    /// Incoming frames dropped for being over a connection's `rate_limit`.
+    pub rate_limited_frames: u64,
+    /// Connections closed because they kept over their `rate_limit`.
+    pub rate_limit_closes: u64,
 }
 
 /// One open WebSocket connection of a [`Server`], for dashboards.
@@ -87,6 +94,40 @@ struct Shared {
     registry: Mutex<Registry>,
     http_requests: AtomicU64,
     refused: AtomicU64,
+    per_ip_refused: AtomicU64,
+    /// Open WebSocket connections per remote address (with `max_connections_per_ip`).
+    per_ip: Mutex<HashMap<IpAddr, IpSlots>>,
+}
+
+/// The connections of one remote address.
+#[derive(Default)]
+struct IpSlots {
+    open: usize,
+    /// A refusal was logged since the address was last under its limit.
+    warned: bool,
+}
+
+/// One of an address's connection slots; given back on drop.
+struct IpSlot<'a> {
+    shared: &'a Shared,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot<'_> {
+    fn drop(&mut self) {
+        let mut map = self
+            .shared
+            .per_ip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(slots) = map.get_mut(&self.ip) {
+            slots.open = slots.open.saturating_sub(1);
+            slots.warned = false;
+            if slots.open == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -106,6 +147,9 @@ struct Registry {
     retired: Traffic,
     /// Frames dropped by connections that have closed.
     retired_dropped: u64,
+    /// Frames over the rate dropped by connections that have closed.
+    retired_rate_dropped: u64,
+    rate_limit_closes: u64,
     total: u64,
     slow_peer_closes: u64,
     oversize_closes: u64,
@@ -129,9 +173,11 @@ impl Shared {
         let reg = self.registry();
         let mut traffic = reg.retired;
         let mut send_queue_drops = reg.retired_dropped;
+        let mut rate_limited_frames = reg.retired_rate_dropped;
         for entry in reg.open.values() {
             traffic += entry.conn.counters.snapshot();
             send_queue_drops += entry.conn.dropped.load(Ordering::Relaxed);
+            rate_limited_frames += entry.conn.rate_dropped.load(Ordering::Relaxed);
         }
         ServerStats {
             connections_open: reg.open.len() as u64,
@@ -142,7 +188,29 @@ impl Shared {
             send_queue_drops,
             oversize_closes: reg.oversize_closes,
             refused,
+            per_ip_refused: self.per_ip_refused.load(Ordering::Relaxed),
+            rate_limited_frames,
+            rate_limit_closes: reg.rate_limit_closes,
         }
+    }
+
+    /// Takes a connection slot of `ip`, or `None` when its `max_connections_per_ip` are open.
+    fn ip_slot(&self, ip: IpAddr) -> Option<Option<IpSlot<'_>>> {
+        let Some(max) = self.opts.max_connections_per_ip else {
+            return Some(None);
+        };
+        let mut map = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        let slots = map.entry(ip).or_default();
+        if slots.open >= max {
+            self.per_ip_refused.fetch_add(1, Ordering::Relaxed);
+            if !slots.warned {
+                slots.warned = true;
+                warn!(%ip, max, "too many connections from one address; refusing upgrades with 429 (logged once until one closes)");
+            }
+            return None;
+        }
+        slots.open += 1;
+        Some(Some(IpSlot { shared: self, ip }))
     }
 }
 
@@ -186,6 +254,8 @@ impl Server {
             registry: Mutex::new(Registry::default()),
             http_requests: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            per_ip_refused: AtomicU64::new(0),
+            per_ip: Mutex::new(HashMap::new()),
         });
         let (stop, stop_rx) = watch::channel(false);
         let span = info_span!("gun_ws_server", addr = %local_addr);
@@ -405,6 +475,18 @@ where
                 return http::write_response(&mut stream, &refusal, false).await;
             }
         };
+        let Some(_ip_slot) = shared.ip_slot(remote.ip()) else {
+            count_http(shared);
+            return http::write_response(
+                &mut stream,
+                &HttpResponse::text(
+                    429,
+                    "Too Many Requests: too many connections from your address\n",
+                ),
+                false,
+            )
+            .await;
+        };
         if stream
             .write_all(&http::switching_protocols(&accept))
             .await
@@ -485,6 +567,7 @@ where
         keepalive: opts.keepalive,
         ping: None,
         idle_timeout: opts.idle_timeout,
+        rate_limit: opts.rate_limit,
     };
     let (cause, reason) = conn::drive(ws, &*shared.hub, peer, &conn, rx, cfg).await;
     drop(attachment);
@@ -492,6 +575,7 @@ where
     match cause {
         CloseCause::SlowPeer => shared.registry().slow_peer_closes += 1,
         CloseCause::TooBig => shared.registry().oversize_closes += 1,
+        CloseCause::RateLimited => shared.registry().rate_limit_closes += 1,
         _ => {}
     }
     debug!(peer = peer.0, ?cause, reason, "websocket peer detached");
@@ -536,6 +620,7 @@ impl Drop for Registered<'_> {
         if let Some(entry) = reg.open.remove(&self.key) {
             reg.retired += entry.conn.counters.snapshot();
             reg.retired_dropped += entry.conn.dropped.load(Ordering::Relaxed);
+            reg.retired_rate_dropped += entry.conn.rate_dropped.load(Ordering::Relaxed);
         }
     }
 }

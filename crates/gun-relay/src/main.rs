@@ -97,6 +97,33 @@ struct Args {
     /// directories their index.html); the health document then moves from / to /health.
     #[arg(long = "static", value_name = "DIR")]
     static_dir: Option<PathBuf>,
+    /// Largest WebSocket message accepted, in bytes; a peer sending more is
+    /// disconnected (close code 1009).
+    #[arg(long, value_name = "BYTES", default_value_t = gun::server::DEFAULT_MAX_FRAME_BYTES)]
+    max_frame_bytes: usize,
+    /// Keys one put from a peer may hold (all souls together); a bigger put is
+    /// refused with {"@":id,"err":"Put too large: more than N keys in one put
+    /// (--max-put-keys)."}. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = gun::server::DEFAULT_MAX_PUT_KEYS)]
+    max_put_keys: usize,
+    /// Open WebSocket connections from one IP address; more are refused with
+    /// HTTP 429. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = gun::server::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
+    /// Messages (WebSocket frames; a batch counts once) accepted per connection
+    /// and second. Frames over the rate are dropped unanswered; a connection
+    /// that keeps on is closed (code 1008) after dropping ten seconds' worth.
+    /// 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = gun::server::DEFAULT_RATE_LIMIT.per_sec)]
+    max_messages_per_sec: u32,
+    /// Messages a connection may send at once above --max-messages-per-sec.
+    #[arg(long, value_name = "N", default_value_t = gun::server::DEFAULT_RATE_LIMIT.burst)]
+    message_burst: u32,
+    /// false: accept writes from peers only to user space (~pub souls, signed
+    /// with SEA) and content-addressed # souls; others are refused with an err
+    /// ack.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    allow_public_space: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -164,6 +191,15 @@ async fn run(args: Args) -> Result<(), String> {
         peers: args.peers.clone(),
         sea: !args.no_sea,
         static_dir: args.static_dir.clone(),
+        max_frame_bytes: args.max_frame_bytes,
+        max_put_keys: (args.max_put_keys > 0).then_some(args.max_put_keys),
+        max_connections_per_ip: (args.max_connections_per_ip > 0)
+            .then_some(args.max_connections_per_ip),
+        rate_limit: (args.max_messages_per_sec > 0).then_some(gun::server::RateLimit {
+            per_sec: args.max_messages_per_sec,
+            burst: args.message_burst.max(1),
+        }),
+        allow_public_space: args.allow_public_space,
     })
     .map_err(|e| e.to_string())?;
     // The line test harnesses wait for.

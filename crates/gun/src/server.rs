@@ -25,8 +25,12 @@
 //! ```
 
 mod health;
+mod limits;
 mod metrics;
 mod static_files;
+
+pub use gun_net_ws::RateLimit;
+pub use limits::{PUBLIC_SPACE_REFUSED, put_keys_refused};
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -84,7 +88,45 @@ pub struct RelayOptions {
     /// Serve the files of this folder over HTTP on the same port; the health
     /// document then moves from `/` to `/health`. Default `None`.
     pub static_dir: Option<PathBuf>,
+    /// Largest WebSocket message (frame) accepted, in bytes; a peer sending
+    /// more is disconnected (close code 1009). Default
+    /// [`DEFAULT_MAX_FRAME_BYTES`] (8 MiB).
+    pub max_frame_bytes: usize,
+    /// Keys (all souls together) one put from a peer may hold; a bigger put is
+    /// refused with an `err` ack ([`put_keys_refused`]). `None`: no limit.
+    /// Default `Some(`[`DEFAULT_MAX_PUT_KEYS`]`)`.
+    pub max_put_keys: Option<usize>,
+    /// Open WebSocket connections from one IP address; further upgrades are
+    /// answered `429 Too Many Requests`. `None`: no limit. Default
+    /// `Some(`[`DEFAULT_MAX_CONNECTIONS_PER_IP`]`)`.
+    pub max_connections_per_ip: Option<usize>,
+    /// Data frames accepted per connection and second, with a burst (a token
+    /// bucket; a frame holding a batch counts once). Frames over the rate are
+    /// dropped unanswered; a connection that keeps on is closed (code 1008)
+    /// after dropping ten seconds' worth. `None`: no limit. Default
+    /// `Some(`[`DEFAULT_RATE_LIMIT`]`)`.
+    pub rate_limit: Option<RateLimit>,
+    /// Accept writes from peers to any soul (`true`, Gun.js's behaviour), or
+    /// only to user space (`~…`, checked by SEA) and content-addressed `#`
+    /// souls (`false`; others get [`PUBLIC_SPACE_REFUSED`]). Default `true`.
+    pub allow_public_space: bool,
 }
+
+/// Default [`RelayOptions::max_frame_bytes`].
+pub const DEFAULT_MAX_FRAME_BYTES: usize = gun_net_ws::DEFAULT_MAX_MESSAGE_BYTES;
+/// Default [`RelayOptions::max_put_keys`]: one put of ten thousand keys is
+/// far more than a Gun.js app writes at once (and as many as one frame may
+/// hold messages).
+pub const DEFAULT_MAX_PUT_KEYS: usize = 10_000;
+/// Default [`RelayOptions::max_connections_per_ip`]: room for many tabs and
+/// a NAT, not for one host opening thousands of sockets.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
+/// Default [`RelayOptions::rate_limit`]: 1000 frames a second with bursts of
+/// 5000 (a Gun.js client sends far fewer: it batches what it queues).
+pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
+    per_sec: 1_000,
+    burst: 5_000,
+};
 
 impl Default for RelayOptions {
     fn default() -> Self {
@@ -95,6 +137,11 @@ impl Default for RelayOptions {
             peers: Vec::new(),
             sea: true,
             static_dir: None,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_put_keys: Some(DEFAULT_MAX_PUT_KEYS),
+            max_connections_per_ip: Some(DEFAULT_MAX_CONNECTIONS_PER_IP),
+            rate_limit: Some(DEFAULT_RATE_LIMIT),
+            allow_public_space: true,
         }
     }
 }
@@ -201,6 +248,7 @@ impl Relay {
         let mut mesh = MeshConfig::relay();
         // The WebSocket server sends the `[]` keep-alives; the mesh need not.
         mesh.keepalive_ms = 0;
+        mesh.limits.max_frame_bytes = opts.max_frame_bytes;
         let gun_opts = GunOptions {
             peers: opts.peers.clone(),
             store: Some(store.clone()),
@@ -209,6 +257,23 @@ impl Relay {
         };
         let refusals = Arc::new(metrics::Refusals::default());
         let mut validators: Vec<Arc<dyn Validator>> = Vec::new();
+        // The cheap limits first: a refused write costs no signature check.
+        if let Some(max) = opts.max_put_keys {
+            validators.push(Arc::new(limits::PutKeysLimit::new(
+                max,
+                refusals.put_size.clone(),
+            )));
+        }
+        if !opts.allow_public_space {
+            if !opts.sea {
+                tracing::warn!(
+                    "--allow-public-space false without SEA: user space (~) is not checked, so anyone can write there"
+                );
+            }
+            validators.push(Arc::new(limits::PrivateSpaceOnly::new(
+                refusals.public_space.clone(),
+            )));
+        }
         if opts.sea {
             validators.push(Arc::new(gun_sea::SeaValidator::new()));
         }
@@ -227,7 +292,11 @@ impl Relay {
                 refusals.clone(),
             ));
             let hub: Arc<dyn Hub> = Arc::new(engine.clone());
-            let server = Server::bind(ServerOptions::new(opts.listen), hub, health.clone())
+            let mut server_opts = ServerOptions::new(opts.listen);
+            server_opts.max_message_bytes = opts.max_frame_bytes;
+            server_opts.max_connections_per_ip = opts.max_connections_per_ip;
+            server_opts.rate_limit = opts.rate_limit;
+            let server = Server::bind(server_opts, hub, health.clone())
                 .map_err(|e| ServerError::Listen {
                     addr: opts.listen,
                     message: e.to_string(),

@@ -131,8 +131,11 @@ impl Health {
             rejected: s.rejected_reasons().into_iter().collect(),
             refused: vec![
                 ("frame_size", server.oversize_closes),
-                ("max_connections", server.refused),
                 ("put_size", load(&self.refusals.put_size)),
+                ("connections_per_ip", server.per_ip_refused),
+                ("max_connections", server.refused),
+                ("rate", server.rate_limited_frames),
+                ("rate_close", server.rate_limit_closes),
                 ("public_space", load(&self.refusals.public_space)),
             ],
             latency: Some(s.put_ack_latency.snapshot()),

@@ -5,6 +5,7 @@
 //! WebSocket server's atomics, read once per scrape into a [`Scrape`] that a
 //! fresh registry encodes.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use gun_core::HistogramSnapshot;
@@ -23,9 +24,9 @@ pub(super) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0
 #[derive(Debug, Default)]
 pub(super) struct Refusals {
     /// Puts refused for holding more keys than `--max-put-keys`.
-    pub(super) put_size: AtomicU64,
+    pub(super) put_size: Arc<AtomicU64>,
     /// Writes refused by `--allow-public-space false`.
-    pub(super) public_space: AtomicU64,
+    pub(super) public_space: Arc<AtomicU64>,
 }
 
 /// Everything one scrape reports, read from the counters.
