@@ -16,8 +16,11 @@
 //!
 //! A plain HTTP `GET /health` answers a small JSON health document (also at
 //! `GET /` unless `--static DIR` serves a folder there), `GET /stats` the
-//! counters with a history of the last minutes, and `GET /dashboard` a
-//! self-contained page that charts them live.
+//! counters with a history of the last minutes, `GET /dashboard` a
+//! self-contained page that charts them live, and `GET /metrics` the counters
+//! in the Prometheus text format. Limits for a public relay (frame size, keys
+//! per put, connections per IP, messages per second, `--allow-public-space`)
+//! are on by default; each refusal is counted in `/metrics`.
 
 //!
 //! Everything but argument parsing and logging is `gun::server` (the facade's
