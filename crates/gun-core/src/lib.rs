@@ -41,7 +41,8 @@ mod options;
 
 pub use chain::{Chain, Gun, OnStream, SHUTDOWN_WAIT, Shutdown, SoulWatch, Subscription};
 pub use engine::{
-    Change, Engine, MAX_REJECT_REASONS, PutAck, PutOptions, Replies, Reply, Stats, now_ms,
+    Change, Engine, HistogramSnapshot, LATENCY_BUCKETS, LatencyHistogram, MAX_REJECT_REASONS,
+    PutAck, PutOptions, Replies, Reply, Stats, now_ms,
 };
 pub use error::Error;
 pub use options::EngineOptions;

@@ -447,6 +447,7 @@ where
         keepalive: None,
         ping: opts.ping_interval,
         idle_timeout: opts.idle_timeout,
+        rate_limit: None,
     };
     let drive = conn::drive(ws, &**hub, peer, &conn, rx, cfg);
     tokio::pin!(drive);

@@ -98,6 +98,8 @@ pub(crate) enum CloseCause {
     SlowPeer,
     /// The peer sent a message over the size limit.
     TooBig,
+    /// The peer kept sending over its message rate.
+    RateLimited,
     /// The server is shutting down.
     Shutdown,
     /// Nothing was received for longer than the idle timeout.
@@ -112,7 +114,7 @@ impl CloseCause {
     fn code(self) -> CloseCode {
         match self {
             Self::Requested | Self::ClientClosed | Self::Remote | Self::Idle => CloseCode::Normal,
-            Self::SlowPeer => CloseCode::Policy,
+            Self::SlowPeer | Self::RateLimited => CloseCode::Policy,
             Self::TooBig => CloseCode::Size,
             Self::Shutdown => CloseCode::Away,
         }
@@ -122,6 +124,10 @@ impl CloseCause {
 /// State shared by a connection's [`WsLink`], its tasks and the server's registry.
 pub(crate) struct ConnShared {
     pub(crate) counters: Counters,
+    /// Frames the link refused: the queue was full, or the connection was closing.
+    pub(crate) dropped: AtomicU64,
+    /// Frames received over the connection's message rate and dropped.
+    pub(crate) rate_dropped: AtomicU64,
     queued: AtomicUsize,
     closing: AtomicBool,
     cause: Mutex<Option<(CloseCause, String)>>,
@@ -142,6 +148,8 @@ impl ConnShared {
     pub(crate) fn new() -> Self {
         Self {
             counters: Counters::default(),
+            dropped: AtomicU64::new(0),
+            rate_dropped: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
             cause: Mutex::new(None),
@@ -219,6 +227,7 @@ impl fmt::Debug for WsLink {
 impl Link for WsLink {
     fn send(&self, frame: Arc<str>) -> Result<(), LinkError> {
         if self.shared.is_closing() {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(LinkError::Closed);
         }
         match self.tx.try_send(frame) {
@@ -227,6 +236,7 @@ impl Link for WsLink {
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 warn!(
                     queue = self.tx.max_capacity(),
                     "send queue full: the peer is not reading; closing the connection"
@@ -274,6 +284,58 @@ pub(crate) struct ConnConfig {
     pub(crate) ping: Option<Duration>,
     /// Close after this long without any incoming frame.
     pub(crate) idle_timeout: Option<Duration>,
+    /// Incoming data frames per second (server side).
+    pub(crate) rate_limit: Option<crate::RateLimit>,
+}
+
+/// A token bucket over a connection's incoming data frames.
+struct Bucket {
+    limit: crate::RateLimit,
+    tokens: f64,
+    last: Instant,
+    /// Frames dropped on this connection; past `close_after`, it is closed.
+    dropped: u64,
+    close_after: u64,
+}
+
+/// What to do with one incoming frame.
+#[derive(Debug, PartialEq, Eq)]
+enum Admit {
+    Take,
+    Drop { first: bool },
+    Close,
+}
+
+impl Bucket {
+    fn new(limit: crate::RateLimit, now: Instant) -> Self {
+        Self {
+            limit,
+            tokens: f64::from(limit.burst),
+            last: now,
+            dropped: 0,
+            close_after: u64::from(limit.per_sec)
+                * u64::from(crate::options::RATE_LIMIT_CLOSE_AFTER_SECS),
+        }
+    }
+
+    fn admit(&mut self, now: Instant) -> Admit {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * f64::from(self.limit.per_sec))
+            .min(f64::from(self.limit.burst));
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Admit::Take;
+        }
+        self.dropped += 1;
+        if self.dropped > self.close_after {
+            Admit::Close
+        } else {
+            Admit::Drop {
+                first: self.dropped == 1,
+            }
+        }
+    }
 }
 
 /// The tungstenite configuration for a message size limit.
@@ -299,7 +361,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (sink, stream) = ws.split();
-    let reader = read_loop(stream, hub, peer, shared, cfg.idle_timeout);
+    let reader = read_loop(stream, hub, peer, shared, cfg.idle_timeout, cfg.rate_limit);
     let writer = write_loop(sink, rx, shared, cfg);
     tokio::pin!(reader, writer);
     tokio::select! {
@@ -325,9 +387,11 @@ async fn read_loop<S>(
     peer: PeerId,
     shared: &ConnShared,
     idle: Option<Duration>,
+    rate_limit: Option<crate::RateLimit>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut bucket = rate_limit.map(|l| Bucket::new(l, Instant::now()));
     loop {
         let next = match idle {
             Some(limit) => match timeout(limit, stream.next()).await {
@@ -358,6 +422,37 @@ async fn read_loop<S>(
                 return;
             }
         };
+        if matches!(message, Message::Text(_) | Message::Binary(_))
+            && let Some(bucket) = &mut bucket
+        {
+            match bucket.admit(Instant::now()) {
+                Admit::Take => {}
+                Admit::Drop { first } => {
+                    shared.counters.count_in(message.len());
+                    shared.rate_dropped.fetch_add(1, Ordering::Relaxed);
+                    if first {
+                        warn!(
+                            peer = peer.0,
+                            per_sec = bucket.limit.per_sec,
+                            burst = bucket.limit.burst,
+                            "peer over its message rate; dropping frames (logged once per connection)"
+                        );
+                    }
+                    continue;
+                }
+                Admit::Close => {
+                    shared.counters.count_in(message.len());
+                    shared.rate_dropped.fetch_add(1, Ordering::Relaxed);
+                    warn!(
+                        peer = peer.0,
+                        dropped = bucket.dropped,
+                        "peer kept over its message rate; closing the connection"
+                    );
+                    shared.request_close(CloseCause::RateLimited, "message rate exceeded");
+                    return;
+                }
+            }
+        }
         match message {
             Message::Text(text) => {
                 shared.counters.count_in(text.len());
@@ -641,6 +736,40 @@ mod tests {
     }
 
     #[test]
+    fn bucket_takes_the_burst_then_the_rate_then_closes() {
+        let t0 = Instant::now();
+        let limit = crate::RateLimit {
+            per_sec: 10,
+            burst: 5,
+        };
+        let mut b = Bucket::new(limit, t0);
+        for _ in 0..5 {
+            assert_eq!(b.admit(t0), Admit::Take);
+        }
+        assert_eq!(b.admit(t0), Admit::Drop { first: true });
+        assert_eq!(b.admit(t0), Admit::Drop { first: false });
+        // 100 ms later: one more token.
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(b.admit(t1), Admit::Take);
+        assert_eq!(b.admit(t1), Admit::Drop { first: false });
+        // The bucket never holds more than the burst.
+        let t2 = t1 + Duration::from_secs(60);
+        for _ in 0..5 {
+            assert_eq!(b.admit(t2), Admit::Take);
+        }
+        // 10 s worth of drops (100), then closed.
+        let mut last = Admit::Take;
+        for _ in 0..200 {
+            last = b.admit(t2);
+            if last == Admit::Close {
+                break;
+            }
+        }
+        assert_eq!(last, Admit::Close);
+        assert_eq!(b.dropped, 101);
+    }
+
+    #[test]
     fn truncate_keeps_char_boundaries() {
         assert_eq!(truncate("abc", 123), "abc");
         assert_eq!(truncate("héllo", 2), "h");
@@ -669,5 +798,6 @@ mod tests {
         assert_eq!(shared.queued(), 2);
         assert_eq!(link.send("d".into()), Err(LinkError::Closed));
         assert_eq!(shared.cause().map(|c| c.0), Some(CloseCause::SlowPeer));
+        assert_eq!(shared.dropped.load(Ordering::Relaxed), 2);
     }
 }

@@ -126,8 +126,8 @@ pub use options::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_KEEPALIVE, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_HTTP_BODY_BYTES, DEFAULT_MAX_HTTP_HEAD_BYTES, DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_PATH, DEFAULT_PING_INTERVAL, DEFAULT_PORT, DEFAULT_SEND_QUEUE, DEFAULT_SHUTDOWN_GRACE,
-    ServerOptions,
+    RATE_LIMIT_CLOSE_AFTER_SECS, RateLimit, ServerOptions,
 };
-pub use server::{ConnectionInfo, Server, ServerStats};
+pub use server::{ConnectionInfo, Server, ServerStats, StatsSource};
 #[cfg(feature = "tls")]
 pub use tls::{TlsClientConfig, TlsServerConfig};

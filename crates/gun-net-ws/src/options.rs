@@ -32,6 +32,9 @@ pub const DEFAULT_MAX_HTTP_BODY_BYTES: usize = 64 << 10;
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Open sockets (WebSocket peers and in-flight HTTP requests together) a server accepts.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Dropped frames, in seconds' worth of [`RateLimit::per_sec`], after which a connection over
+/// its message rate is closed.
+pub const RATE_LIMIT_CLOSE_AFTER_SECS: u32 = 10;
 /// Time [`Server::shutdown`](crate::Server::shutdown) gives connections to close cleanly.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// First reconnect delay of a client (before jitter).
@@ -75,6 +78,14 @@ pub struct ServerOptions {
     pub send_queue: usize,
     /// Concurrent sockets accepted (default [`DEFAULT_MAX_CONNECTIONS`]); more are closed at once.
     pub max_connections: usize,
+    /// Open WebSocket connections accepted from one IP address; further upgrades from it are
+    /// answered `429 Too Many Requests`. `None` (the default): no limit.
+    pub max_connections_per_ip: Option<usize>,
+    /// Data frames accepted per connection and second (a token bucket; a frame holding a batch
+    /// counts once). Frames over the rate are dropped unread; a connection that keeps on is
+    /// closed (code 1008) once it dropped [`RATE_LIMIT_CLOSE_AFTER_SECS`] seconds' worth.
+    /// `None` (the default): no limit.
+    pub rate_limit: Option<RateLimit>,
     /// Largest HTTP request head (default [`DEFAULT_MAX_HTTP_HEAD_BYTES`]).
     pub max_http_head_bytes: usize,
     /// Largest HTTP request body (default [`DEFAULT_MAX_HTTP_BODY_BYTES`]).
@@ -100,6 +111,8 @@ impl ServerOptions {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             send_queue: DEFAULT_SEND_QUEUE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: None,
+            rate_limit: None,
             max_http_head_bytes: DEFAULT_MAX_HTTP_HEAD_BYTES,
             max_http_body_bytes: DEFAULT_MAX_HTTP_BODY_BYTES,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
@@ -125,11 +138,31 @@ impl ServerOptions {
         if self.max_message_bytes == 0 {
             return Err(invalid("max_message_bytes", "must be at least 1"));
         }
+        if self.max_connections_per_ip == Some(0) {
+            return Err(invalid("max_connections_per_ip", "must be at least 1"));
+        }
+        if let Some(r) = self.rate_limit
+            && (r.per_sec == 0 || r.burst == 0)
+        {
+            return Err(invalid(
+                "rate_limit",
+                "per_sec and burst must be at least 1",
+            ));
+        }
         if self.max_http_head_bytes < 64 {
             return Err(invalid("max_http_head_bytes", "must be at least 64"));
         }
         Ok(())
     }
+}
+
+/// A per-connection message rate ([`ServerOptions::rate_limit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Data frames per second, on average.
+    pub per_sec: u32,
+    /// Frames accepted at once above the rate (the bucket's size).
+    pub burst: u32,
 }
 
 impl Default for ServerOptions {

@@ -2,7 +2,7 @@
 //! for everything else.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -38,10 +38,20 @@ pub struct ServerStats {
     pub http_requests: u64,
     /// Connections closed because their send queue was full (slow or stalled peers).
     pub slow_peer_closes: u64,
+    /// Frames the mesh handed to a connection that were not queued: its send queue was full
+    /// (the first such frame closes it) or it was already closing.
+    pub send_queue_drops: u64,
     /// Connections closed because the peer sent a message over the size limit.
     pub oversize_closes: u64,
     /// Sockets refused because `max_connections` were open.
     pub refused: u64,
+    /// WebSocket upgrades refused (429) because `max_connections_per_ip` were open from the
+    /// same address.
+    pub per_ip_refused: u64,
+    /// Incoming frames dropped for being over a connection's `rate_limit`.
+    pub rate_limited_frames: u64,
+    /// Connections closed because they kept over their `rate_limit`.
+    pub rate_limit_closes: u64,
 }
 
 /// One open WebSocket connection of a [`Server`], for dashboards.
@@ -84,6 +94,40 @@ struct Shared {
     registry: Mutex<Registry>,
     http_requests: AtomicU64,
     refused: AtomicU64,
+    per_ip_refused: AtomicU64,
+    /// Open WebSocket connections per remote address (with `max_connections_per_ip`).
+    per_ip: Mutex<HashMap<IpAddr, IpSlots>>,
+}
+
+/// The connections of one remote address.
+#[derive(Default)]
+struct IpSlots {
+    open: usize,
+    /// A refusal was logged since the address was last under its limit.
+    warned: bool,
+}
+
+/// One of an address's connection slots; given back on drop.
+struct IpSlot<'a> {
+    shared: &'a Shared,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot<'_> {
+    fn drop(&mut self) {
+        let mut map = self
+            .shared
+            .per_ip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(slots) = map.get_mut(&self.ip) {
+            slots.open = slots.open.saturating_sub(1);
+            slots.warned = false;
+            if slots.open == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -101,6 +145,11 @@ struct Registry {
     open: HashMap<u64, Entry>,
     /// Traffic of connections that have closed.
     retired: Traffic,
+    /// Frames dropped by connections that have closed.
+    retired_dropped: u64,
+    /// Frames over the rate dropped by connections that have closed.
+    retired_rate_dropped: u64,
+    rate_limit_closes: u64,
     total: u64,
     slow_peer_closes: u64,
     oversize_closes: u64,
@@ -116,6 +165,63 @@ struct Entry {
 impl Shared {
     fn registry(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stats(&self) -> ServerStats {
+        let refused = self.refused.load(Ordering::Relaxed);
+        let http_requests = self.http_requests.load(Ordering::Relaxed);
+        let reg = self.registry();
+        let mut traffic = reg.retired;
+        let mut send_queue_drops = reg.retired_dropped;
+        let mut rate_limited_frames = reg.retired_rate_dropped;
+        for entry in reg.open.values() {
+            traffic += entry.conn.counters.snapshot();
+            send_queue_drops += entry.conn.dropped.load(Ordering::Relaxed);
+            rate_limited_frames += entry.conn.rate_dropped.load(Ordering::Relaxed);
+        }
+        ServerStats {
+            connections_open: reg.open.len() as u64,
+            connections_total: reg.total,
+            traffic,
+            http_requests,
+            slow_peer_closes: reg.slow_peer_closes,
+            send_queue_drops,
+            oversize_closes: reg.oversize_closes,
+            refused,
+            per_ip_refused: self.per_ip_refused.load(Ordering::Relaxed),
+            rate_limited_frames,
+            rate_limit_closes: reg.rate_limit_closes,
+        }
+    }
+
+    /// Takes a connection slot of `ip`, or `None` when its `max_connections_per_ip` are open.
+    fn ip_slot(&self, ip: IpAddr) -> Option<Option<IpSlot<'_>>> {
+        let Some(max) = self.opts.max_connections_per_ip else {
+            return Some(None);
+        };
+        let mut map = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        let slots = map.entry(ip).or_default();
+        if slots.open >= max {
+            self.per_ip_refused.fetch_add(1, Ordering::Relaxed);
+            if !slots.warned {
+                slots.warned = true;
+                warn!(%ip, max, "too many connections from one address; refusing upgrades with 429 (logged once until one closes)");
+            }
+            return None;
+        }
+        slots.open += 1;
+        Some(Some(IpSlot { shared: self, ip }))
+    }
+}
+
+/// Reads a [`Server`]'s [`ServerStats`] while it runs ([`Server::stats_source`]).
+#[derive(Debug, Clone)]
+pub struct StatsSource(std::sync::Weak<Shared>);
+
+impl StatsSource {
+    /// The server's totals now; `None` once the server is gone.
+    pub fn get(&self) -> Option<ServerStats> {
+        self.0.upgrade().map(|shared| shared.stats())
     }
 }
 
@@ -148,6 +254,8 @@ impl Server {
             registry: Mutex::new(Registry::default()),
             http_requests: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            per_ip_refused: AtomicU64::new(0),
+            per_ip: Mutex::new(HashMap::new()),
         });
         let (stop, stop_rx) = watch::channel(false);
         let span = info_span!("gun_ws_server", addr = %local_addr);
@@ -191,22 +299,13 @@ impl Server {
 
     /// Totals since start.
     pub fn stats(&self) -> ServerStats {
-        let refused = self.shared.refused.load(Ordering::Relaxed);
-        let http_requests = self.shared.http_requests.load(Ordering::Relaxed);
-        let reg = self.shared.registry();
-        let mut traffic = reg.retired;
-        for entry in reg.open.values() {
-            traffic += entry.conn.counters.snapshot();
-        }
-        ServerStats {
-            connections_open: reg.open.len() as u64,
-            connections_total: reg.total,
-            traffic,
-            http_requests,
-            slow_peer_closes: reg.slow_peer_closes,
-            oversize_closes: reg.oversize_closes,
-            refused,
-        }
+        self.shared.stats()
+    }
+
+    /// A handle that reads [`Server::stats`] without keeping the server alive (for an
+    /// [`HttpHandler`] of this same server, such as a metrics page).
+    pub fn stats_source(&self) -> StatsSource {
+        StatsSource(Arc::downgrade(&self.shared))
     }
 
     /// The open WebSocket connections.
@@ -376,6 +475,18 @@ where
                 return http::write_response(&mut stream, &refusal, false).await;
             }
         };
+        let Some(_ip_slot) = shared.ip_slot(remote.ip()) else {
+            count_http(shared);
+            return http::write_response(
+                &mut stream,
+                &HttpResponse::text(
+                    429,
+                    "Too Many Requests: too many connections from your address\n",
+                ),
+                false,
+            )
+            .await;
+        };
         if stream
             .write_all(&http::switching_protocols(&accept))
             .await
@@ -456,6 +567,7 @@ where
         keepalive: opts.keepalive,
         ping: None,
         idle_timeout: opts.idle_timeout,
+        rate_limit: opts.rate_limit,
     };
     let (cause, reason) = conn::drive(ws, &*shared.hub, peer, &conn, rx, cfg).await;
     drop(attachment);
@@ -463,6 +575,7 @@ where
     match cause {
         CloseCause::SlowPeer => shared.registry().slow_peer_closes += 1,
         CloseCause::TooBig => shared.registry().oversize_closes += 1,
+        CloseCause::RateLimited => shared.registry().rate_limit_closes += 1,
         _ => {}
     }
     debug!(peer = peer.0, ?cause, reason, "websocket peer detached");
@@ -506,6 +619,8 @@ impl Drop for Registered<'_> {
         let mut reg = self.shared.registry();
         if let Some(entry) = reg.open.remove(&self.key) {
             reg.retired += entry.conn.counters.snapshot();
+            reg.retired_dropped += entry.conn.dropped.load(Ordering::Relaxed);
+            reg.retired_rate_dropped += entry.conn.rate_dropped.load(Ordering::Relaxed);
         }
     }
 }

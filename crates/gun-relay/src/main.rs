@@ -24,6 +24,11 @@
 //! import` back the store up to JSON Lines and restore it, and
 //! `--admin-token` enables the online backup `GET /admin/export`.
 //!
+//! `GET /metrics` answers the counters in the Prometheus text format. Limits for a public relay (frame size, keys
+//! per put, connections per IP, messages per second, `--allow-public-space`)
+//! are on by default; each refusal is counted in `/metrics`.
+
+//!
 //! Everything but argument parsing and logging is `gun::server` (the facade's
 //! feature `server`): this binary parses the flags, sets up logging and the
 //! runtime, and runs a [`Relay`].
@@ -150,6 +155,33 @@ struct Args {
     /// of DIR. These paths win over --static; DIR must hold gun.js.
     #[arg(long, env = "GUN_RELAY_SERVE_GUN_JS", value_name = "DIR")]
     serve_gun_js: Option<PathBuf>,
+    /// Largest WebSocket message accepted, in bytes; a peer sending more is
+    /// disconnected (close code 1009).
+    #[arg(long, value_name = "BYTES", default_value_t = gun::server::DEFAULT_MAX_FRAME_BYTES)]
+    max_frame_bytes: usize,
+    /// Keys one put from a peer may hold (all souls together); a bigger put is
+    /// refused with {"@":id,"err":"Put too large: more than N keys in one put
+    /// (--max-put-keys)."}. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = gun::server::DEFAULT_MAX_PUT_KEYS)]
+    max_put_keys: usize,
+    /// Open WebSocket connections from one IP address; more are refused with
+    /// HTTP 429. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = gun::server::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
+    /// Messages (WebSocket frames; a batch counts once) accepted per connection
+    /// and second. Frames over the rate are dropped unanswered; a connection
+    /// that keeps on is closed (code 1008) after dropping ten seconds' worth.
+    /// 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = gun::server::DEFAULT_RATE_LIMIT.per_sec)]
+    max_messages_per_sec: u32,
+    /// Messages a connection may send at once above --max-messages-per-sec.
+    #[arg(long, value_name = "N", default_value_t = gun::server::DEFAULT_RATE_LIMIT.burst)]
+    message_burst: u32,
+    /// false: accept writes from peers only to user space (~pub souls, signed
+    /// with SEA) and content-addressed # souls; others are refused with an err
+    /// ack.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    allow_public_space: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -321,6 +353,15 @@ async fn run(args: Args) -> Result<(), String> {
         tls,
         admin_token: args.admin_token.clone(),
         gun_js_dir: args.serve_gun_js.clone(),
+        max_frame_bytes: args.max_frame_bytes,
+        max_put_keys: (args.max_put_keys > 0).then_some(args.max_put_keys),
+        max_connections_per_ip: (args.max_connections_per_ip > 0)
+            .then_some(args.max_connections_per_ip),
+        rate_limit: (args.max_messages_per_sec > 0).then_some(gun::server::RateLimit {
+            per_sec: args.max_messages_per_sec,
+            burst: args.message_burst.max(1),
+        }),
+        allow_public_space: args.allow_public_space,
     })
     .map_err(|e| error_text(&e))?;
     let scheme = if relay.is_tls() { "wss" } else { "ws" };

@@ -3,7 +3,8 @@
 //! [`Relay::start`] opens a store, wires a [`Gun`] the way [`Gun::new`] does
 //! (the same internal path: engine, validators, peers), serves Gun's WebSocket
 //! protocol on `ws://ADDR/gun` with plain HTTP pages beside it (`/health`,
-//! `/stats`, `/dashboard`, and the files of [`RelayOptions::static_dir`]), and
+//! `/stats`, `/dashboard`, `/metrics`, and the files of
+//! [`RelayOptions::static_dir`]), and
 //! dials [`RelayOptions::peers`]. [`import_radisk`] loads a Gun.js `radata`
 //! directory into a store; [`export_jsonl`] and [`import_jsonl`] back a store
 //! up to JSON Lines and merge such a backup into a store.
@@ -31,7 +32,12 @@
 
 mod backup;
 mod health;
+mod limits;
+mod metrics;
 mod static_files;
+
+pub use gun_net_ws::RateLimit;
+pub use limits::{PUBLIC_SPACE_REFUSED, put_keys_refused};
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -105,6 +111,28 @@ pub struct RelayOptions {
     /// package. These paths take precedence over [`static_dir`](Self::static_dir);
     /// a path not found in this folder falls through to it. Default `None`.
     pub gun_js_dir: Option<PathBuf>,
+    /// Largest WebSocket message (frame) accepted, in bytes; a peer sending
+    /// more is disconnected (close code 1009). Default
+    /// [`DEFAULT_MAX_FRAME_BYTES`] (8 MiB).
+    pub max_frame_bytes: usize,
+    /// Keys (all souls together) one put from a peer may hold; a bigger put is
+    /// refused with an `err` ack ([`put_keys_refused`]). `None`: no limit.
+    /// Default `Some(`[`DEFAULT_MAX_PUT_KEYS`]`)`.
+    pub max_put_keys: Option<usize>,
+    /// Open WebSocket connections from one IP address; further upgrades are
+    /// answered `429 Too Many Requests`. `None`: no limit. Default
+    /// `Some(`[`DEFAULT_MAX_CONNECTIONS_PER_IP`]`)`.
+    pub max_connections_per_ip: Option<usize>,
+    /// Data frames accepted per connection and second, with a burst (a token
+    /// bucket; a frame holding a batch counts once). Frames over the rate are
+    /// dropped unanswered; a connection that keeps on is closed (code 1008)
+    /// after dropping ten seconds' worth. `None`: no limit. Default
+    /// `Some(`[`DEFAULT_RATE_LIMIT`]`)`.
+    pub rate_limit: Option<RateLimit>,
+    /// Accept writes from peers to any soul (`true`, Gun.js's behaviour), or
+    /// only to user space (`~…`, checked by SEA) and content-addressed `#`
+    /// souls (`false`; others get [`PUBLIC_SPACE_REFUSED`]). Default `true`.
+    pub allow_public_space: bool,
 }
 
 /// The PEM files of a TLS relay ([`RelayOptions::tls`]).
@@ -143,6 +171,22 @@ pub fn error_text(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// Default [`RelayOptions::max_frame_bytes`].
+pub const DEFAULT_MAX_FRAME_BYTES: usize = gun_net_ws::DEFAULT_MAX_MESSAGE_BYTES;
+/// Default [`RelayOptions::max_put_keys`]: one put of ten thousand keys is
+/// far more than a Gun.js app writes at once (and as many as one frame may
+/// hold messages).
+pub const DEFAULT_MAX_PUT_KEYS: usize = 10_000;
+/// Default [`RelayOptions::max_connections_per_ip`]: room for many tabs and
+/// a NAT, not for one host opening thousands of sockets.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
+/// Default [`RelayOptions::rate_limit`]: 1000 frames a second with bursts of
+/// 5000 (a Gun.js client sends far fewer: it batches what it queues).
+pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
+    per_sec: 1_000,
+    burst: 5_000,
+};
+
 impl Default for RelayOptions {
     fn default() -> Self {
         RelayOptions {
@@ -155,6 +199,11 @@ impl Default for RelayOptions {
             tls: None,
             admin_token: None,
             gun_js_dir: None,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_put_keys: Some(DEFAULT_MAX_PUT_KEYS),
+            max_connections_per_ip: Some(DEFAULT_MAX_CONNECTIONS_PER_IP),
+            rate_limit: Some(DEFAULT_RATE_LIMIT),
+            allow_public_space: true,
         }
     }
 }
@@ -297,13 +346,32 @@ impl Relay {
         let mut mesh = MeshConfig::relay();
         // The WebSocket server sends the `[]` keep-alives; the mesh need not.
         mesh.keepalive_ms = 0;
+        mesh.limits.max_frame_bytes = opts.max_frame_bytes;
         let gun_opts = GunOptions {
             peers: opts.peers.clone(),
             store: Some(store.clone()),
             mesh,
             ..GunOptions::default()
         };
+        let refusals = Arc::new(metrics::Refusals::default());
         let mut validators: Vec<Arc<dyn Validator>> = Vec::new();
+        // The cheap limits first: a refused write costs no signature check.
+        if let Some(max) = opts.max_put_keys {
+            validators.push(Arc::new(limits::PutKeysLimit::new(
+                max,
+                refusals.put_size.clone(),
+            )));
+        }
+        if !opts.allow_public_space {
+            if !opts.sea {
+                tracing::warn!(
+                    "--allow-public-space false without SEA: user space (~) is not checked, so anyone can write there"
+                );
+            }
+            validators.push(Arc::new(limits::PrivateSpaceOnly::new(
+                refusals.public_space.clone(),
+            )));
+        }
         if opts.sea {
             validators.push(Arc::new(gun_sea::SeaValidator::new()));
         }
@@ -320,6 +388,7 @@ impl Relay {
                 opts.peers.clone(),
                 static_dir,
                 gun_js,
+                refusals.clone(),
             ));
             let hub: Arc<dyn Hub> = Arc::new(engine.clone());
             let http: Arc<dyn HttpHandler> = Arc::new(Admin::new(
@@ -329,11 +398,15 @@ impl Relay {
             ));
             let mut server_opts = ServerOptions::new(opts.listen);
             server_opts.tls = tls.clone();
+            server_opts.max_message_bytes = opts.max_frame_bytes;
+            server_opts.max_connections_per_ip = opts.max_connections_per_ip;
+            server_opts.rate_limit = opts.rate_limit;
             let server = Server::bind(server_opts, hub, http)
                 .map_err(|e| ServerError::Listen {
                     addr: opts.listen,
                     message: bind_reason(&e),
                 })?;
+            health.set_server(server.stats_source());
             Ok((server, health))
         })?;
         if let Some((url, message)) = dial_errors.into_iter().next() {

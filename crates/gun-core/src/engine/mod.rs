@@ -51,7 +51,7 @@ mod timers;
 pub use asks::{Replies, Reply};
 pub use listen::Change;
 pub use puts::{PutAck, PutOptions};
-pub use stats::{MAX_REJECT_REASONS, Stats};
+pub use stats::{HistogramSnapshot, LATENCY_BUCKETS, LatencyHistogram, MAX_REJECT_REASONS, Stats};
 
 use asks::Waiter;
 use listen::Listener;
@@ -237,6 +237,11 @@ impl Engine {
     /// Number of connected peers.
     pub fn peer_count(&self) -> usize {
         self.lock().links.len()
+    }
+
+    /// Entries in the mesh's dedup table (message ids seen recently).
+    pub fn dedup_entries(&self) -> usize {
+        self.lock().mesh.dedup_len()
     }
 
     /// Number of souls in the cache.

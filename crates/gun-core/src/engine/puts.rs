@@ -75,6 +75,7 @@ impl Engine {
         let Some(graph) = msg.put.clone() else {
             return;
         };
+        let dispatched = std::time::Instant::now();
         let id = msg.id.clone().unwrap_or_default();
         let origin = Origin::Peer {
             peer: from,
@@ -99,7 +100,14 @@ impl Engine {
                 }
                 Some(err) => self.inner.stats.count_rejected(err),
             }
+            let ok = reply.err.is_none();
             let outs = self.lock().mesh.reply(from, reply, now_u64());
+            if ok {
+                self.inner
+                    .stats
+                    .put_ack_latency
+                    .observe(dispatched.elapsed());
+            }
             self.execute(outs);
         }
     }

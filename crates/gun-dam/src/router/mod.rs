@@ -312,6 +312,13 @@ impl Mesh {
         &self.cfg
     }
 
+    /// Message ids in the dedup table now (seen `#`s still inside the dedup
+    /// window, with their routes back), bounded by
+    /// [`MeshConfig::dedup_max_entries`].
+    pub fn dedup_len(&self) -> usize {
+        self.dup.len()
+    }
+
     /// The connected peers, in id order.
     pub fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
         self.peers.keys().copied()

@@ -3,6 +3,7 @@
 //! format by hand.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -68,6 +69,8 @@ pub struct RelaySpec {
     pub store: &'static str,
     pub peers: Vec<String>,
     pub log: String,
+    /// More flags for the relay (e.g. limits).
+    pub args: Vec<String>,
 }
 
 impl RelaySpec {
@@ -80,6 +83,7 @@ impl RelaySpec {
             store: "memory",
             peers: Vec::new(),
             log: "info".into(),
+            args: Vec::new(),
         }
     }
 }
@@ -108,6 +112,7 @@ impl RelayProc {
         for p in &spec.peers {
             argv.extend(["--peer".into(), p.clone()]);
         }
+        argv.extend(spec.args.iter().cloned());
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])
             .stdin(Stdio::null())
@@ -213,6 +218,118 @@ pub async fn health(addr: &str) -> Option<Value> {
         .await
         .ok()
         .flatten()
+}
+
+/// `GET path` on a relay: the status and the body (3 s max).
+pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fut = async {
+        let mut s = TcpStream::connect(addr).await.ok()?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status = text.split(' ').nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n")?.1.to_owned();
+        Some((status, body))
+    };
+    tokio::time::timeout(Duration::from_secs(3), fut)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// `GET /metrics`, parsed: every sample line as `name{labels}` -> value.
+/// Panics on a line that is not valid exposition text (`# HELP`, `# TYPE`,
+/// `# UNIT`, `# EOF` or a sample), or on a sample whose family has no
+/// `# TYPE`.
+pub async fn metrics(addr: &str) -> HashMap<String, f64> {
+    let (status, body) = http_get(addr, "/metrics").await.expect("GET /metrics");
+    assert_eq!(status, 200, "GET /metrics: {body}");
+    parse_metrics(&body)
+}
+
+/// See [`metrics`].
+pub fn parse_metrics(body: &str) -> HashMap<String, f64> {
+    let mut typed: HashMap<String, String> = HashMap::new();
+    let mut out = HashMap::new();
+    assert!(body.ends_with("# EOF\n"), "no # EOF at the end:\n{body}");
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let kind = parts.next().unwrap_or("");
+            let name = parts.next().unwrap_or("");
+            match kind {
+                "EOF" => assert_eq!(rest, "EOF"),
+                "HELP" | "UNIT" => assert!(valid_name(name), "bad name in {line:?}"),
+                "TYPE" => {
+                    assert!(valid_name(name), "bad name in {line:?}");
+                    let t = parts.next().unwrap_or("");
+                    assert!(
+                        [
+                            "counter",
+                            "gauge",
+                            "histogram",
+                            "summary",
+                            "info",
+                            "unknown"
+                        ]
+                        .contains(&t),
+                        "bad type in {line:?}"
+                    );
+                    typed.insert(name.to_owned(), t.to_owned());
+                }
+                _ => panic!("not exposition text: {line:?}"),
+            }
+            continue;
+        }
+        // name{labels} value
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not a sample line: {line:?}"));
+        let name = series.split('{').next().unwrap();
+        assert!(valid_name(name), "bad metric name in {line:?}");
+        if let Some(labels) = series.strip_prefix(name).filter(|l| !l.is_empty()) {
+            assert!(
+                labels.starts_with('{') && labels.ends_with('}'),
+                "bad labels in {line:?}"
+            );
+            let inner = &labels[1..labels.len() - 1];
+            assert!(
+                inner.contains("=\"") && inner.ends_with('"'),
+                "bad labels in {line:?}"
+            );
+        }
+        let family = ["_total", "_bucket", "_sum", "_count", "_created"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains_key(*f)))
+            .unwrap_or(name);
+        assert!(
+            typed.contains_key(family),
+            "sample without # TYPE: {line:?}"
+        );
+        let v: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        out.insert(series.to_owned(), v);
+    }
+    out
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
 // ---------------------------------------------------------------- raw client

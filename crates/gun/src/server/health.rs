@@ -1,14 +1,16 @@
 //! The relay's plain HTTP pages: `GET /health` (also `GET /` without a static
-//! folder), `GET /stats` (the counters and the last minutes of history) and
-//! `GET /dashboard` (a self-contained page charting them live).
+//! folder), `GET /stats` (the counters and the last minutes of history),
+//! `GET /dashboard` (a self-contained page charting them live) and
+//! `GET /metrics` (Prometheus, `metrics.rs`).
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use gun_core::Engine;
 use gun_net_ws::{HttpHandler, HttpRequest, HttpResponse};
 
 use super::StoreKind;
+use super::metrics::{self, Refusals, Scrape};
 use super::static_files::{GunJsDir, StaticDir};
 
 /// Seconds of history kept for the dashboard chart.
@@ -66,6 +68,9 @@ pub(super) struct Health {
     peers_dialed: Vec<String>,
     static_dir: Option<StaticDir>,
     gun_js: Option<GunJsDir>,
+    /// The WebSocket server's counters (set once it is bound).
+    server: OnceLock<gun_net_ws::StatsSource>,
+    refusals: Arc<Refusals>,
 }
 
 /// The dashboard page: inline CSS and JS, no external resources.
@@ -84,6 +89,7 @@ impl Health {
         peers_dialed: Vec<String>,
         static_dir: Option<StaticDir>,
         gun_js: Option<GunJsDir>,
+        refusals: Arc<Refusals>,
     ) -> Health {
         Health {
             engine,
@@ -93,6 +99,62 @@ impl Health {
             peers_dialed,
             static_dir,
             gun_js,
+            server: OnceLock::new(),
+            refusals,
+        }
+    }
+
+    /// Where `/metrics` reads the WebSocket server's counters.
+    pub(super) fn set_server(&self, source: gun_net_ws::StatsSource) {
+        let _ = self.server.set(source);
+    }
+
+    fn metrics(&self) -> HttpResponse {
+        let s = self.engine.stats();
+        let server = self
+            .server
+            .get()
+            .and_then(|src| src.get())
+            .unwrap_or_default();
+        let (store_souls, store_bytes) = {
+            let snap = self.snapshot();
+            (snap.souls, snap.bytes)
+        };
+        let scrape = Scrape {
+            connections: server.connections_open,
+            connections_total: server.connections_total,
+            messages_in: server.traffic.frames_in,
+            messages_out: server.traffic.frames_out,
+            bytes_in: server.traffic.bytes_in,
+            bytes_out: server.traffic.bytes_out,
+            puts: load(&s.puts_in),
+            gets: load(&s.gets_in),
+            acks: load(&s.acks_out),
+            keys_accepted: load(&s.keys_accepted),
+            rejected: s.rejected_reasons().into_iter().collect(),
+            refused: vec![
+                ("frame_size", server.oversize_closes),
+                ("put_size", load(&self.refusals.put_size)),
+                ("connections_per_ip", server.per_ip_refused),
+                ("max_connections", server.refused),
+                ("rate", server.rate_limited_frames),
+                ("rate_close", server.rate_limit_closes),
+                ("public_space", load(&self.refusals.public_space)),
+            ],
+            latency: Some(s.put_ack_latency.snapshot()),
+            store_bytes,
+            store_souls,
+            dedup_entries: self.engine.dedup_entries() as u64,
+            cached_souls: self.engine.cached_souls() as u64,
+            send_queue_drops: server.send_queue_drops,
+            slow_consumer_disconnects: server.slow_peer_closes,
+            uptime_secs: self.engine.uptime().as_secs(),
+        };
+        match scrape.encode() {
+            Ok(text) => HttpResponse::new(200)
+                .with_body(metrics::CONTENT_TYPE, text.into_bytes())
+                .with_header("Cache-Control", "no-store"),
+            Err(_) => HttpResponse::text(500, "cannot encode the metrics\n"),
         }
     }
 
@@ -190,6 +252,7 @@ impl HttpHandler for Health {
         match (req.path.as_str(), &self.static_dir) {
             ("/health", _) | ("/", None) => self.health(),
             ("/stats", _) => self.stats(),
+            ("/metrics", _) => self.metrics(),
             ("/dashboard" | "/dashboard/", _) => HttpResponse::html(200, DASHBOARD_HTML),
             (path, Some(dir)) => dir.serve(path),
             _ => HttpResponse::not_found(),
