@@ -12,6 +12,11 @@ export NODE_PATH
 
 cargo build --release -p gun-relay --manifest-path "$ROOT/Cargo.toml" >&2
 RELAY_BIN="$ROOT/target/release/gun-relay"
+# The load drivers are many connections from one address sending as fast as
+# they can: the public-relay limits (per-IP connections, messages per second)
+# would measure the limits, not the relay. Variables, so that older builds
+# without these flags ignore them.
+export GUN_RELAY_MAX_CONNECTIONS_PER_IP=0 GUN_RELAY_MAX_MESSAGES_PER_SEC=0
 
 PID=
 stop() {

@@ -157,30 +157,30 @@ struct Args {
     serve_gun_js: Option<PathBuf>,
     /// Largest WebSocket message accepted, in bytes; a peer sending more is
     /// disconnected (close code 1009).
-    #[arg(long, value_name = "BYTES", default_value_t = gun::server::DEFAULT_MAX_FRAME_BYTES)]
+    #[arg(long, env = "GUN_RELAY_MAX_FRAME_BYTES", value_name = "BYTES", default_value_t = gun::server::DEFAULT_MAX_FRAME_BYTES)]
     max_frame_bytes: usize,
     /// Keys one put from a peer may hold (all souls together); a bigger put is
     /// refused with {"@":id,"err":"Put too large: more than N keys in one put
     /// (--max-put-keys)."}. 0: no limit.
-    #[arg(long, value_name = "N", default_value_t = gun::server::DEFAULT_MAX_PUT_KEYS)]
+    #[arg(long, env = "GUN_RELAY_MAX_PUT_KEYS", value_name = "N", default_value_t = gun::server::DEFAULT_MAX_PUT_KEYS)]
     max_put_keys: usize,
     /// Open WebSocket connections from one IP address; more are refused with
     /// HTTP 429. 0: no limit.
-    #[arg(long, value_name = "N", default_value_t = gun::server::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    #[arg(long, env = "GUN_RELAY_MAX_CONNECTIONS_PER_IP", value_name = "N", default_value_t = gun::server::DEFAULT_MAX_CONNECTIONS_PER_IP)]
     max_connections_per_ip: usize,
     /// Messages (WebSocket frames; a batch counts once) accepted per connection
     /// and second. Frames over the rate are dropped unanswered; a connection
     /// that keeps on is closed (code 1008) after dropping ten seconds' worth.
     /// 0: no limit.
-    #[arg(long, value_name = "N", default_value_t = gun::server::DEFAULT_RATE_LIMIT.per_sec)]
+    #[arg(long, env = "GUN_RELAY_MAX_MESSAGES_PER_SEC", value_name = "N", default_value_t = gun::server::DEFAULT_RATE_LIMIT.per_sec)]
     max_messages_per_sec: u32,
     /// Messages a connection may send at once above --max-messages-per-sec.
-    #[arg(long, value_name = "N", default_value_t = gun::server::DEFAULT_RATE_LIMIT.burst)]
+    #[arg(long, env = "GUN_RELAY_MESSAGE_BURST", value_name = "N", default_value_t = gun::server::DEFAULT_RATE_LIMIT.burst)]
     message_burst: u32,
     /// false: accept writes from peers only to user space (~pub souls, signed
     /// with SEA) and content-addressed # souls; others are refused with an err
     /// ack.
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "GUN_RELAY_ALLOW_PUBLIC_SPACE", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     allow_public_space: bool,
     #[command(subcommand)]
     command: Option<Command>,
