@@ -18,15 +18,16 @@
 //! Also reported: `{"ev":"ready","pid":…,"room":…}` at start and
 //! `{"ev":"rtc","connected":[…]}` whenever the set of open data channels changes.
 //!
-//! Built on the `gun` facade (`Gun::try_new` with `GunOptions::rtc`), so it is
-//! wired exactly as an application is. Feature `webrtc` (off by default, so a
+//! Built on the `gun` facade (`Gun::try_new`, then `gun::Rtc::start` once the
+//! relays are connected), so it is wired exactly as an application is. Feature `webrtc` (off by default, so a
 //! workspace build does not build the `webrtc` crate):
 //! `cargo build -p gun-rtc-peer --features webrtc`.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
-use gun::{Graph, Gun, GunOptions, RtcOptions, Soul, Value};
+use gun::{Graph, Gun, GunOptions, Rtc, RtcOptions, Soul, Value};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 
@@ -75,8 +76,8 @@ fn parse_args() -> Result<Args, String> {
 }
 
 /// The pids of the open data channels.
-fn rtc_connected(gun: &Gun) -> Vec<String> {
-    gun.rtc().map(|r| r.connected()).unwrap_or_default()
+fn rtc_connected(rtc: &Rtc) -> Vec<String> {
+    rtc.connected()
 }
 
 fn say(v: serde_json::Value) {
@@ -121,27 +122,26 @@ async fn run(args: Args) -> Result<(), String> {
     let wanted = args.peers.len();
     let gun = Gun::try_new(GunOptions {
         peers: args.peers,
-        rtc: Some(args.rtc),
         ..GunOptions::default()
     })
     .map_err(|e| e.to_string())?;
     let engine = gun.engine().clone();
-    let Some(rtc) = gun.rtc() else {
-        return Err("WebRTC did not start".to_owned());
-    };
-    // Signal once the relays are there (the announcement would wait for them
-    // anyway), 10 s at most.
+    // Join the room once the relays are there, 10 s at most: announcing
+    // before the link is up races the other peer's first read, and through a
+    // Gun.js relay with AXE the offer answering the re-announcement that race
+    // causes does not come back.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while engine.peer_count() < wanted && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let rtc = Arc::new(Rtc::start(engine.clone(), args.rtc).map_err(|e| e.to_string())?);
     say(json!({"ev": "ready", "pid": rtc.pid(), "room": rtc.room()}));
     {
-        let gun = gun.clone();
+        let rtc = rtc.clone();
         tokio::spawn(async move {
             let mut last: Vec<String> = Vec::new();
             loop {
-                let now = rtc_connected(&gun);
+                let now = rtc_connected(&rtc);
                 if now != last {
                     say(json!({"ev": "rtc", "connected": now}));
                     last = now;
@@ -163,7 +163,7 @@ async fn run(args: Args) -> Result<(), String> {
                 };
                 let (_, mut rx) = engine.listen(&soul);
                 engine.subscribe_remote(&soul, None);
-                let gun = gun.clone();
+                let rtc = rtc.clone();
                 let eng = engine.clone();
                 tokio::spawn(async move {
                     while let Some(ch) = rx.recv().await {
@@ -173,7 +173,7 @@ async fn run(args: Args) -> Result<(), String> {
                                 let pid = eng.peer_pid(peer);
                                 let is_rtc = pid
                                     .as_deref()
-                                    .is_some_and(|p| rtc_connected(&gun).iter().any(|c| c == p));
+                                    .is_some_and(|p| rtc_connected(&rtc).iter().any(|c| c == p));
                                 if is_rtc { "rtc" } else { "ws" }
                             }
                         };
@@ -223,6 +223,8 @@ async fn run(args: Args) -> Result<(), String> {
             other => say(json!({"ev": "error", "error": format!("unknown command {other:?}")})),
         }
     }
-    let _ = gun.shutdown().await;
+    rtc.close().await;
+    // A Gun.js relay without radisk never acks: do not wait long for it.
+    let _ = gun.shutdown_within(Duration::from_secs(1)).await;
     Ok(())
 }
