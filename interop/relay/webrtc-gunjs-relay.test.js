@@ -24,6 +24,11 @@ async function meetAndOutliveTheRelay(ctx, axe) {
   const a = ctx.add(new RtcPeer('A', args(relay.url, room)));
   const pa = (await a.waitFor('ready', (e) => e.ev === 'ready')).pid;
   a.send('watch shared');
+  // B joins once A's announcement is out. Two peers joining at the same
+  // moment behind a Gun.js relay with AXE may not connect: the offer that
+  // answers a re-announcement is not routed back by AXE (README, Unfinished);
+  // through gun-relay they do (crates/gun/tests/webrtc.rs starts both at once).
+  await new Promise((r) => setTimeout(r, 1000));
   const b = ctx.add(new RtcPeer('B', args(relay.url, room)));
   const pb = (await b.waitFor('ready', (e) => e.ev === 'ready')).pid;
   b.send('watch shared');
