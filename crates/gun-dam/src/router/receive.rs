@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use gun_graph::json;
 
+use super::open::OpenGet;
 use super::subs::sub_target;
 use super::track::{SignedPut, Track};
 use super::{FULL_PEER_MARKER, Mesh, Output, Peer, encode, parse_seen};
@@ -166,6 +167,20 @@ impl Mesh {
         });
         if let Some((fwd, get)) = fwd {
             self.forward(Some(from), &fwd, &get, seen.as_deref(), out);
+            if self.cfg.open_get_ms > 0 {
+                let (max, per_peer) = (self.cfg.max_open_gets, self.cfg.max_open_gets_per_peer);
+                self.open.open(
+                    OpenGet {
+                        id,
+                        from,
+                        msg: fwd,
+                        seen,
+                        since: now,
+                    },
+                    max,
+                    per_peer,
+                );
+            }
         }
     }
 
@@ -279,6 +294,10 @@ impl Mesh {
                     && let Some(p) = self.peers.get_mut(&from)
                 {
                     p.subs.add(sub, max);
+                }
+                if m.put.as_ref().is_some_and(|g| !g.is_empty()) {
+                    // Data answered it: nobody else needs asking.
+                    self.open.close(at);
                 }
                 if self.peers.contains_key(&origin) {
                     out.push(Output::Send {

@@ -126,6 +126,10 @@ impl Mesh {
         if let Some(at) = &msg.reply_to {
             // Streaming answers keep the request's route alive (as Gun.js).
             self.dup.refresh(at, now);
+            if msg.put.as_ref().is_some_and(|g| !g.is_empty()) {
+                // We answered with data: the get is no longer open.
+                self.open.close(at);
+            }
         }
         if !self.peers.contains_key(&to) {
             tracing::debug!(peer = to.0, "reply for a peer that is gone");
@@ -137,12 +141,13 @@ impl Mesh {
         }]
     }
 
-    /// Time passes: expires dedup entries (and the routes they hold) and old
-    /// un-acked puts, and (relays) sends the `[]` keep-alive to every peer every
+    /// Time passes: expires dedup entries (and the routes they hold), open
+    /// gets older than [`MeshConfig::open_get_ms`] and old un-acked puts, and (relays) sends the `[]` keep-alive to every peer every
     /// [`MeshConfig::keepalive_ms`].
     pub fn tick(&mut self, now: u64) -> Vec<Output> {
         let mut out = Vec::new();
         self.dup.expire(now);
+        self.open.expire(now, self.cfg.open_get_ms);
         let max_age = self.cfg.pending_put_max_age_ms;
         for (url, st) in self.urls.iter_mut() {
             st.expire_puts(url, now, max_age);
