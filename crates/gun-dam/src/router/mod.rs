@@ -20,7 +20,9 @@
 //!
 //! **Receiving.** Each message gets a `#` if it has none, and is dropped if that
 //! `#` was seen within the dedup window (every sighting refreshes it), or if it is
-//! a reply whose `@`+`##` pair was seen (two peers answering with the same data).
+//! a reply whose `@`+`##` pair was seen (two peers answering with the same data,
+//! or a peer answering what we answered already). A get that carries `##` h
+//! records the pair `#`+h: the asker holds data hashing to h.
 //! A message that is not a duplicate (and not `dam`) is then checked as
 //! [`MeshConfig::auth_policy`] says and asked of every
 //! [`MeshConfig::predicates`]; a refused one is dropped (a bad signature with a
@@ -61,8 +63,20 @@
 //!   soul), and
 //! * is forwarded at once, with the same `#`, to every other peer except those
 //!   listed in its `><`, with `><` set to our own peer ids (pids of incoming
-//!   peers, urls of outgoing ones, at most 7). The `#` → P route lives as long
+//!   peers, urls of outgoing ones, at most 7), and, when it has no `##`, with
+//!   the `##` of our own answer if the engine knows it at once
+//!   ([`Mesh::receive_with`]: the gun-core engine hashes what its cache would
+//!   answer in one message; a get answered from the store is forwarded at
+//!   once, without). A peer holding the same data then stays silent. The `#` → P route lives as long
 //!   as the dedup entry, refreshed by every reply routed through it.
+//!
+//! **`##` on answers** ([`Mesh::reply`]). A get reply with data gets
+//! `"##"` = [`gun_graph::hash::graph_hash`] of its `put` (Gun.js's hash; the
+//! captured Gun.js frames check it) and is not sent when its `@`+`##` pair
+//! was seen (the get came with that `##`, or the same answer went out or was
+//! routed already); otherwise the pair is recorded, so a peer's identical
+//! answer arriving later is dropped. A "not found" is not sent, nor routed,
+//! for a get that came with a `##` or that data answered already (as Gun.js).
 //!
 //! **Open gets.** A get from P then stays *open* for
 //! [`MeshConfig::open_get_ms`] (3 s, about a Gun.js asker's wait) until data
@@ -294,6 +308,16 @@ pub(super) fn parse_seen(s: &str) -> Arc<[String]> {
         .filter(|x| !x.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// The dedup key of an answer to request `at` with hash `h` (`@`+`##`, as
+/// Gun.js tracks it); with `None`, the mark that `at` was answered with data
+/// or asked with a `##` (a "not found" for it is then not sent).
+pub(super) fn answer_key(at: &str, h: Option<i32>) -> String {
+    match h {
+        Some(h) => format!("{at}\u{1}##{h}"),
+        None => format!("{at}\u{1}##"),
+    }
 }
 
 pub(super) fn encode(m: &Message) -> Arc<str> {
