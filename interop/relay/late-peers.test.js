@@ -6,12 +6,18 @@
 // (b) The relay restarts; Alice's re-sent get reaches the empty relay before Bob
 //     (behind a TCP proxy that refuses him for a while) reconnects: Alice still gets
 //     Bob's data.
+// (c) `##`: a line asker (raw WebSocket) - gun-relay - Bob, where the relay and Bob
+//     hold the same node: the asker gets exactly one answer per distinct hash (Bob,
+//     genuine Gun.js, compares the relay's `##` with his own and stays silent), and
+//     each `##` is the one Gun.js's own String.hash gives for the answer's put.
 //
 //   cargo build -p gun-relay && node --test interop/relay/late-peers.test.js
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('net');
+const WebSocket = require('ws');
+require('gun/gun.js'); // defines Gun.js's String.hash (the `##` function)
 const { startGunRelay, health, GunPeer, scenario, uniq, delay, waitUntil } = require('./lib/harness');
 
 const T = { timeout: 90000 };
@@ -82,4 +88,75 @@ test('after a relay restart, a re-sent get reaches a holder that reconnects late
   // Now Bob may reconnect (on his next retry, up to ~2 s later).
   px.blocked = false;
   await sub.waitFor((d) => d && d.name === 'Bob' && d.via === 'restart', 8000, "Bob's node at Alice after the restart");
+}));
+
+// A raw WebSocket peer recording every message it receives.
+function rawPeer(url) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    const seen = [];
+    ws.on('message', (data) => {
+      let parsed;
+      try { parsed = JSON.parse(String(data)); } catch (e) { return; }
+      for (const m of Array.isArray(parsed) ? parsed : [parsed]) if (m && typeof m === 'object') seen.push(m);
+    });
+    ws.once('open', () => resolve({ seen, send: (m) => ws.send(JSON.stringify(m)), close: () => ws.close() }));
+    ws.once('error', reject);
+  });
+}
+
+// Gun.js's `##` of a put (src/mesh.js mesh.hash: JSON with keys sorted at every level).
+function gunHash(put) {
+  const sort = (k, v) => {
+    if (!(v instanceof Object) || Array.isArray(v)) return v;
+    const to = {};
+    for (const key of Object.keys(v).sort()) to[key] = v[key];
+    return to;
+  };
+  return String.hash(JSON.stringify(put, sort));
+}
+
+test('## : one answer per distinct hash when the relay and a peer hold the same node', T, () => scenario(async (ctx) => {
+  const relay = ctx.add(await startGunRelay({ store: 'memory' }));
+  const [bob, carol] = await Promise.all([GunPeer.spawn(relay.url, 'bob'), GunPeer.spawn([], 'carol-offline')]);
+  ctx.add(bob); ctx.add(carol);
+  const same = uniq('same');
+  const differs = uniq('differs');
+  // The relay and Bob hold `same` alike (Bob wrote it through the relay) and
+  // `differs` too; Carol holds another version of `differs` only.
+  for (const soul of [same, differs]) {
+    const put = await bob.put([soul], { name: 'Bob' });
+    assert.ok(put.acked, `Bob's write of ${soul} was not acked`);
+  }
+  await carol.put([differs], { name: 'Carol' }, 100);
+  const c = await carol.connect(relay.url);
+  assert.ok(c.connected);
+  await delay(300);
+
+  const asker = await rawPeer(relay.url);
+  ctx.add({ close: async () => asker.close() });
+  // A raw peer holding nothing sees the gets the relay forwards.
+  const watcher = await rawPeer(relay.url);
+  ctx.add({ close: async () => watcher.close() });
+  await delay(100);
+  asker.send({ '#': 'ask-same', get: { '#': same } });
+  asker.send({ '#': 'ask-differs', get: { '#': differs } });
+  await delay(1500); // Gun.js answers forwarded gets within ms; wait well past it
+
+  const answers = (id) => asker.seen.filter((m) => m['@'] === id);
+  const sameAnswers = answers('ask-same');
+  assert.equal(sameAnswers.length, 1, `one answer for a node held alike: ${JSON.stringify(sameAnswers)}`);
+  assert.equal(sameAnswers[0].put[same].name, 'Bob');
+  const differsAnswers = answers('ask-differs');
+  const hashes = differsAnswers.map((m) => m['##']);
+  assert.equal(new Set(hashes).size, hashes.length, `one answer per hash: ${JSON.stringify(differsAnswers)}`);
+  assert.deepEqual(differsAnswers.map((m) => m.put[differs].name).sort(), ['Bob', 'Carol']);
+  // The relay forwarded the get it answered with the `##` of its answer (that
+  // is what keeps Bob silent), the same `#`, and no `@`.
+  const fwd = watcher.seen.filter((m) => m['#'] === 'ask-same' && m.get);
+  assert.equal(fwd.length, 1, `the get forwarded once: ${JSON.stringify(watcher.seen)}`);
+  assert.equal(fwd[0]['##'], sameAnswers[0]['##']);
+  for (const m of [...sameAnswers, ...differsAnswers]) {
+    assert.equal(m['##'], gunHash(m.put), `## of ${JSON.stringify(m)} is Gun.js's hash of its put`);
+  }
 }));
