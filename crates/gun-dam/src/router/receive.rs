@@ -184,7 +184,8 @@ impl Mesh {
             }
             let mut fwd = m.clone();
             fwd.seen = self.seen_list();
-            if fwd.hash.is_none() {
+            if fwd.hash.is_none() && self.peers.len() > 1 {
+                // Only worth hashing when there is someone to forward to.
                 fwd.hash = here(get);
             }
             Some((fwd, get.clone()))
