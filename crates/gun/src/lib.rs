@@ -31,12 +31,35 @@
 //!
 //! With peers: `GunOptions { peers: vec!["http://127.0.0.1:8765/gun".into()], ..Default::default() }`.
 //!
+//! On disk, one line ([`store`]): `GunOptions { store: Some(gun::store::sled("data")?), .. }`.
+//!
 //! With WebRTC (feature `webrtc`): `GunOptions { peers, rtc: Some(gun::RtcOptions::new("room")), .. }`
 //! connects directly to the other peers of the room (gun-rs or Gun.js browsers
 //! with `lib/webrtc.js`) once the relays introduced them.
 //!
 //! A relay server (feature `server`, off by default): `gun::server::Relay`, what
 //! the `gun-relay` binary runs, wired by the same code as [`Gun::new`].
+//!
+//! # Stores, transports, features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `store-memory` | on | `MemoryStore` (crate [gun_store_memory](../gun_store_memory/index.html)), [`store::memory`](store/fn.memory.html): the store when none is given |
+//! | `store-sled` | off | `SledStore` (crate [gun_store_sled](../gun_store_sled/index.html)), [`store::sled`](store/fn.sled.html): the sled database, durable |
+//! | `store-file` | off | `FileStore` (crate [gun_store_file](../gun_store_file/index.html)), [`store::file`](store/fn.file.html): journal and snapshots, durable |
+//! | `net-ws` | on | the WebSocket transport (crate [gun_net_ws](../gun_net_ws/index.html)) that dials [`GunOptions::peers`] |
+//! | `webrtc` | off | WebRTC data channels (crate [gun_net_webrtc](../gun_net_webrtc/index.html)): `GunOptions::rtc`, `Gun::rtc`, `RtcOptions`, `Rtc` |
+//! | `sea` | on | SEA (crate [gun_sea](../gun_sea/index.html), as `gun::sea`): `Gun::user`, `Gun::user_of` |
+//! | `bls` | on | BLS message signing and write certificates: `GunOptions::keys`, `Gun::with_keys`, `Gun::with_options`, [`seed`](seed/index.html), `BlsCertValidator` |
+//! | `server` | off | [`server`](server/index.html): `Relay`, `RelayOptions`, the relay's HTTP pages, imports and exports (what `gun-relay` runs) |
+//!
+//! Every store implements [`Store`] (crate [`gun_store`], with its conformance
+//! suite); the engine and the Chain API are crate [`gun_core`]; the mesh is
+//! crate [`gun_dam`]; the data model is crate [`gun_graph`].
+//!
+//! Coming from the crate gun-rs 1.0.4: [`GunError`], [`valid`],
+//! [`is_valid_data`], [`valid_soul`], [`MessagePredicate`], `seed` (feature `bls`); the
+//! README's "Coming from gun-rs 1.0.4" maps every name.
 
 use std::sync::Arc;
 use std::time::Duration;

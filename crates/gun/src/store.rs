@@ -2,13 +2,13 @@
 //!
 //! | store | feature | what it is | choose it when |
 //! |---|---|---|---|
-//! | [`memory`] ([`MemoryStore`](crate::MemoryStore)) | `store-memory` (default) | a map in memory, gone at exit | tests, caches, a peer whose data lives on its relays |
-//! | [`sled`] ([`SledStore`](crate::SledStore)) | `store-sled` | the sled embedded database in a directory | durable data on disk, the relay's default |
-//! | [`file`] ([`FileStore`](crate::FileStore)) | `store-file` | a checksummed journal and snapshots in a directory | durable data with no database engine; imports Gun.js `radata` |
+//! | [`memory()`](fn.memory.html) (`MemoryStore`) | `store-memory` (default) | a map in memory, gone at exit | tests, caches, a peer whose data lives on its relays |
+//! | [`sled()`](fn.sled.html) (`SledStore`) | `store-sled` | the sled embedded database in a directory | durable data on disk, the relay's default |
+//! | [`file()`](fn.file.html) (`FileStore`) | `store-file` | a checksummed journal and snapshots in a directory | durable data with no database engine; imports Gun.js `radata` |
 //!
 //! A durable store keeps the writes and the **outbox** (writes no peer has
 //! acked yet) across restarts. A directory is held by one store at a time:
-//! a second open fails with [`StoreError::Locked`](crate::StoreError::Locked)
+//! a second open fails with [`StoreError::Locked`]
 //! until the first is shut down ([`Gun::shutdown`](crate::Gun::shutdown)) and
 //! dropped.
 //!

@@ -139,7 +139,7 @@ impl Mesh {
 
     /// Time passes: expires dedup entries (and the routes they hold) and old
     /// un-acked puts, and (relays) sends the `[]` keep-alive to every peer every
-    /// [`MeshConfig::keepalive_ms`].
+    /// [`MeshConfig::keepalive_ms`](crate::MeshConfig::keepalive_ms).
     pub fn tick(&mut self, now: u64) -> Vec<Output> {
         let mut out = Vec::new();
         self.dup.expire(now);
