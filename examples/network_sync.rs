@@ -110,7 +110,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("bob got after the reconnect: {got}");
 
     let report = alice.shutdown().await?;
-    assert_eq!(report.undelivered, 0, "the relay acked every write of Alice");
+    assert_eq!(
+        report.undelivered, 0,
+        "the relay acked every write of Alice"
+    );
     bob.shutdown().await?;
     let kept = relay
         .gun()

@@ -24,7 +24,7 @@
 
 use std::sync::Arc;
 
-use gun::{Gun, GunOptions, Store};
+use gun::{Gun, GunOptions, Store, StoreError};
 use serde_json::json;
 
 /// Writes with one database on `store`, shuts it down and drops it.
@@ -52,6 +52,24 @@ async fn read_back(store: Arc<dyn Store>) -> Result<Option<serde_json::Value>, g
     Ok(kind)
 }
 
+/// Opens a durable store again. A directory is held by one open store at a
+/// time, and the tasks of a database that was shut down let go of its store a
+/// moment after the last `Gun` handle is dropped: wait (at most 5 s) while the
+/// directory is still locked.
+async fn reopen(
+    open: impl Fn() -> Result<Arc<dyn Store>, StoreError>,
+) -> Result<Arc<dyn Store>, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match open() {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
@@ -65,14 +83,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // sled: reopened from its directory.
     let sled_dir = dir.path().join("sled");
     write_and_close(gun::store::sled(&sled_dir)?).await?;
-    let kind = read_back(gun::store::sled(&sled_dir)?).await?;
+    let kind = read_back(reopen(|| gun::store::sled(&sled_dir)).await?).await?;
     assert_eq!(kind, Some(json!("cat")));
     println!("sled: kept in {}", sled_dir.display());
 
     // file: reopened from its directory.
     let file_dir = dir.path().join("file");
     write_and_close(gun::store::file(&file_dir)?).await?;
-    let kind = read_back(gun::store::file(&file_dir)?).await?;
+    let kind = read_back(reopen(|| gun::store::file(&file_dir)).await?).await?;
     assert_eq!(kind, Some(json!("cat")));
     println!("file: kept in {}", file_dir.display());
 

@@ -54,9 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The relay goes away; the peers keep talking over the data channel.
     relay.shutdown().await?;
     println!("relay stopped");
-    a.get("shared")
-        .put(json!({"note": "over WebRTC"}))
-        .await?;
+    a.get("shared").put(json!({"note": "over WebRTC"})).await?;
     let got = timeout(Duration::from_secs(15), async {
         while let Some(d) = rx.recv().await {
             if d["note"] == "over WebRTC" {

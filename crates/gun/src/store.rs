@@ -8,9 +8,10 @@
 //!
 //! A durable store keeps the writes and the **outbox** (writes no peer has
 //! acked yet) across restarts. A directory is held by one store at a time:
-//! a second open fails with [`StoreError::Locked`]
-//! until the first is shut down ([`Gun::shutdown`](crate::Gun::shutdown)) and
-//! dropped.
+//! a second open fails with [`StoreError::Locked`] until the first is shut
+//! down ([`Gun::shutdown`](crate::Gun::shutdown)) and its last handle dropped
+//! (the database's tasks let go of it a moment after the last `Gun` is
+//! dropped: `examples/storage.rs` waits for that).
 //!
 //! ```
 //! # #[cfg(feature = "store-sled")]

@@ -50,8 +50,8 @@ mod quick_start {
 }
 
 mod basic_example {
-    use gun::seed::Gun;
     use gun::BlsSecretKey as SecretKey;
+    use gun::seed::Gun;
     use serde_json::json;
     use std::sync::Arc;
 
@@ -124,13 +124,23 @@ async fn with_options_waits_for_the_first_peer() {
     .await
     .unwrap();
     assert_eq!(gun.engine().peer_count(), 1, "resolved once connected");
-    assert!(gun.engine().options().mesh.signer.is_some(), "signs with the keys");
+    assert!(
+        gun.engine().options().mesh.signer.is_some(),
+        "signs with the keys"
+    );
 
     // A key pair that does not match is an error, not a panic.
     let other = BlsSecretKey::from_seed(&[4; 32]).public_key();
-    let res = gun::Gun::with_options(BlsSecretKey::from_seed(&[3; 32]), other, GunOptions::default())
-        .await;
-    assert!(matches!(res, Err(gun::WithOptionsError::Keys(_))), "a mismatched key pair is refused");
+    let res = gun::Gun::with_options(
+        BlsSecretKey::from_seed(&[3; 32]),
+        other,
+        GunOptions::default(),
+    )
+    .await;
+    assert!(
+        matches!(res, Err(gun::WithOptionsError::Keys(_))),
+        "a mismatched key pair is refused"
+    );
 
     // Without a reachable peer it resolves when the wait elapsed.
     let start = std::time::Instant::now();
