@@ -6,7 +6,7 @@ use gun::{Gun, GunOptions};
 use serde_json::json;
 
 #[tokio::main]
-async fn main() -> Result<(), gun::Error> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let gun = Gun::new(GunOptions::default());
 
     // Listen first: `on` fires with the current data and once per change.
@@ -46,7 +46,7 @@ async fn main() -> Result<(), gun::Error> {
         }
     })
     .await
-    .expect("`on` saw the change to age 31");
+    .map_err(|_| "`on` did not see the change to age 31 within 5 s")?;
     drop(sub);
     gun.shutdown().await?;
     Ok(())

@@ -93,10 +93,8 @@ fn every_example_is_run_or_said_why_not() {
         let line = line.trim();
         if line.starts_with('[') {
             in_example = line == "[[example]]";
-        } else if in_example {
-            if let Some(v) = line.strip_prefix("name = ") {
-                names.push(v.trim_matches('"').to_owned());
-            }
+        } else if in_example && let Some(v) = line.strip_prefix("name = ") {
+            names.push(v.trim_matches('"').to_owned());
         }
     }
     assert!(names.len() >= RUN_HERE.len(), "{names:?}");
