@@ -18,6 +18,10 @@ OUT="${OUT:-${TMPDIR:-/tmp}/gun-rs-bench/$(date +%Y%m%d-%H%M%S)}"
 export REPS="${REPS:-1}"
 SUITES=("$@")
 [[ ${#SUITES[@]} -gt 0 ]] || SUITES=(relay fanout)
+if [[ ! -d "$BENCH" ]]; then
+    echo "SKIPPED: relay-vs-gunjs.sh: ../shared/bench not found (CI has it)"
+    exit 0
+fi
 
 cargo build --release -p gun-relay --manifest-path "$ROOT/Cargo.toml"
 RELAY_BIN="$ROOT/target/release/gun-relay"

@@ -31,9 +31,11 @@ fi
 
 # --- 2. Rust unit, integration, example and bench-as-test targets ------------
 section "cargo test (all targets)"
-# The README's program (examples/quickstart.rs) is run as a binary by
-# crates/gun/tests/readme.rs: build it as one (test builds of examples are not).
-run cargo build -p gun --example quickstart
+# The examples are run as binaries by crates/gun/tests/examples.rs (and the
+# README's program, examples/quickstart.rs, by crates/gun/tests/readme.rs):
+# build them as such (test builds of examples are not). The `webrtc` example is
+# built and run in the WebRTC section.
+run cargo build -p gun --examples --features server
 run cargo test --workspace --all-targets
 
 # --- 3. Rust doctests (not covered by --all-targets) -------------------------
@@ -49,6 +51,8 @@ run cargo build -p gun-relay
 run cargo test -p gun-net-webrtc --features webrtc --all-targets
 run cargo test -p gun-rtc-peer --features webrtc --all-targets
 run cargo test -p gun --features webrtc --test webrtc
+run cargo build -p gun --features webrtc,server --example webrtc
+run cargo test -p gun --features webrtc,server --test examples webrtc
 
 # --- 3c. deploy/gun-relay.service: systemd-analyze verify --------------------
 # The unit's ExecStart is /usr/local/bin/gun-relay, which verify needs to exist:
@@ -81,10 +85,13 @@ fi
 # --- 4. Wire interop of gun-relay with genuine Gun.js --------------------------
 # The shared conformance kit against gun-relay (sled and file stores) and our
 # node tests in interop/relay/ (about a minute and a half). --no-build expects
-# the debug gun-relay binary and the interop_peer example, built here.
+# the debug gun-relay binary, the interop_peer test harness (an example target)
+# and gun-rtc-peer, built here. Without ../shared/interop (a bare clone) the
+# parts that need it print SKIPPED and the rest runs.
 section "relay interop with Gun.js (scripts/relay-interop.sh)"
 run cargo build -p gun-relay
 run cargo build -p gun --example interop_peer
+run cargo build -p gun-rtc-peer --features webrtc --bin gun-rtc-peer
 run bash scripts/relay-interop.sh --no-build
 
 # --- 5. Browser tests: examples/web-chat in headless Chromium --------------------

@@ -12,7 +12,7 @@
 //!   limit, simultaneous offers). Always built.
 //! * `Rtc` (feature **`webrtc`**, off by default): the transport on the
 //!   [`webrtc`](https://docs.rs/webrtc) crate (0.21, pure Rust). Each open data
-//!   channel is a [`Direction::Direct`](gun_dam::Direction) link of the engine.
+//!   channel is a `gun_dam::Direction::Direct` link of the engine.
 //!   The feature adds about 200 crates and about 70 s to a cold debug build on
 //!   two cores, which is why it is off by default.
 //!
@@ -25,6 +25,21 @@
 //!    trickle the same ways. Relays route the `@` messages back unchanged.
 //! 4. The data channel `dc` (unordered, at most 2 retransmits) carries the same
 //!    JSON frames as a websocket.
+//!
+//! # Example: the signalling (always built)
+//!
+//! ```
+//! use gun_net_webrtc::signal::{RtcMessage, Signal, room_soul};
+//! use serde_json::json;
+//!
+//! assert_eq!(room_soul("my-room"), "/RTC/my-room<?99");
+//! // The `ok` of a message from a Gun.js peer offering a connection:
+//! let ok = json!({"rtc": {"offer": {"type": "offer", "sdp": "v=0\\r\\n"}, "id": "peerA"}});
+//! let msg = RtcMessage::from_ok(Some(&ok)).unwrap().expect("an rtc payload");
+//! assert_eq!(msg.from, "peerA");
+//! assert_eq!(msg.signal, Signal::Offer("v=0\r\n".into()));
+//! assert_eq!(msg.to_ok()["rtc"]["id"], "peerA");
+//! ```
 //!
 //! # Example (feature `webrtc`)
 //!

@@ -18,7 +18,7 @@
 //!   hold. Damage never stops the store from opening; see [Damaged
 //!   files](#damaged-files).
 //! * the **outbox** (this peer's writes no peer acked yet,
-//!   [`Store::outbox_put`](gun_store::Store::outbox_put)) is one file per entry
+//!   [`Store::outbox_put`]) is one file per entry
 //!   in `outbox/`, named by the hex of the message id, written to a temporary
 //!   file, fsynced and renamed; an unreadable entry is skipped with a warn event.
 //!

@@ -31,12 +31,35 @@
 //!
 //! With peers: `GunOptions { peers: vec!["http://127.0.0.1:8765/gun".into()], ..Default::default() }`.
 //!
+//! On disk, one line ([`store`]): `GunOptions { store: Some(gun::store::sled("data")?), .. }`.
+//!
 //! With WebRTC (feature `webrtc`): `GunOptions { peers, rtc: Some(gun::RtcOptions::new("room")), .. }`
 //! connects directly to the other peers of the room (gun-rs or Gun.js browsers
 //! with `lib/webrtc.js`) once the relays introduced them.
 //!
 //! A relay server (feature `server`, off by default): `gun::server::Relay`, what
 //! the `gun-relay` binary runs, wired by the same code as [`Gun::new`].
+//!
+//! # Stores, transports, features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `store-memory` | on | `MemoryStore` (crate [gun_store_memory](../gun_store_memory/index.html)), [`store::memory`](store/fn.memory.html): the store when none is given |
+//! | `store-sled` | off | `SledStore` (crate [gun_store_sled](../gun_store_sled/index.html)), [`store::sled`](store/fn.sled.html): the sled database, durable |
+//! | `store-file` | off | `FileStore` (crate [gun_store_file](../gun_store_file/index.html)), [`store::file`](store/fn.file.html): journal and snapshots, durable |
+//! | `net-ws` | on | the WebSocket transport (crate [gun_net_ws](../gun_net_ws/index.html)) that dials [`GunOptions::peers`] |
+//! | `webrtc` | off | WebRTC data channels (crate [gun_net_webrtc](../gun_net_webrtc/index.html)): `GunOptions::rtc`, `Gun::rtc`, `RtcOptions`, `Rtc` |
+//! | `sea` | on | SEA (crate [gun_sea](../gun_sea/index.html), as `gun::sea`): `Gun::user`, `Gun::user_of` |
+//! | `bls` | on | BLS message signing and write certificates: `GunOptions::keys`, `Gun::with_keys`, `Gun::with_options`, [`seed`](seed/index.html), `BlsCertValidator` |
+//! | `server` | off | [`server`](server/index.html): `Relay`, `RelayOptions`, the relay's HTTP pages, imports and exports (what `gun-relay` runs) |
+//!
+//! Every store implements [`Store`] (crate [`gun_store`], with its conformance
+//! suite); the engine and the Chain API are crate [`gun_core`]; the mesh is
+//! crate [`gun_dam`]; the data model is crate [`gun_graph`].
+//!
+//! Coming from the crate gun-rs 1.0.4: [`GunError`], [`valid`],
+//! [`is_valid_data`], [`valid_soul`], [`MessagePredicate`], `seed` (feature `bls`); the
+//! README's "Coming from gun-rs 1.0.4" maps every name.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,8 +72,58 @@ pub use gun_core::{
     Shutdown, Subscription, Validator,
 };
 pub use gun_dam::MeshConfig;
-pub use gun_graph::{Graph, Lex, Node, Soul, State, Value};
+pub use gun_graph::{Graph, InvalidValue, Lex, Node, Soul, State, Value};
+pub use gun_store::Error as StoreError;
 pub use gun_store::Store;
+
+pub mod store;
+
+/// The error of the Chain API (`put`, `once`, `then`…): the seed gun-rs 1.0.4's
+/// name for [`Error`].
+pub type GunError = Error;
+
+/// Checks a JSON value as Gun.js's `valid` does, and returns it as a [`Value`]:
+/// `null`, a boolean, a finite number, a string, or a link `{"#": soul}` with
+/// a non-empty soul. Arrays, other objects and non-finite numbers are refused,
+/// and the error says which. A thin wrapper over [`Value::from_json`].
+///
+/// ```
+/// use serde_json::json;
+/// assert_eq!(gun::valid(&json!("hi")), Ok(gun::Value::string("hi")));
+/// assert!(gun::valid(&json!({"#": "alice"})).unwrap().as_link().is_some());
+/// assert_eq!(gun::valid(&json!([1, 2])), Err(gun::InvalidValue::Array));
+/// ```
+pub fn valid(v: &serde_json::Value) -> Result<Value, InvalidValue> {
+    Value::from_json(v)
+}
+
+/// Whether `put` can store `data`: a [`valid`] value, or an object whose
+/// every field is itself storable (nested objects become linked nodes).
+/// Arrays and non-finite numbers anywhere make it `false`.
+///
+/// ```
+/// use serde_json::json;
+/// assert!(gun::is_valid_data(&json!({"name": "Alice", "pet": {"kind": "cat"}})));
+/// assert!(!gun::is_valid_data(&json!({"tags": ["a", "b"]})));
+/// ```
+pub fn is_valid_data(data: &serde_json::Value) -> bool {
+    match data {
+        serde_json::Value::Object(m) if Value::from_json(data).is_err() => {
+            m.iter().all(|(k, v)| !k.is_empty() && is_valid_data(v))
+        }
+        _ => Value::from_json(data).is_ok(),
+    }
+}
+
+/// Whether `soul` can name a node: any non-empty string ([`Soul::new`]).
+///
+/// ```
+/// assert!(gun::valid_soul("user/alice"));
+/// assert!(!gun::valid_soul(""));
+/// ```
+pub fn valid_soul(soul: &str) -> bool {
+    Soul::new(soul).is_ok()
+}
 /// The file store: a checksummed journal and snapshots in one directory
 /// (feature `store-file`).
 #[cfg(feature = "store-file")]
@@ -217,6 +290,46 @@ impl Gun {
             keys: Some(keys),
             ..opts
         }))
+    }
+
+    /// The seed gun-rs 1.0.4's `Gun::with_options(secret_key, public_key,
+    /// options).await` (feature `bls`): [`Gun::with_keys`] that resolves once
+    /// the first peer is connected, or when `opts.wait` elapsed (at once
+    /// without peers). Not reaching a peer is not an error: the peers are
+    /// dialed again for ever, as with [`Gun::new`]. Fails when `public` is not
+    /// `secret`'s public key or a peer URL cannot be dialed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use gun::{BlsSecretKey, Gun, GunOptions};
+    /// let sk = BlsSecretKey::from_seed(&[1; 32]);
+    /// let pk = sk.public_key();
+    /// let gun = Gun::with_options(sk, pk, GunOptions::default()).await?;
+    /// gun.get("note").put(serde_json::json!({"text": "signed"})).await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "bls")]
+    pub async fn with_options(
+        secret: BlsSecretKey,
+        public: BlsPublicKey,
+        opts: GunOptions,
+    ) -> Result<Gun, WithOptionsError> {
+        let keys = BlsKeyPair::new(secret, public).map_err(WithOptionsError::Keys)?;
+        let wait = opts.wait;
+        let has_peers = !opts.peers.is_empty();
+        let gun = Gun::try_new(GunOptions {
+            keys: Some(keys),
+            ..opts
+        })
+        .map_err(WithOptionsError::Start)?;
+        if has_peers {
+            let deadline = tokio::time::Instant::now() + wait;
+            while gun.engine().peer_count() == 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        Ok(gun)
     }
 
     /// The chain for the node with soul `key`.
@@ -402,6 +515,82 @@ struct Wired<T> {
     /// Why WebRTC did not start, when asked for.
     rtc_error: Option<String>,
 }
+
+/// The constructors of the seed gun-rs 1.0.4 (feature `bls`), for code
+/// written against it: `use gun::seed::{Gun, GunOptions};` keeps its
+/// `Gun::new(secret_key, public_key)` and
+/// `Gun::with_options(secret_key, public_key, options).await?` compiling; both
+/// return a [`crate::Gun`]. The README's "Coming from gun-rs 1.0.4" maps the
+/// rest of its names.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use gun::seed::Gun;
+/// use gun::BlsSecretKey as SecretKey;
+/// let secret_key = SecretKey::from_seed(&[0u8; 32]);
+/// let public_key = secret_key.public_key();
+/// let gun = Gun::new(secret_key, public_key);
+/// gun.get("user").put(serde_json::json!({"name": "Alice"})).await?;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "bls")]
+pub mod seed {
+    pub use crate::GunOptions;
+    use crate::{BlsPublicKey, BlsSecretKey, WithOptionsError};
+
+    /// The seed's `Gun` constructors; they build a [`crate::Gun`].
+    #[derive(Debug)]
+    pub enum Gun {}
+
+    impl Gun {
+        /// A local database whose messages are signed with this key pair
+        /// ([`crate::Gun::with_keys`] with default options).
+        ///
+        /// # Panics
+        /// When `public` is not `secret`'s public key (the seed did not check).
+        #[allow(clippy::new_ret_no_self)]
+        pub fn new(secret: BlsSecretKey, public: BlsPublicKey) -> crate::Gun {
+            match crate::Gun::with_keys(secret, public, GunOptions::default()) {
+                Ok(gun) => gun,
+                Err(e) => panic!("gun::seed::Gun::new: {e}"),
+            }
+        }
+
+        /// [`crate::Gun::with_options`].
+        pub async fn with_options(
+            secret: BlsSecretKey,
+            public: BlsPublicKey,
+            options: GunOptions,
+        ) -> Result<crate::Gun, WithOptionsError> {
+            crate::Gun::with_options(secret, public, options).await
+        }
+    }
+}
+
+/// Why [`Gun::with_options`] failed (feature `bls`).
+#[cfg(feature = "bls")]
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum WithOptionsError {
+    /// The public key is not the secret key's.
+    Keys(BlsError),
+    /// The options were refused (see [`Gun::try_new`]).
+    Start(StartError),
+}
+
+#[cfg(feature = "bls")]
+impl std::fmt::Display for WithOptionsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WithOptionsError::Keys(e) => write!(f, "bad key pair: {e}"),
+            WithOptionsError::Start(e) => e.fmt(f),
+        }
+    }
+}
+
+#[cfg(feature = "bls")]
+impl std::error::Error for WithOptionsError {}
 
 /// Why [`Gun::try_new`] failed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,7 +22,7 @@ pub struct Reply {
     pub message: Message,
 }
 
-/// The replies to one of our messages, as they arrive ([`Engine::put_local_replies`],
+/// The replies to one of our messages, as they arrive ([`PutOptions::replies`](crate::PutOptions::replies),
 /// [`Engine::answer`]). The route closes when this is dropped; later replies
 /// are dropped.
 pub struct Replies {
@@ -95,7 +95,7 @@ impl Drop for AskGuard {
 
 impl Engine {
     /// Sends `msg`, which answers a message we received (`msg.reply_to` = its
-    /// `#`, for example [`Change::origin`]'s or a [`Reply`]'s `#`), back the way that
+    /// `#`, for example [`Change::origin`](crate::Change::origin)'s or a [`Reply`]'s `#`), back the way that
     /// message came, and returns the replies to it. `msg.id` is filled in when
     /// unset. When the route is unknown or expired nothing is sent (debug
     /// event) and no reply will come.

@@ -44,7 +44,7 @@ pub enum Role {
     Client,
 }
 
-/// Configuration of a [`Mesh`]. [`MeshConfig::default`] is a relay.
+/// Configuration of a [`Mesh`](crate::Mesh). [`MeshConfig::default`] is a relay.
 ///
 /// Equality compares the hooks ([`MeshConfig::signer`], [`MeshConfig::verifier`],
 /// [`MeshConfig::predicates`]) by identity (the same `Arc`), the rest by value.
@@ -87,7 +87,7 @@ pub struct MeshConfig {
     /// Seed of the random ids (message ids, pid); `None` seeds from the OS.
     /// Set it for reproducible tests.
     pub rng_seed: Option<u64>,
-    /// Signs the messages that originate here ([`auth`]).
+    /// Signs the messages that originate here ([`auth`](crate::auth)).
     /// Default `None`: nothing is signed.
     pub signer: Option<Arc<dyn MessageSigner>>,
     /// Checks the signatures of incoming messages, as [`MeshConfig::auth_policy`]

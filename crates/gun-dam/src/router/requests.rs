@@ -170,9 +170,9 @@ impl Mesh {
     }
 
     /// Time passes: expires dedup entries (and the routes they hold), open
-    /// gets older than [`MeshConfig::open_get_ms`](super::MeshConfig::open_get_ms)
+    /// gets older than [`MeshConfig::open_get_ms`](crate::MeshConfig::open_get_ms)
     /// and old un-acked puts, and (relays) sends the `[]` keep-alive to every
-    /// peer every [`MeshConfig::keepalive_ms`](super::MeshConfig::keepalive_ms).
+    /// peer every [`MeshConfig::keepalive_ms`](crate::MeshConfig::keepalive_ms).
     pub fn tick(&mut self, now: u64) -> Vec<Output> {
         let mut out = Vec::new();
         self.dup.expire(now);

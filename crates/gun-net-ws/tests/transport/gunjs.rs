@@ -3,6 +3,8 @@
 //! Needs `node` and `npm` (the pinned packages are installed on first use by the interop kit's
 //! `lib/deps.sh` into a per-user cache). The kit is found at `$GUN_INTEROP_KIT`, else
 //! `<repo>/../shared/interop` (where CI and developers have it), else `/work/shared/interop`.
+//! Without it (a bare clone) the test prints a SKIPPED line and passes, except under CI
+//! (`CI=true`), where a missing kit is a failure.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,24 +16,29 @@ use tokio::process::{Child, Command};
 
 use crate::hub::{Event, TestHub};
 
-fn interop_kit() -> PathBuf {
+fn interop_kit() -> Option<PathBuf> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let candidates = [
         std::env::var_os("GUN_INTEROP_KIT").map(PathBuf::from),
         Some(manifest.join("../../../shared/interop")),
         Some(PathBuf::from("/work/shared/interop")),
     ];
-    candidates
+    let found = candidates
         .into_iter()
         .flatten()
-        .find(|dir| dir.join("gunjs-relay.js").is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "Gun.js interop kit not found (looked at $GUN_INTEROP_KIT, {}/../../../shared/interop, \
-                 /work/shared/interop): cannot start a genuine Gun.js relay",
-                manifest.display()
-            )
-        })
+        .find(|dir| dir.join("gunjs-relay.js").is_file());
+    if found.is_none() {
+        let why = format!(
+            "Gun.js interop kit not found (looked at $GUN_INTEROP_KIT, {}/../../../shared/interop, \
+             /work/shared/interop): cannot start a genuine Gun.js relay",
+            manifest.display()
+        );
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{why}");
+        }
+        eprintln!("SKIPPED: Gun.js relay smoke test: ../shared/interop not found (CI has it)");
+    }
+    found
 }
 
 /// Installs (once) and locates the pinned npm packages; returns NODE_PATH.
@@ -69,8 +76,8 @@ async fn node_path(kit: &Path) -> String {
 }
 
 /// Starts `gunjs-relay.js --port 0 --no-radisk`; returns the child and its port.
-async fn start_relay() -> (Child, u16) {
-    let kit = interop_kit();
+async fn start_relay() -> Option<(Child, u16)> {
+    let kit = interop_kit()?;
     let node_path = node_path(&kit).await;
     let mut child = Command::new("node")
         .arg(kit.join("gunjs-relay.js"))
@@ -95,12 +102,14 @@ async fn start_relay() -> (Child, u16) {
     .expect("gunjs-relay.js did not print READY within 30 s");
     // Keep draining its stdout so the relay never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, port)
+    Some((child, port))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn genuine_gunjs_relay_greets_our_client_first() {
-    let (mut relay, port) = start_relay().await;
+    let Some((mut relay, port)) = start_relay().await else {
+        return;
+    };
     let url = format!("http://127.0.0.1:{port}/gun");
     let hub = TestHub::new();
     let client = Client::dial(&url, hub.clone(), ClientOptions::default()).unwrap();
