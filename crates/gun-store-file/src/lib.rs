@@ -322,16 +322,19 @@ impl Store for FileStore {
         Box::pin(async move { Ok(lex::query_graph(&self.shared.read(), souls, keys, budget)) })
     }
 
-    fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<(), Error>> {
+    fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<Graph, Error>> {
         Box::pin(async move {
             if diff.is_empty() || diff.key_count() == 0 {
-                return Ok(());
+                return Ok(Graph::new());
             }
-            self.request(|done| Request::Put {
+            let (done, wait) = oneshot::channel();
+            let tx = self.tx.as_ref().ok_or(Error::Closed)?;
+            tx.send(Request::Put {
                 diff: diff.clone(),
                 done,
             })
-            .await
+            .map_err(|_| Error::Closed)?;
+            wait.await.map_err(|_| Error::Closed)?
         })
     }
 

@@ -24,11 +24,13 @@ use crate::record::{self, KIND_DIFF};
 const MAX_BATCH: usize = 1024;
 
 pub(crate) type Reply = oneshot::Sender<Result<(), Error>>;
+/// A put's answer: what it applied.
+pub(crate) type PutReply = oneshot::Sender<Result<Graph, Error>>;
 
 /// Work for the writer.
 pub(crate) enum Request {
     /// Merge and persist a diff.
-    Put { diff: Graph, done: Reply },
+    Put { diff: Graph, done: PutReply },
     /// Answer once everything queued before is durable.
     Flush { done: Reply },
     /// Write a snapshot and start a new journal.
@@ -138,10 +140,18 @@ impl Writer {
             }
         }
         if !diffs.is_empty() {
-            let result = self.commit(&diffs);
-            for done in put_replies {
-                // A dropped receiver (a cancelled put) is fine: the outcome stands.
-                let _ = done.send(result.as_ref().map(|_| ()).map_err(copy_err));
+            match self.commit(&diffs) {
+                Ok(applied) => {
+                    for (done, a) in put_replies.into_iter().zip(applied) {
+                        // A dropped receiver (a cancelled put) is fine: the outcome stands.
+                        let _ = done.send(Ok(a));
+                    }
+                }
+                Err(e) => {
+                    for done in put_replies {
+                        let _ = done.send(Err(copy_err(&e)));
+                    }
+                }
             }
         }
         let due = self
@@ -176,7 +186,8 @@ impl Writer {
     }
 
     /// Merges, persists and applies a batch of diffs, all or nothing.
-    fn commit(&mut self, diffs: &[Graph]) -> Result<(), Error> {
+    /// Merges and persists `diffs` as one journal append; answers what each applied.
+    fn commit(&mut self, diffs: &[Graph]) -> Result<Vec<Graph>, Error> {
         if let Some(reason) = &self.poisoned {
             return Err(Error::Poisoned {
                 reason: reason.clone(),
@@ -185,6 +196,7 @@ impl Writer {
         let machine = machine_state();
         let mut overlay = Graph::new();
         let mut records = Vec::new();
+        let mut answers = Vec::with_capacity(diffs.len());
         {
             let graph = self.shared.read();
             for diff in diffs {
@@ -222,10 +234,11 @@ impl Writer {
                         },
                     )?;
                 }
+                answers.push(accepted);
             }
         }
         if records.is_empty() {
-            return Ok(());
+            return Ok(answers);
         }
         let journal = self.journal()?;
         if let Err((e, rolled_back)) = journal.append(&records) {
@@ -243,7 +256,7 @@ impl Writer {
         self.shared
             .disk_bytes
             .store(self.snapshot_len + journal_len, Ordering::Relaxed);
-        Ok(())
+        Ok(answers)
     }
 
     /// Writes a snapshot of the graph and starts a new journal.

@@ -96,11 +96,8 @@ impl Store for MemoryStore {
         Box::pin(async move { Ok(lex::query_graph(&self.read(), souls, keys, budget)) })
     }
 
-    fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            self.write().merge(diff, machine_state());
-            Ok(())
-        })
+    fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<Graph, Error>> {
+        Box::pin(async move { Ok(self.write().merge(diff, machine_state()).accepted) })
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<(), Error>> {

@@ -418,7 +418,9 @@ impl Inner {
     /// Merges `diff` through HAM against the stored and staged entries and
     /// stages the winners for the next group commit. Returns the group
     /// sequence number to wait for.
-    fn apply(&self, diff: &Graph) -> Result<u64, Error> {
+    /// Merges `diff` into the staged group; answers the sequence number to wait
+    /// for and what it applied.
+    fn apply(&self, diff: &Graph) -> Result<(u64, Graph), Error> {
         let mut st = lock(&self.write);
         if let Some(reason) = &lock(&self.commit).failed {
             return Err(Error::Poisoned {
@@ -429,13 +431,23 @@ impl Inner {
         let mut m = st.meta;
         // This put's writes, staged only if all of it merged without error.
         let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-        for (soul, node) in diff.iter() {
-            let soul = soul.as_str();
+        let mut applied = Graph::new();
+        for (soul_id, node) in diff.iter() {
+            let soul = soul_id.as_str();
             let bk = layout::blob_key(soul);
             let blob = self.read(&st, &bk)?;
             let per_key = blob.is_none() && self.has_keys(&st, soul)?;
             if !per_key {
-                self.apply_whole(soul, node, bk, blob, machine, &mut m, &mut writes)?;
+                self.apply_whole(
+                    soul,
+                    node,
+                    bk,
+                    blob,
+                    machine,
+                    &mut m,
+                    &mut writes,
+                    &mut applied,
+                )?;
                 continue;
             }
             for (key, e) in node.iter() {
@@ -456,6 +468,8 @@ impl Inner {
                 if !d.is_accept() {
                     continue;
                 }
+                // Keys of a parsed node are never "_", the only key put refuses.
+                let _ = applied.put(soul_id.clone(), key.clone(), e.state, e.value.clone());
                 let mut v = Vec::with_capacity(16);
                 layout::encode_entry(e.state, &e.value, &mut v);
                 match &old {
@@ -485,9 +499,9 @@ impl Inner {
             *lock(&self.stats) = m;
             let mut commit = lock(&self.commit);
             commit.applied += 1;
-            return Ok(commit.applied);
+            return Ok((commit.applied, applied));
         }
-        Ok(lock(&self.commit).applied)
+        Ok((lock(&self.commit).applied, applied))
     }
 
     /// Merges `node` into a soul that is new or kept whole (`blob`, its current
@@ -503,6 +517,7 @@ impl Inner {
         machine: gun_graph::State,
         m: &mut Meta,
         writes: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        applied: &mut Graph,
     ) -> Result<(), Error> {
         let mut current = match &blob {
             Some(v) => Some(self.reader().decode_blob_node(soul, &bk, v)?),
@@ -524,6 +539,7 @@ impl Inner {
         for (key, e) in accepted {
             // Keys of a parsed node are never "_", the only key insert refuses.
             let _ = merged.insert(key.clone(), e.state, e.value.clone());
+            let _ = applied.put(node.soul().clone(), key.clone(), e.state, e.value.clone());
         }
         let mut record = Vec::with_capacity(64 * merged.len());
         for (key, e) in merged.iter() {
@@ -677,16 +693,17 @@ impl Store for SledStore {
         }))
     }
 
-    fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<(), Error>> {
+    fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<Graph, Error>> {
         Box::pin(async move {
-            let seq = if diff.key_count() <= INLINE_KEYS {
+            let (seq, applied) = if diff.key_count() <= INLINE_KEYS {
                 self.inner.apply(diff)?
             } else {
                 let inner = Arc::clone(&self.inner);
                 let diff = diff.clone();
                 blocking(move || inner.apply(&diff)).await?
             };
-            self.inner.wait_durable(seq).await
+            self.inner.wait_durable(seq).await?;
+            Ok(applied)
         })
     }
 

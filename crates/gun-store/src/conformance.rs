@@ -97,7 +97,7 @@ impl Capabilities {
 macro_rules! conformance_tests {
     ($opener:expr, $caps:expr $(,)?) => {
         $crate::conformance_tests!(@each $opener, $caps;
-            put_and_get, ham_merge, tombstones, numbers_round_trip, empty_puts_and_misses,
+            put_and_get, ham_merge, put_answers_what_it_applied, tombstones, numbers_round_trip, empty_puts_and_misses,
             lexical_key_ranges_and_budgets, lexical_soul_queries, node_with_100k_keys,
             concurrent_writers, reopen_after_close, unicode_souls_and_keys, hostile_souls,
             stats_count_souls, outbox_keeps_unacked_writes);
@@ -117,6 +117,7 @@ macro_rules! conformance_tests {
 pub async fn run_all<O: Opener>(opener: &O, caps: &Capabilities) {
     put_and_get(opener, caps).await;
     ham_merge(opener, caps).await;
+    put_answers_what_it_applied(opener, caps).await;
     tombstones(opener, caps).await;
     numbers_round_trip(opener, caps).await;
     empty_puts_and_misses(opener, caps).await;
@@ -454,6 +455,50 @@ pub async fn ham_merge<O: Opener>(opener: &O, _caps: &Capabilities) {
         "after a mixed diff",
     )
     .await;
+}
+
+/// `put` answers the part of its diff that changed the store, exactly what
+/// HAM applies: winning keys with the state and value they were given; losing
+/// keys, ties lost and values equal to what is stored are left out.
+pub async fn put_answers_what_it_applied<O: Opener>(opener: &O, _caps: &Capabilities) {
+    let sb = Sandbox::new();
+    let store = open(opener, &sb).await;
+    let mut shadow = Graph::new();
+    let steps = [
+        diff(&[
+            ("a", "x", 100.0, Value::from("first")),
+            ("a", "y", 100.0, num(1.0)),
+            ("b", "z", 5.0, link("a")),
+        ]),
+        // Everything again: nothing changes, so the answer is empty.
+        diff(&[
+            ("a", "x", 100.0, Value::from("first")),
+            ("a", "y", 100.0, num(1.0)),
+            ("b", "z", 5.0, link("a")),
+        ]),
+        diff(&[
+            ("a", "x", 99.0, Value::from("older: loses")),
+            ("a", "y", 100.0, num(2.0)), // "2" > "1" at the same state: wins
+            ("b", "z", 5.0, Value::from("a")), // `"a"` < `{"#":"a"}` as text: loses
+            ("b", "new", 1.0, Value::Null),
+            ("c", "only", 7.0, Value::Bool(false)),
+        ]),
+        diff(&[
+            ("a", "x", 101.0, Value::Null),
+            ("c", "only", 6.0, Value::Bool(true)),
+        ]),
+    ];
+    for (i, d) in steps.iter().enumerate() {
+        let want = shadow.merge(d, machine_state()).accepted;
+        let got = must(store.put(d).await, "put");
+        assert_same(&got, &want, &format!("the answer of put #{i}"));
+    }
+    // Spot checks, so that a wrong shadow cannot hide a wrong answer.
+    let replay = must(store.put(&steps[0]).await, "replay");
+    assert!(replay.is_empty(), "a replay answered {}", describe(&replay));
+    let last = must(store.put(&steps[3]).await, "replay");
+    assert!(last.is_empty(), "a replay answered {}", describe(&last));
+    assert_holds(&store, &shadow, "after the answered puts").await;
 }
 
 /// `null` (deletion) is stored with its state, and an older write cannot bring the
@@ -927,11 +972,12 @@ pub async fn concurrent_writers<O: Opener>(opener: &O, _caps: &Capabilities) {
         all.extend(diffs.iter().cloned());
         let store = Arc::clone(&store);
         handles.push(tokio::spawn(async move {
+            let mut applied = Vec::new();
             for d in &diffs {
-                store.put(d).await?;
+                applied.push(store.put(d).await?);
                 tokio::task::yield_now().await;
             }
-            Ok::<(), Error>(())
+            Ok::<Vec<Graph>, Error>(applied)
         }));
     }
     // A reader running alongside must only ever see valid data.
@@ -951,9 +997,10 @@ pub async fn concurrent_writers<O: Opener>(opener: &O, _caps: &Capabilities) {
             Ok::<(), Error>(())
         })
     };
+    let mut answers = Vec::new();
     for h in handles {
         match h.await {
-            Ok(r) => must(r, "a concurrent put"),
+            Ok(r) => answers.extend(must(r, "a concurrent put")),
             Err(e) => panic!("a writer task failed: {e}"),
         }
     }
@@ -964,6 +1011,14 @@ pub async fn concurrent_writers<O: Opener>(opener: &O, _caps: &Capabilities) {
     let refs: Vec<&Graph> = all.iter().collect();
     let want = reference(&refs);
     assert_holds(&*store, &want, "after concurrent writers").await;
+    // Every value the store ended with was in some put's answer: folding the
+    // answers gives the final state (a store that under-reports fails here).
+    let answered: Vec<&Graph> = answers.iter().collect();
+    assert_same(
+        &reference(&answered),
+        &want,
+        "the concurrent puts' answers, merged",
+    );
     // The final state does not depend on the order: merging in reverse agrees.
     let rev: Vec<&Graph> = all.iter().rev().collect();
     assert_same(&reference(&rev), &want, "reference merge order");

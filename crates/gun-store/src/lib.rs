@@ -57,10 +57,10 @@
 //!             Ok(lex::query_graph(&g, souls, keys, budget))
 //!         })
 //!     }
-//!     fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<(), Error>> {
+//!     fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<Graph, Error>> {
 //!         Box::pin(async move {
-//!             self.0.lock().map_err(|_| Error::Closed)?.merge(diff, gun_store::machine_state());
-//!             Ok(())
+//!             let mut g = self.0.lock().map_err(|_| Error::Closed)?;
+//!             Ok(g.merge(diff, gun_store::machine_state()).accepted)
 //!         })
 //!     }
 //!     fn flush(&self) -> BoxFuture<'_, Result<(), Error>> {
@@ -153,13 +153,19 @@ pub trait Store: Send + Sync + 'static {
         budget: Option<u64>,
     ) -> BoxFuture<'a, Result<Graph, Error>>;
 
-    /// Writes an accepted diff.
+    /// Writes a diff and answers what it applied.
     ///
     /// Each key is merged with HAM against what is stored ([`gun_graph::decide`]
     /// at [`machine_state`]: newer state wins, equal state: greater JSON text
     /// wins), so replays and races converge. Resolves once the data is durable
     /// (for durable stores). Atomic: on error nothing of this diff is applied.
-    fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<(), Error>>;
+    ///
+    /// The answer is the part of `diff` that changed the store: every key whose
+    /// incoming entry won HAM, with the state and value it was given; keys that
+    /// lost, or equal what is stored, are left out (an empty graph when nothing
+    /// changed). The store is the authority for a write: a caller that caches
+    /// nodes updates its cache from this answer, with no read before the write.
+    fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<Graph, Error>>;
 
     /// Makes everything written so far durable (call it before shutdown).
     fn flush(&self) -> BoxFuture<'_, Result<(), Error>>;
@@ -240,7 +246,7 @@ macro_rules! forward_store {
             ) -> BoxFuture<'a, Result<Graph, Error>> {
                 (**self).query(souls, keys, budget)
             }
-            fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<(), Error>> {
+            fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<Graph, Error>> {
                 (**self).put(diff)
             }
             fn flush(&self) -> BoxFuture<'_, Result<(), Error>> {

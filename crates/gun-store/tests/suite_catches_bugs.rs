@@ -19,6 +19,10 @@ enum Bug {
     IgnoresReverse,
     DropsTombstones,
     FoldsCase,
+    /// Merges right but answers the whole diff as applied.
+    OverReports,
+    /// Merges right but answers nothing as applied.
+    UnderReports,
 }
 
 struct Toy {
@@ -73,15 +77,19 @@ impl Store for Toy {
             Ok(lex::query_graph(&g, &s, &k, budget))
         })
     }
-    fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<(), Error>> {
+    fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<Graph, Error>> {
         Box::pin(async move {
             let mut g = self.g.lock().unwrap();
+            let mut applied = Graph::new();
             for (soul, node) in diff.iter() {
                 let soul = gun_graph::Soul::new(self.soul(soul.as_str())).unwrap();
                 for (key, e) in node.iter() {
                     match self.bug {
                         Bug::LastWriteWins => {
                             g.put(soul.clone(), key.clone(), e.state, e.value.clone())
+                                .unwrap();
+                            applied
+                                .put(soul.clone(), key.clone(), e.state, e.value.clone())
                                 .unwrap();
                         }
                         Bug::DropsTombstones if e.value.is_null() => {
@@ -90,7 +98,12 @@ impl Store for Toy {
                             }
                         }
                         _ => {
-                            g.merge_key(&soul, key, e.state, &e.value, machine_state());
+                            let d = g.merge_key(&soul, key, e.state, &e.value, machine_state());
+                            if d.is_accept() || self.bug == Bug::OverReports {
+                                applied
+                                    .put(soul.clone(), key.clone(), e.state, e.value.clone())
+                                    .unwrap();
+                            }
                         }
                     }
                 }
@@ -98,7 +111,10 @@ impl Store for Toy {
                     g.remove(soul.as_str());
                 }
             }
-            Ok(())
+            if self.bug == Bug::UnderReports {
+                applied = Graph::new();
+            }
+            Ok(applied)
         })
     }
     fn flush(&self) -> BoxFuture<'_, Result<(), Error>> {
@@ -132,6 +148,8 @@ opener!(ignores_budget, Bug::IgnoresBudget);
 opener!(ignores_reverse, Bug::IgnoresReverse);
 opener!(drops_tombstones, Bug::DropsTombstones);
 opener!(folds_case, Bug::FoldsCase);
+opener!(over_reports, Bug::OverReports);
+opener!(under_reports, Bug::UnderReports);
 
 fn volatile() -> Capabilities {
     Capabilities::new().durable(false)
@@ -177,6 +195,19 @@ async fn each_bug_is_caught() {
     );
     assert!(fails(async { conformance::tombstones(&drops_tombstones, &volatile()).await }).await);
     assert!(fails(async { conformance::hostile_souls(&folds_case, &volatile()).await }).await);
+    assert!(
+        fails(async { conformance::put_answers_what_it_applied(&over_reports, &volatile()).await })
+            .await
+    );
+    assert!(
+        fails(async {
+            conformance::put_answers_what_it_applied(&under_reports, &volatile()).await
+        })
+        .await
+    );
+    assert!(
+        fails(async { conformance::concurrent_writers(&under_reports, &volatile()).await }).await
+    );
     // And the volatile store's reopen test is skipped, not failed.
     assert!(!fails(async { conformance::reopen_after_close(&correct, &volatile()).await }).await);
 }
