@@ -536,6 +536,7 @@ struct Wired<T> {
 /// ```
 #[cfg(feature = "bls")]
 pub mod seed {
+    pub use crate::BlsPublicKey as PublicKey;
     pub use crate::GunOptions;
     use crate::{BlsPublicKey, BlsSecretKey, WithOptionsError};
 
@@ -545,13 +546,14 @@ pub mod seed {
 
     impl Gun {
         /// A local database whose messages are signed with this key pair
-        /// ([`crate::Gun::with_keys`] with default options).
+        /// ([`crate::Gun::with_keys`] with default options). `secret` is a
+        /// [`crate::BlsSecretKey`] or this module's [`SecretKey`].
         ///
         /// # Panics
         /// When `public` is not `secret`'s public key (the seed did not check).
         #[allow(clippy::new_ret_no_self)]
-        pub fn new(secret: BlsSecretKey, public: BlsPublicKey) -> crate::Gun {
-            match crate::Gun::with_keys(secret, public, GunOptions::default()) {
+        pub fn new(secret: impl Into<BlsSecretKey>, public: BlsPublicKey) -> crate::Gun {
+            match crate::Gun::with_keys(secret.into(), public, GunOptions::default()) {
                 Ok(gun) => gun,
                 Err(e) => panic!("gun::seed::Gun::new: {e}"),
             }
@@ -559,11 +561,50 @@ pub mod seed {
 
         /// [`crate::Gun::with_options`].
         pub async fn with_options(
-            secret: BlsSecretKey,
+            secret: impl Into<BlsSecretKey>,
             public: BlsPublicKey,
             options: GunOptions,
         ) -> Result<crate::Gun, WithOptionsError> {
-            crate::Gun::with_options(secret, public, options).await
+            crate::Gun::with_options(secret.into(), public, options).await
+        }
+    }
+
+    /// The seed's `chia_bls::SecretKey` as its quick start uses it: a BLS
+    /// secret key that is `Copy`, so one key can be passed by value to
+    /// [`Gun::new`] and again to [`Gun::with_options`].
+    ///
+    /// Being `Copy`, its bytes are not wiped when a copy is dropped: new code
+    /// should use [`crate::BlsSecretKey`] (not `Copy`, zeroized on drop).
+    /// The same seed gives the same key as [`crate::BlsSecretKey::from_seed`].
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub struct SecretKey([u8; 32]);
+
+    impl SecretKey {
+        /// The key for a 32-byte seed (as [`crate::BlsSecretKey::from_seed`]).
+        pub fn from_seed(seed: &[u8; 32]) -> SecretKey {
+            SecretKey(*BlsSecretKey::from_seed(seed).to_bytes())
+        }
+
+        /// The public key.
+        pub fn public_key(&self) -> PublicKey {
+            BlsSecretKey::from(*self).public_key()
+        }
+    }
+
+    impl std::fmt::Debug for SecretKey {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("SecretKey(<redacted>)")
+        }
+    }
+
+    impl From<SecretKey> for BlsSecretKey {
+        fn from(k: SecretKey) -> BlsSecretKey {
+            match BlsSecretKey::from_bytes(&k.0) {
+                Ok(sk) => sk,
+                // The bytes come from a valid key (`from_seed`), the only way to
+                // make a `SecretKey`.
+                Err(e) => unreachable!("a seed SecretKey holds a valid scalar: {e}"),
+            }
         }
     }
 }

@@ -1,26 +1,31 @@
 //! Code written for the seed, gun-rs 1.0.4 (docs.rs/gun-rs/1.0.4, library name
 //! `gun`), compiled and run against this crate with only its `use` lines changed:
 //!
-//! * `quick_start`: the crate documentation's "Quick Start" (src/lib.rs of
-//!   1.0.4). Only its beginning could be retrieved here (up to the first `put`,
-//!   lines 22-44 of that file's doc block); the test holds that part verbatim
-//!   and closes the function with `Ok(())`, marked below. It makes a local
-//!   database and names no peer, so no relay is needed.
+//! * `quick_start`: the crate documentation's "Quick Start" (the doc block of
+//!   src/lib.rs of 1.0.4), whole and verbatim between the `use` lines and the
+//!   end of `main`. It makes a local database, reads it once, subscribes, then
+//!   dials a peer at an address that does not resolve (`relay.example.com`):
+//!   `with_options` resolves when `GunOptions::wait` elapsed, as documented.
+//!   After `main` the test reads the data back, so the run asserts something.
 //! * `basic_example`: the seed's examples/basic.rs, whole.
 //!
 //! The `use` lines map the seed's names: `chia_bls::{SecretKey, PublicKey}` ->
-//! `gun::{BlsSecretKey, BlsPublicKey}`, `gun::{Gun, GunOptions}` ->
-//! `gun::seed::{Gun, GunOptions}` (its `Gun::new(secret_key, public_key)` and
-//! `Gun::with_options(secret_key, public_key, options)`).
+//! `gun::seed::{SecretKey, PublicKey}` (the quick start passes its secret key
+//! by value twice, so the seed's key must be `Copy`; new code uses
+//! `gun::BlsSecretKey`, which is not and is wiped on drop), `gun::{Gun,
+//! GunOptions}` -> `gun::seed::{Gun, GunOptions}` (its `Gun::new(secret_key,
+//! public_key)` and `Gun::with_options(secret_key, public_key, options)`).
 //!
 //! Then `with_options_waits_for_the_first_peer`: ours, `Gun::with_options`
 //! against a relay in this process.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod quick_start {
-    #![allow(unused_imports)] // the retrieved part does not reach its use of these
+    // The seed's text drops `on`'s subscription and never uses the peered
+    // database; those are its choices, kept as written.
+    #![allow(unused_imports, unused_variables, unused_must_use)]
     use gun::seed::{Gun, GunOptions};
-    use gun::{BlsPublicKey as PublicKey, BlsSecretKey as SecretKey};
+    use gun::seed::{PublicKey, SecretKey};
     use serde_json::json;
 
     #[rustfmt::skip] // the seed's text as written
@@ -38,14 +43,55 @@ mod quick_start {
             "name": "Alice",
             "age": 30
         })).await?;
-        // -- end of the retrieved text; ours from here: check and close --
-        assert_eq!(gun.get("user").get("age").then().await?, Some(json!(30)));
+
+        // Read data once
+        gun.get("user").once(|data, _key| {
+            println!("User: {:?}", data);
+        }).await?;
+
+        // Subscribe to updates
+        gun.get("user").on(|data, _key| {
+            println!("User updated: {:?}", data);
+        });
+
+        // Connect to peers (optional)
+        let options = GunOptions {
+            peers: vec!["ws://relay.example.com/gun".to_string()],
+            ..Default::default()
+        };
+        let gun_with_peers = Gun::with_options(secret_key, public_key, options).await?;
+
         Ok(())
     }
 
     #[test]
     fn runs() {
         main().unwrap();
+    }
+
+    /// What the quick start wrote reads back, and its key is the seed's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_back() {
+        let secret_key = SecretKey::from_seed(&[0u8; 32]);
+        assert_eq!(
+            secret_key.public_key(),
+            gun::BlsSecretKey::from_seed(&[0u8; 32]).public_key(),
+            "the same seed gives the same key as gun::BlsSecretKey"
+        );
+        let gun = Gun::new(secret_key, secret_key.public_key());
+        gun.get("user")
+            .put(json!({"name": "Alice", "age": 30}))
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        gun.get("user")
+            .once(|data, _key| seen.push(data))
+            .await
+            .unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0]["name"], json!("Alice"));
+        assert_eq!(seen[0]["age"], json!(30));
+        assert_eq!(format!("{secret_key:?}"), "SecretKey(<redacted>)");
     }
 }
 
