@@ -12,7 +12,7 @@
 #    says it enforces SEA. The kit never writes into its own directory (its npm
 #    dependencies go to a per-user cache), so a read-only copy is fine.
 # 2. Our own node tests, interop/relay/*.test.js (node's built-in runner):
-#    Gun.js clients through gun-relay, the Rust peer (examples/interop_peer.rs)
+#    Gun.js clients through gun-relay, the Rust peer (crates/gun-interop-peer)
 #    against the genuine Gun.js relay, a mixed gun-relay + Gun.js relay mesh, and
 #    WebRTC signalling of two gun-rtc-peer processes through a Gun.js relay.
 #
@@ -27,7 +27,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SELF="$ROOT/scripts/relay-interop.sh"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 RELAY_BIN="${GUN_RELAY_BIN:-$TARGET_DIR/debug/gun-relay}"
-PEER_BIN="${GUN_INTEROP_PEER_BIN:-$TARGET_DIR/debug/examples/interop_peer}"
+PEER_BIN="${GUN_INTEROP_PEER_BIN:-$TARGET_DIR/debug/gun-interop-peer}"
 KIT="${GUN_SHARED_INTEROP:-$ROOT/../shared/interop}"
 
 # ---------------------------------------------------------------- relay control
@@ -122,8 +122,8 @@ fi
 if [[ "$build" == 1 ]]; then
     printf '+ cargo build -p gun-relay\n'
     cargo build -p gun-relay
-    printf '+ cargo build -p gun --example interop_peer\n'
-    cargo build -p gun --example interop_peer
+    printf '+ cargo build -p gun-interop-peer\n'
+    cargo build -p gun-interop-peer
     printf '+ cargo build -p gun-rtc-peer --features webrtc --bin gun-rtc-peer\n'
     cargo build -p gun-rtc-peer --features webrtc --bin gun-rtc-peer
 fi

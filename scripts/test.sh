@@ -85,12 +85,12 @@ fi
 # --- 4. Wire interop of gun-relay with genuine Gun.js --------------------------
 # The shared conformance kit against gun-relay (sled and file stores) and our
 # node tests in interop/relay/ (about a minute and a half). --no-build expects
-# the debug gun-relay binary, the interop_peer test harness (an example target)
+# the debug gun-relay binary, the gun-interop-peer test harness
 # and gun-rtc-peer, built here. Without ../shared/interop (a bare clone) the
 # parts that need it print SKIPPED and the rest runs.
 section "relay interop with Gun.js (scripts/relay-interop.sh)"
 run cargo build -p gun-relay
-run cargo build -p gun --example interop_peer
+run cargo build -p gun-interop-peer
 run cargo build -p gun-rtc-peer --features webrtc --bin gun-rtc-peer
 run bash scripts/relay-interop.sh --no-build
 

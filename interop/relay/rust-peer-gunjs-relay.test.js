@@ -1,5 +1,5 @@
 'use strict';
-// (b) A Rust peer (the `gun` crate dialing with gun-net-ws: examples/interop_peer.rs)
+// (b) A Rust peer (the `gun` crate dialing with gun-net-ws: crates/gun-interop-peer)
 // against the genuine Gun.js relay (the shared kit's gunjs-relay.js: stock
 // `require('gun')`, radisk + SEA + AXE), with a genuine Gun.js client on the side.
 //

@@ -1,7 +1,7 @@
 'use strict';
 // (d) SEA user accounts across languages, through gun-relay (which enforces SEA:
 // every user-space value must carry a valid signature). The Rust peer
-// (examples/interop_peer.rs, `gun.user()` of the gun crate) and genuine Gun.js
+// (crates/gun-interop-peer, `gun.user()` of the gun crate) and genuine Gun.js
 // clients (`gun.user()` of sea.js) create accounts, log into each other's accounts
 // with alias and password, and read each other's signed writes.
 //

@@ -12,16 +12,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Examples not run here, and why.
-const NOT_RUN_HERE: &[(&str, &str)] = &[
-    (
-        "quickstart",
-        "the README's program: tests/readme.rs runs it against a relay on 127.0.0.1:8765",
-    ),
-    (
-        "interop_peer",
-        "a test harness driven over stdin by interop/relay/*.test.js",
-    ),
-];
+const NOT_RUN_HERE: &[(&str, &str)] = &[(
+    "quickstart",
+    "the README's program: tests/readme.rs runs it against a relay on 127.0.0.1:8765",
+)];
 
 /// Examples run here (`webrtc` only with the feature).
 const RUN_HERE: &[&str] = &[

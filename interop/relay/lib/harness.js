@@ -1,14 +1,14 @@
 'use strict';
 // Shared by the interop/relay/*.test.js files: start and stop gun-relay, the genuine
 // Gun.js relay of the shared conformance kit, genuine Gun.js client processes and the
-// Rust peer (examples/interop_peer.rs). Everything listens on 127.0.0.1 only, every
+// Rust peer (crates/gun-interop-peer). Everything listens on 127.0.0.1 only, every
 // wait is bounded, and every process started here is killed when the test file ends
 // (even on failure: process 'exit' / signal handlers below).
 //
 // Environment (scripts/relay-interop.sh sets all of them; the defaults suit a checkout
-// where `cargo build -p gun-relay` and `cargo build -p gun --example interop_peer` ran):
+// where `cargo build -p gun-relay` and `cargo build -p gun-interop-peer` ran):
 //   GUN_RELAY_BIN         gun-relay binary        (default target/debug/gun-relay)
-//   GUN_INTEROP_PEER_BIN  Rust peer binary        (default target/debug/examples/interop_peer)
+//   GUN_INTEROP_PEER_BIN  Rust peer binary        (default target/debug/gun-interop-peer)
 //   GUN_SHARED_INTEROP    the shared kit dir      (default ../shared/interop beside the repo)
 //   GUNJS_NODE_PATH       node_modules holding gun for gunjs-relay.js
 //                         (default: this repo's interop/node_modules, same pinned gun)
@@ -26,7 +26,7 @@ const readline = require('readline');
 
 const REPO = path.resolve(__dirname, '../../..');
 const RELAY_BIN = process.env.GUN_RELAY_BIN || path.join(REPO, 'target/debug/gun-relay');
-const PEER_BIN = process.env.GUN_INTEROP_PEER_BIN || path.join(REPO, 'target/debug/examples/interop_peer');
+const PEER_BIN = process.env.GUN_INTEROP_PEER_BIN || path.join(REPO, 'target/debug/gun-interop-peer');
 const KIT = process.env.GUN_SHARED_INTEROP || path.resolve(REPO, '../shared/interop');
 const GUNJS_NODE_PATH = process.env.GUNJS_NODE_PATH || path.join(REPO, 'interop/node_modules');
 const PEER_SCRIPT = path.join(__dirname, 'gun-peer-process.js');
@@ -306,7 +306,7 @@ class GunPeer {
   kill() { if (!this.exited) this.child.kill('SIGKILL'); }
 }
 
-// The Rust peer: examples/interop_peer.rs (the `gun` crate dialing with gun-net-ws),
+// The Rust peer: crates/gun-interop-peer (the `gun` crate dialing with gun-net-ws),
 // JSON lines over stdin/stdout.
 class RustPeer {
   constructor(name, child) {
@@ -334,7 +334,7 @@ class RustPeer {
   }
 
   static async spawn(urls, name, { waitMs = 3000, timeoutMs = 15000 } = {}) {
-    mustExist(PEER_BIN, 'run `cargo build -p gun --example interop_peer` first (or set GUN_INTEROP_PEER_BIN)');
+    mustExist(PEER_BIN, 'run `cargo build -p gun-interop-peer` first (or set GUN_INTEROP_PEER_BIN)');
     const child = track(spawn(PEER_BIN, [...[].concat(urls), '--wait-ms', String(waitMs)], { stdio: ['pipe', 'pipe', 'pipe'] }));
     const peer = new RustPeer(name, child);
     const ready = await new Promise((resolve, reject) => {
@@ -375,7 +375,7 @@ class RustPeer {
 
   put(path, value, { acks = 1, timeoutMs = 5000 } = {}) { return this.call('put', { path, value, acks, timeoutMs }, timeoutMs + 5000); }
   get(path, timeoutMs = 15000) { return this.call('get', { path }, timeoutMs); }
-  // SEA users (examples/interop_peer.rs `user.*` ops); paths are below the user's root.
+  // SEA users (crates/gun-interop-peer `user.*` ops); paths are below the user's root.
   userCreate(alias, pass, { acks = 1, timeoutMs = 8000 } = {}) { return this.call('user.create', { alias, pass, acks, timeoutMs }, timeoutMs * 2 + 10000); }
   userAuth(alias, pass, timeoutMs = 20000) { return this.call('user.auth', { alias, pass }, timeoutMs); }
   userLeave() { return this.call('user.leave'); }

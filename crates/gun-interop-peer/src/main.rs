@@ -2,7 +2,7 @@
 //! Gun.js (interop/relay/*.test.js start it next to a Gun.js relay).
 //!
 //! ```text
-//! cargo run -p gun --example interop_peer -- ws://127.0.0.1:8765/gun [--wait-ms 3000]
+//! cargo run -p gun-interop-peer -- ws://127.0.0.1:8765/gun [--wait-ms 3000]
 //! ```
 //!
 //! It dials the given peers (any number of URLs) with the WebSocket transport
