@@ -248,6 +248,33 @@ impl Engine {
     }
 }
 
+/// The `##` of the answer [`Engine::remote_get`] will send to `get`, when it
+/// comes from the cache in one message (an exact soul already in memory,
+/// with keys matching, within one reply chunk); `None` otherwise (not here,
+/// in the store only, a soul query, or chunked). Only a hint for the
+/// forwarded get: if a write lands before the answer, the hashes differ and a
+/// peer holding the same data answers once more.
+pub(super) fn cached_answer_hash(graph: &Graph, get: &Get, chunk: usize) -> Option<i32> {
+    let SoulQuery::Exact(soul) = &get.soul else {
+        return None;
+    };
+    let node = graph.get(soul.as_str())?;
+    let budget = lex::budget(get.budget, get.key.as_ref().is_some_and(|k| !k.is_exact()));
+    let n = match (&get.key, budget) {
+        (Some(k), _) => lex::query_node(node, k, budget),
+        (None, Some(_)) => lex::query_node(node, &Lex::default(), budget),
+        (None, None) => node.clone(),
+    };
+    if n.is_empty() {
+        return None;
+    }
+    let answer: Graph = std::iter::once(n).collect();
+    if answer.key_count() > chunk {
+        return None;
+    }
+    Some(gun_graph::hash::graph_hash(&answer))
+}
+
 fn get_for(soul: &Soul, key: Option<&str>) -> Get {
     match key {
         Some(k) => Get::key(soul.clone(), k),

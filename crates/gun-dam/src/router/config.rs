@@ -25,6 +25,13 @@ pub const PENDING_PUT_MAX_AGE_MS: u64 = 60 * 60 * 1000;
 /// The extension field of our `dam:"?"` greeting marking a gun-rs full peer.
 /// Gun.js ignores unknown fields.
 pub const FULL_PEER_MARKER: &str = "gunrs";
+/// Default time a get stays open for peers that connect after it arrived:
+/// 3 s, about how long a Gun.js asker waits for an answer.
+pub const OPEN_GET_MS: u64 = 3_000;
+/// Default bound on open gets in total (oldest dropped first).
+pub const MAX_OPEN_GETS: usize = 1_000;
+/// Default bound on open gets per asking peer (its oldest dropped first).
+pub const MAX_OPEN_GETS_PER_PEER: usize = 100;
 /// How many of our peer ids go into `><` (as Gun.js).
 pub const SEEN_MAX: usize = 7;
 
@@ -70,6 +77,13 @@ pub struct MeshConfig {
     pub max_pending_bytes: usize,
     /// Un-acked puts older than this are not re-sent. Default [`PENDING_PUT_MAX_AGE_MS`].
     pub pending_put_max_age_ms: u64,
+    /// How long a get from a peer that no data answered yet stays open: a
+    /// peer connecting meanwhile is asked too. 0 disables. Default [`OPEN_GET_MS`].
+    pub open_get_ms: u64,
+    /// Bound on open gets in total. Default [`MAX_OPEN_GETS`].
+    pub max_open_gets: usize,
+    /// Bound on open gets per asking peer. Default [`MAX_OPEN_GETS_PER_PEER`].
+    pub max_open_gets_per_peer: usize,
     /// Seed of the random ids (message ids, pid); `None` seeds from the OS.
     /// Set it for reproducible tests.
     pub rng_seed: Option<u64>,
@@ -105,6 +119,9 @@ impl fmt::Debug for MeshConfig {
             .field("max_pending_puts", &self.max_pending_puts)
             .field("max_pending_bytes", &self.max_pending_bytes)
             .field("pending_put_max_age_ms", &self.pending_put_max_age_ms)
+            .field("open_get_ms", &self.open_get_ms)
+            .field("max_open_gets", &self.max_open_gets)
+            .field("max_open_gets_per_peer", &self.max_open_gets_per_peer)
             .field("rng_seed", &self.rng_seed)
             .field("signer", &Hook(self.signer.is_some()))
             .field("verifier", &Hook(self.verifier.is_some()))
@@ -135,6 +152,9 @@ impl PartialEq for MeshConfig {
             && self.max_pending_puts == o.max_pending_puts
             && self.max_pending_bytes == o.max_pending_bytes
             && self.pending_put_max_age_ms == o.pending_put_max_age_ms
+            && self.open_get_ms == o.open_get_ms
+            && self.max_open_gets == o.max_open_gets
+            && self.max_open_gets_per_peer == o.max_open_gets_per_peer
             && self.rng_seed == o.rng_seed
             && same(&self.signer, &o.signer)
             && same(&self.verifier, &o.verifier)
@@ -170,6 +190,9 @@ impl MeshConfig {
             max_pending_puts: MAX_PENDING_PUTS,
             max_pending_bytes: MAX_PENDING_BYTES,
             pending_put_max_age_ms: PENDING_PUT_MAX_AGE_MS,
+            open_get_ms: OPEN_GET_MS,
+            max_open_gets: MAX_OPEN_GETS,
+            max_open_gets_per_peer: MAX_OPEN_GETS_PER_PEER,
             rng_seed: None,
             signer: None,
             verifier: None,

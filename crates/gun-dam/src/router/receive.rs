@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use gun_graph::json;
 
+use super::open::OpenGet;
 use super::subs::sub_target;
 use super::track::{SignedPut, Track};
-use super::{FULL_PEER_MARKER, Mesh, Output, Peer, encode, parse_seen};
+use super::{FULL_PEER_MARKER, Mesh, Output, Peer, answer_key, encode, parse_seen};
 use crate::Error;
 use crate::auth::{self, Verdict};
 use crate::frame::parse_frame_with;
@@ -22,6 +23,22 @@ impl Mesh {
     /// frame over the size limit is answered `{"dam":"!","err":"Message too big!"}`,
     /// other bad frames are dropped with a debug event.
     pub fn receive(&mut self, peer: PeerId, frame: &str, now: u64) -> Vec<Output> {
+        self.receive_with(peer, frame, now, &mut |_| None)
+    }
+
+    /// [`Mesh::receive`], with a way to learn what we hold: `here(get)` is
+    /// the `##` of the answer this peer will send to `get` when it knows it
+    /// at once (from memory, in one message), else `None`. A get forwarded
+    /// without `##` then carries it, so that a peer holding the same data
+    /// does not answer (as a Gun.js relay does). Nothing waits for the
+    /// answer: a get we cannot answer from memory is forwarded at once.
+    pub fn receive_with(
+        &mut self,
+        peer: PeerId,
+        frame: &str,
+        now: u64,
+        here: &mut dyn FnMut(&Get) -> Option<i32>,
+    ) -> Vec<Output> {
         let mut out = Vec::new();
         if !self.peers.contains_key(&peer) {
             tracing::debug!(peer = peer.0, "frame from an unknown peer ignored");
@@ -29,7 +46,7 @@ impl Mesh {
         }
         for r in parse_frame_with(frame, &self.cfg.limits) {
             match r {
-                Ok(m) => self.hear(peer, m, now, &mut out),
+                Ok(m) => self.hear(peer, m, now, here, &mut out),
                 Err(Error::InvalidPut { id, error }) => {
                     if let Some(id) = &id
                         && self.dup.check_and_track(id, now)
@@ -91,7 +108,14 @@ impl Mesh {
         true
     }
 
-    fn hear(&mut self, from: PeerId, mut m: Message, now: u64, out: &mut Vec<Output>) {
+    fn hear(
+        &mut self,
+        from: PeerId,
+        mut m: Message,
+        now: u64,
+        here: &mut dyn FnMut(&Get) -> Option<i32>,
+        out: &mut Vec<Output>,
+    ) {
         let id = match &m.id {
             Some(id) => id.clone(),
             None => {
@@ -118,11 +142,16 @@ impl Mesh {
             return;
         }
         if let (Some(at), Some(h)) = (&m.reply_to, m.hash) {
-            let ash = format!("{at}\u{1}##{h}");
-            if self.dup.check_and_track(&ash, now) {
+            if self.dup.check_and_track(&answer_key(at, Some(h)), now) {
                 tracing::trace!(id, "duplicate reply (same @ and ##) dropped");
                 return;
             }
+        } else if let (Some(h), Some(_), None) = (m.hash, &m.get, &m.reply_to) {
+            // The asker (or a relay on the way) holds data hashing to `h`:
+            // our answer with the same `##` is not sent (see `Mesh::reply`),
+            // nor is a "not found".
+            self.dup.check_and_track(&answer_key(&id, Some(h)), now);
+            self.dup.check_and_track(&answer_key(&id, None), now);
         }
         if m.dam.is_some() {
             self.hear_dam(from, m, now, out);
@@ -155,6 +184,10 @@ impl Mesh {
             }
             let mut fwd = m.clone();
             fwd.seen = self.seen_list();
+            if fwd.hash.is_none() && self.peers.len() > 1 {
+                // Only worth hashing when there is someone to forward to.
+                fwd.hash = here(get);
+            }
             Some((fwd, get.clone()))
         } else {
             None
@@ -166,6 +199,20 @@ impl Mesh {
         });
         if let Some((fwd, get)) = fwd {
             self.forward(Some(from), &fwd, &get, seen.as_deref(), out);
+            if self.cfg.open_get_ms > 0 {
+                let (max, per_peer) = (self.cfg.max_open_gets, self.cfg.max_open_gets_per_peer);
+                self.open.open(
+                    OpenGet {
+                        id,
+                        from,
+                        msg: fwd,
+                        seen,
+                        since: now,
+                    },
+                    max,
+                    per_peer,
+                );
+            }
         }
     }
 
@@ -279,6 +326,21 @@ impl Mesh {
                     && let Some(p) = self.peers.get_mut(&from)
                 {
                     p.subs.add(sub, max);
+                }
+                if m.put.as_ref().is_some_and(|g| !g.is_empty()) {
+                    // Data answered it: nobody else needs asking.
+                    self.open.close(at);
+                    self.dup.check_and_track(&answer_key(at, None), now);
+                } else if m.put.is_none()
+                    && m.ok.is_none()
+                    && m.err.is_none()
+                    && self.dup.contains(&answer_key(at, None), now)
+                {
+                    tracing::trace!(
+                        at,
+                        "not found after data (or for a get with ##) not sent on"
+                    );
+                    return;
                 }
                 if self.peers.contains_key(&origin) {
                     out.push(Output::Send {

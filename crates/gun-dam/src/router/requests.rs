@@ -2,7 +2,7 @@
 //! to messages received, replies to a peer's request, and the passing of time.
 
 use super::track::Track;
-use super::{Mesh, Output, Role, encode};
+use super::{Mesh, Output, Role, answer_key, encode};
 use crate::message::Message;
 use crate::peer::PeerId;
 
@@ -117,15 +117,47 @@ impl Mesh {
 
     /// Sends an answer (a get reply, a not-found, an ack) to the connection the
     /// request came from. Assigns a `#` when the message has none.
+    ///
+    /// A get reply with data gets its `##` ([`gun_graph::hash::graph_hash`] of
+    /// its `put`, as Gun.js computes it) when it has none, and is not sent
+    /// when the same `@`+`##` was seen: the get came with that `##` (the asker
+    /// holds the same data), or the same answer already went through here. A
+    /// "not found" is not sent for a get that came with a `##` or that data
+    /// answered already.
     pub fn reply(&mut self, to: PeerId, mut msg: Message, now: u64) -> Vec<Output> {
         if msg.id.is_none() {
             msg.id = Some(self.fresh_id());
+        }
+        if let Some(at) = msg.reply_to.clone() {
+            let data = msg.put.as_ref().is_some_and(|g| !g.is_empty());
+            if data {
+                let h = *msg
+                    .hash
+                    .get_or_insert_with(|| msg.put.as_ref().map_or(0, gun_graph::hash::graph_hash));
+                if self.dup.check_and_track(&answer_key(&at, Some(h)), now) {
+                    tracing::trace!(at, h, "answer with a ## already seen not sent");
+                    self.open.close(&at);
+                    return Vec::new();
+                }
+                self.dup.check_and_track(&answer_key(&at, None), now);
+            } else if msg.put.is_none()
+                && msg.ok.is_none()
+                && msg.err.is_none()
+                && self.dup.contains(&answer_key(&at, None), now)
+            {
+                tracing::trace!(at, "not found after data (or for a get with ##) not sent");
+                return Vec::new();
+            }
         }
         self.sign(&mut msg);
         self.track_sent(&msg, now);
         if let Some(at) = &msg.reply_to {
             // Streaming answers keep the request's route alive (as Gun.js).
             self.dup.refresh(at, now);
+            if msg.put.as_ref().is_some_and(|g| !g.is_empty()) {
+                // We answered with data: the get is no longer open.
+                self.open.close(at);
+            }
         }
         if !self.peers.contains_key(&to) {
             tracing::debug!(peer = to.0, "reply for a peer that is gone");
@@ -137,12 +169,14 @@ impl Mesh {
         }]
     }
 
-    /// Time passes: expires dedup entries (and the routes they hold) and old
-    /// un-acked puts, and (relays) sends the `[]` keep-alive to every peer every
-    /// [`MeshConfig::keepalive_ms`](crate::MeshConfig::keepalive_ms).
+    /// Time passes: expires dedup entries (and the routes they hold), open
+    /// gets older than [`MeshConfig::open_get_ms`](crate::MeshConfig::open_get_ms)
+    /// and old un-acked puts, and (relays) sends the `[]` keep-alive to every
+    /// peer every [`MeshConfig::keepalive_ms`](crate::MeshConfig::keepalive_ms).
     pub fn tick(&mut self, now: u64) -> Vec<Output> {
         let mut out = Vec::new();
         self.dup.expire(now);
+        self.open.expire(now, self.cfg.open_get_ms);
         let max_age = self.cfg.pending_put_max_age_ms;
         for (url, st) in self.urls.iter_mut() {
             st.expire_puts(url, now, max_age);
