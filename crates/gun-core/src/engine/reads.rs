@@ -1,10 +1,11 @@
 //! Reads: answering a peer's get from the cache or the store, and reading for
 //! this process (from here, else from peers, waiting for their replies).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use gun_dam::{Get, Message, Output, PeerId, SoulQuery};
-use gun_graph::{Graph, Lex, Node, Soul, lex};
+use gun_graph::{Graph, Lex, Node, Soul, State, lex};
 
 use super::asks::{AskEvent, Wants};
 use super::{Engine, now_u64};
@@ -279,5 +280,88 @@ fn get_for(soul: &Soul, key: Option<&str>) -> Get {
     match key {
         Some(k) => Get::key(soul.clone(), k),
         None => Get::node(soul.clone()),
+    }
+}
+
+/// Bound on the keys remembered as [`ReadNotPushed`].
+pub(super) const MAX_READ_NOT_PUSHED: usize = 10_000;
+
+/// Keys this engine learned only from get replies (its own reads, or answers
+/// its mesh routed to another asker), which are never pushed to subscribers.
+///
+/// When the write that made such a key reaches us afterwards — the holder's
+/// put, arriving after its answer to a forwarded (or open) get — HAM finds
+/// nothing new in it, yet our subscribers never saw it: the write is published
+/// for those keys as if the answer had come second. WebRTC signalling rests on
+/// this: a page's announcement must reach the other peers as a write (whose
+/// `#` their offer answers), even when the relay read it first from the page.
+#[derive(Debug, Default)]
+pub(super) struct ReadNotPushed {
+    keys: HashMap<(Soul, Arc<str>), State>,
+    order: VecDeque<(Soul, Arc<str>)>,
+}
+
+impl ReadNotPushed {
+    /// Remembers the keys of `applied` (data a reply brought).
+    pub(super) fn read(&mut self, applied: &Graph) {
+        for (soul, node) in applied.iter() {
+            for (k, e) in node.iter() {
+                let key = (soul.clone(), k.clone());
+                if self.keys.insert(key.clone(), e.state).is_none() {
+                    self.order.push_back(key);
+                }
+            }
+        }
+        while self.keys.len() > MAX_READ_NOT_PUSHED {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            self.keys.remove(&old);
+        }
+        if self.order.len() > 2 * MAX_READ_NOT_PUSHED {
+            let keys = &self.keys;
+            self.order.retain(|k| keys.contains_key(k));
+        }
+    }
+
+    /// Forgets the keys of `published` (they reach subscribers now).
+    pub(super) fn pushed(&mut self, published: &Graph) {
+        if self.keys.is_empty() {
+            return;
+        }
+        for (soul, node) in published.iter() {
+            for (k, _) in node.iter() {
+                self.keys.remove(&(soul.clone(), k.clone()));
+            }
+        }
+    }
+
+    /// The part of a peer's write `incoming` that HAM found unchanged only
+    /// because a reply brought the same keys first (same state and value in
+    /// `cache`): to publish all the same. Those keys are forgotten.
+    pub(super) fn take_unpushed(&mut self, incoming: &Graph, cache: &Graph) -> Graph {
+        let mut out = Graph::new();
+        if self.keys.is_empty() {
+            return out;
+        }
+        for (soul, node) in incoming.iter() {
+            let Some(have) = cache.get(soul.as_str()) else {
+                continue;
+            };
+            for (k, e) in node.iter() {
+                let key = (soul.clone(), k.clone());
+                if self.keys.get(&key) != Some(&e.state) {
+                    continue;
+                }
+                if have
+                    .get(k)
+                    .is_some_and(|h| h.state == e.state && h.value == e.value)
+                {
+                    self.keys.remove(&key);
+                    let _ = out.put(soul.clone(), k.clone(), e.state, e.value.clone());
+                }
+            }
+        }
+        out
     }
 }
