@@ -163,6 +163,7 @@ use crate::message::Message;
 use crate::peer::PeerId;
 
 mod config;
+mod holders;
 mod open;
 mod peers;
 mod publish;
@@ -173,10 +174,13 @@ mod subs;
 mod track;
 
 pub use config::{
-    FULL_PEER_MARKER, KEEPALIVE_MS, MAX_OPEN_GETS, MAX_OPEN_GETS_PER_PEER, MAX_PENDING_BYTES,
-    MAX_PENDING_PUTS, MAX_RESEND_GETS, MAX_SOUL_QUERY_SUBSCRIPTIONS, MAX_SUBSCRIPTIONS_PER_PEER,
-    MeshConfig, OPEN_GET_MS, PENDING_PUT_MAX_AGE_MS, Role, SEEN_MAX,
+    FULL_PEER_MARKER, GET_FANOUT, KEEPALIVE_MS, MAX_GET_ASKS, MAX_HOLDER_SOULS, MAX_OPEN_GETS,
+    MAX_OPEN_GETS_PER_PEER, MAX_PENDING_BYTES, MAX_PENDING_PUTS, MAX_RESEND_GETS,
+    MAX_SOUL_QUERY_SUBSCRIPTIONS, MAX_SUBSCRIPTIONS_PER_PEER, MeshConfig, OPEN_GET_MS,
+    OPEN_GETS_PER_CONNECT, PENDING_PUT_MAX_AGE_MS, Role, SEEN_MAX,
 };
+pub use holders::HOLDERS_PER_SOUL;
+use holders::Holders;
 use open::OpenGets;
 use peers::Peer;
 use resend::UrlState;
@@ -298,6 +302,7 @@ pub struct Mesh {
     dup: Dedup<Track>,
     urls: BTreeMap<String, UrlState>,
     open: OpenGets,
+    holders: Holders,
     keepalive: Arc<str>,
 }
 
@@ -343,6 +348,7 @@ impl Mesh {
             peers: BTreeMap::new(),
             urls: BTreeMap::new(),
             open: OpenGets::default(),
+            holders: Holders::default(),
             keepalive: Arc::from("[]"),
         }
     }
@@ -362,6 +368,13 @@ impl Mesh {
     /// [`MeshConfig::dedup_max_entries`].
     pub fn dedup_len(&self) -> usize {
         self.dup.len()
+    }
+
+    /// Souls whose holders (client peers that wrote, answered or asked for
+    /// them) are remembered for routing gets, bounded by
+    /// [`MeshConfig::max_holder_souls`].
+    pub fn holder_souls(&self) -> usize {
+        self.holders.len()
     }
 
     /// The connected peers, in id order.

@@ -22,6 +22,9 @@ pub(super) struct OpenGet {
     pub(super) seen: Option<Arc<[String]>>,
     /// When it arrived.
     pub(super) since: u64,
+    /// The client peers asked so far (bounded by
+    /// [`MeshConfig::max_get_asks`](super::MeshConfig::max_get_asks)).
+    pub(super) asked: Vec<PeerId>,
 }
 
 /// The open gets, oldest first, bounded in total and per asker.
@@ -71,8 +74,13 @@ impl OpenGets {
     }
 
     /// The open gets, oldest first.
-    pub(super) fn iter(&self) -> impl Iterator<Item = &OpenGet> {
+    pub(super) fn iter(&self) -> impl DoubleEndedIterator<Item = &OpenGet> {
         self.list.iter()
+    }
+
+    /// The open get `id`.
+    pub(super) fn get_mut(&mut self, id: &str) -> Option<&mut OpenGet> {
+        self.list.iter_mut().find(|o| o.id == id)
     }
 
     /// Whether none is open.

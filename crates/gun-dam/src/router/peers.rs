@@ -78,20 +78,34 @@ impl Mesh {
 
     /// The open gets to forward to a peer that just connected: not expired,
     /// their asker still here (and not this peer), the peer not listed in
-    /// their `><`, their route back still in the dedup table.
+    /// their `><`, their route back still in the dedup table. A peer we
+    /// dialed (or a direct link) gets them all; a client peer, the youngest
+    /// [`MeshConfig::open_gets_per_connect`](super::MeshConfig::open_gets_per_connect)
+    /// of those that have not asked
+    /// [`MeshConfig::max_get_asks`](super::MeshConfig::max_get_asks) clients
+    /// yet (each counts it as asked).
     fn open_gets_for(&mut self, peer: PeerId, dir: &Direction, now: u64) -> Vec<Message> {
         let ttl = self.cfg.open_get_ms;
         self.open.expire(now, ttl);
         if self.open.is_empty() {
             return Vec::new();
         }
+        let full = !matches!(dir, Direction::Incoming);
+        let (cap, max_asks) = if full {
+            (usize::MAX, usize::MAX)
+        } else {
+            (self.cfg.open_gets_per_connect, self.cfg.max_get_asks)
+        };
         let names: (Option<&str>, Option<&str>) = match dir {
             Direction::Outgoing { url } => (Some(url.as_str()), None),
             Direction::Direct { pid } => (None, Some(pid.as_str())),
             Direction::Incoming => (None, None),
         };
-        self.open
+        let ids: Vec<String> = self
+            .open
             .iter()
+            .rev()
+            .filter(|o| o.asked.len() < max_asks)
             .filter(|o| o.from != peer && self.peers.contains_key(&o.from))
             .filter(|o| {
                 !o.seen.as_deref().is_some_and(|s| {
@@ -100,8 +114,20 @@ impl Mesh {
                 })
             })
             .filter(|o| matches!(self.dup.get(&o.id, now), Some(Track::Via { .. })))
-            .map(|o| o.msg.clone())
-            .collect()
+            .take(cap)
+            .map(|o| o.id.clone())
+            .collect();
+        let mut out = Vec::with_capacity(ids.len());
+        // Oldest first, as they arrived.
+        for id in ids.iter().rev() {
+            if let Some(o) = self.open.get_mut(id) {
+                if !full {
+                    o.asked.push(peer);
+                }
+                out.push(o.msg.clone());
+            }
+        }
+        out
     }
 
     fn connect_inner(

@@ -11,8 +11,10 @@ impl Mesh {
     /// and acks come back as [`Output::Reply`] and [`Output::Ack`]. Returns its `#` (the message's
     /// own when set, else a fresh one).
     ///
-    /// A get goes to every peer and is remembered for every outgoing URL
-    /// (re-sent on reconnect). A write (a `put` without `@`) is published as
+    /// A get goes to every full peer and to at most
+    /// [`MeshConfig::get_fanout`](crate::MeshConfig::get_fanout) client peers
+    /// (the soul's holders first, then others at random), and is remembered
+    /// for every outgoing URL (re-sent on reconnect). A write (a `put` without `@`) is published as
     /// [`Mesh::publish`] does for a local write, keeping the message's other
     /// fields on the full-peer copy. Anything else goes to every peer as is.
     pub fn request(&mut self, mut msg: Message, now: u64) -> (String, Vec<Output>) {
@@ -24,7 +26,21 @@ impl Mesh {
             }
             msg.seen = self.seen_list();
             self.sign(&mut msg);
-            return (id, self.to_every_peer(&msg));
+            // Full peers, and a few client peers (holders first), as a
+            // forwarded get: a relay's own read never asks every browser.
+            let n = self.cfg.get_fanout;
+            let clients = self.pick_clients(None, &get, None, n, &[]);
+            let frame = encode(&msg);
+            let out = self
+                .peers
+                .iter()
+                .filter(|(to, p)| p.full() || clients.contains(to))
+                .map(|(to, _)| Output::Send {
+                    to: *to,
+                    frame: frame.clone(),
+                })
+                .collect();
+            return (id, out);
         }
         if msg.reply_to.is_none() {
             if let Some(put) = msg.put.take() {
