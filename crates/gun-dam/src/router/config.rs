@@ -26,8 +26,13 @@ pub const PENDING_PUT_MAX_AGE_MS: u64 = 60 * 60 * 1000;
 /// Gun.js ignores unknown fields.
 pub const FULL_PEER_MARKER: &str = "gunrs";
 /// Default time a get stays open for peers that connect after it arrived:
-/// 3 s, about how long a Gun.js asker waits for an answer.
-pub const OPEN_GET_MS: u64 = 3_000;
+/// 9 s, as long as its route back to the asker lives in the dedup table
+/// ([`DEDUP_TTL_MS`]) and as Gun.js waits for acks (`opt.lack`). A Gun.js
+/// peer retries its connection every ~2 s (more under load), so a holder
+/// reconnecting after a relay restart often comes back more than 3 s after
+/// the asker did. Each open get asks a bounded number of peers
+/// ([`MAX_GET_ASKS`]), so the time costs no frames.
+pub const OPEN_GET_MS: u64 = 9_000;
 /// Default bound on open gets in total (oldest dropped first).
 pub const MAX_OPEN_GETS: usize = 1_000;
 /// Default bound on open gets per asking peer (its oldest dropped first).
