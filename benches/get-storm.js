@@ -9,6 +9,14 @@
 //
 //   node benches/get-storm.js --url ws://127.0.0.1:8765/gun [--clients 3000] [--batch 100] [--quiet 2000]
 //
+// With --subscribed N: one get answered by the relay with N subscribed peers.
+// A soul is written (acked), N raw clients ask for it (they are subscribed
+// now, and hold it), then one more client asks for it: prints the frames and
+// messages every client received because of that last get (the answer, and
+// the gets the relay forwarded).
+//
+//   node benches/get-storm.js --url ws://127.0.0.1:8765/gun --subscribed 100
+//
 // The relay's per-IP connection and message-rate limits must be off
 // (GUN_RELAY_MAX_CONNECTIONS_PER_IP=0 GUN_RELAY_MAX_MESSAGES_PER_SEC=0).
 // interop/relay/many-clients.test.js runs it (and asserts the counts stay
@@ -33,16 +41,57 @@ function connect(url, onMessage) {
   });
 }
 
+function write(url, soul, id) {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`the write of ${soul} was not acked in 10 s`)), 10000);
+    connect(url, (m, ws) => { if (m['@'] === id) { clearTimeout(t); ws.close(); resolve(); } })
+      .then((ws) => ws.send(JSON.stringify({ '#': id, put: { [soul]: { _: { '#': soul, '>': { v: 1 } }, v: 'shared' } } })))
+      .catch(reject);
+  });
+}
+
+async function quiet(lastSeen, quietMs, maxWaitMs) {
+  const deadline = Date.now() + maxWaitMs;
+  while (Date.now() - lastSeen() < quietMs && Date.now() < deadline) await delay(50);
+}
+
+async function runSubscribed({ url, subscribed = 100, quietMs = 1500, tag = Date.now().toString(36) }) {
+  const soul = `sub-${tag}`;
+  await write(url, soul, `sub-w-${tag}`);
+  let counting = false;
+  let last = Date.now();
+  const got = { frames: 0, messages: 0, forwardedGets: 0, answers: 0, other: 0 };
+  const sockets = [];
+  const open = (onMsg) => connect(url, (m) => { last = Date.now(); onMsg(m); }).then((ws) => {
+    ws.on('message', () => { if (counting) got.frames += 1; });
+    sockets.push(ws);
+    return ws;
+  });
+  const count = (m) => {
+    if (!counting) return;
+    got.messages += 1;
+    if (m.get && m['@'] === undefined) got.forwardedGets += 1;
+    else if (m['@'] === `ask-${tag}`) got.answers += 1;
+    else got.other += 1;
+  };
+  for (let i = 0; i < subscribed; i++) {
+    const ws = await open(count);
+    ws.send(JSON.stringify({ '#': `s-${tag}-${i}`, get: { '#': soul } }));
+  }
+  const asker = await open(count);
+  await quiet(() => last, quietMs, 30000);
+  counting = true;
+  last = Date.now();
+  asker.send(JSON.stringify({ '#': `ask-${tag}`, get: { '#': soul } }));
+  await quiet(() => last, quietMs, 30000);
+  for (const ws of sockets) ws.terminate();
+  return { subscribed, ...got };
+}
+
 async function run({ url, clients = 3000, batch = 100, quietMs = 2000, maxWaitMs = 60000, tag = Date.now().toString(36) }) {
   const shared = `storm-shared-${tag}`;
   // The shared soul is written first (acked), so the relay holds it.
-  const acked = new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('the shared write was not acked in 10 s')), 10000);
-    connect(url, (m, ws) => { if (m['@'] === 'storm-w') { clearTimeout(t); ws.close(); resolve(); } })
-      .then((ws) => ws.send(JSON.stringify({ '#': 'storm-w', put: { [shared]: { _: { '#': shared, '>': { v: 1 } }, v: 'shared' } } })))
-      .catch(reject);
-  });
-  await acked;
+  await write(url, shared, `storm-w-${tag}`);
 
   const forwarded = new Array(clients).fill(0);
   const sockets = [];
@@ -83,14 +132,18 @@ async function run({ url, clients = 3000, batch = 100, quietMs = 2000, maxWaitMs
   };
 }
 
-module.exports = { run };
+module.exports = { run, runSubscribed };
 
 if (require.main === module) {
   const args = process.argv.slice(2);
   const opt = (name, def) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : def; };
   const url = opt('url');
-  if (!url) { console.error('usage: node benches/get-storm.js --url ws://HOST:PORT/gun [--clients N] [--batch N] [--quiet MS]'); process.exit(2); }
-  run({ url, clients: Number(opt('clients', 3000)), batch: Number(opt('batch', 100)), quietMs: Number(opt('quiet', 2000)) })
+  if (!url) { console.error('usage: node benches/get-storm.js --url ws://HOST:PORT/gun [--clients N | --subscribed N] [--batch N] [--quiet MS]'); process.exit(2); }
+  const quietMs = Number(opt('quiet', 2000));
+  const job = opt('subscribed')
+    ? runSubscribed({ url, subscribed: Number(opt('subscribed')), quietMs })
+    : run({ url, clients: Number(opt('clients', 3000)), batch: Number(opt('batch', 100)), quietMs });
+  job
     .then((r) => { console.log(JSON.stringify(r)); process.exit(0); })
     .catch((e) => { console.error(e); process.exit(1); });
 }
