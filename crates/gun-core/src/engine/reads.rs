@@ -297,41 +297,59 @@ pub(super) const MAX_READ_NOT_PUSHED: usize = 10_000;
 /// `#` their offer answers), even when the relay read it first from the page.
 #[derive(Debug, Default)]
 pub(super) struct ReadNotPushed {
-    keys: HashMap<(Soul, Arc<str>), State>,
+    /// Per soul: key → the state a reply brought.
+    souls: HashMap<Soul, HashMap<Arc<str>, State>>,
+    /// Keys remembered, oldest first (some may be gone since).
     order: VecDeque<(Soul, Arc<str>)>,
+    len: usize,
 }
 
 impl ReadNotPushed {
     /// Remembers the keys of `applied` (data a reply brought).
     pub(super) fn read(&mut self, applied: &Graph) {
         for (soul, node) in applied.iter() {
+            let keys = self.souls.entry(soul.clone()).or_default();
             for (k, e) in node.iter() {
-                let key = (soul.clone(), k.clone());
-                if self.keys.insert(key.clone(), e.state).is_none() {
-                    self.order.push_back(key);
+                if keys.insert(k.clone(), e.state).is_none() {
+                    self.len += 1;
+                    self.order.push_back((soul.clone(), k.clone()));
                 }
             }
         }
-        while self.keys.len() > MAX_READ_NOT_PUSHED {
-            let Some(old) = self.order.pop_front() else {
+        while self.len > MAX_READ_NOT_PUSHED {
+            let Some((soul, k)) = self.order.pop_front() else {
                 break;
             };
-            self.keys.remove(&old);
+            self.forget(soul.as_str(), &k);
         }
         if self.order.len() > 2 * MAX_READ_NOT_PUSHED {
-            let keys = &self.keys;
-            self.order.retain(|k| keys.contains_key(k));
+            let souls = &self.souls;
+            self.order
+                .retain(|(s, k)| souls.get(s).is_some_and(|m| m.contains_key(k)));
         }
+    }
+
+    fn forget(&mut self, soul: &str, key: &str) -> Option<State> {
+        let keys = self.souls.get_mut(soul)?;
+        let st = keys.remove(key)?;
+        self.len -= 1;
+        if keys.is_empty() {
+            self.souls.remove(soul);
+        }
+        Some(st)
     }
 
     /// Forgets the keys of `published` (they reach subscribers now).
     pub(super) fn pushed(&mut self, published: &Graph) {
-        if self.keys.is_empty() {
+        if self.len == 0 {
             return;
         }
         for (soul, node) in published.iter() {
+            if !self.souls.contains_key(soul.as_str()) {
+                continue;
+            }
             for (k, _) in node.iter() {
-                self.keys.remove(&(soul.clone(), k.clone()));
+                self.forget(soul.as_str(), k);
             }
         }
     }
@@ -341,27 +359,80 @@ impl ReadNotPushed {
     /// `cache`): to publish all the same. Those keys are forgotten.
     pub(super) fn take_unpushed(&mut self, incoming: &Graph, cache: &Graph) -> Graph {
         let mut out = Graph::new();
-        if self.keys.is_empty() {
+        if self.len == 0 {
             return out;
         }
         for (soul, node) in incoming.iter() {
-            let Some(have) = cache.get(soul.as_str()) else {
+            let (Some(keys), Some(have)) =
+                (self.souls.get(soul.as_str()), cache.get(soul.as_str()))
+            else {
                 continue;
             };
-            for (k, e) in node.iter() {
-                let key = (soul.clone(), k.clone());
-                if self.keys.get(&key) != Some(&e.state) {
-                    continue;
-                }
-                if have
-                    .get(k)
-                    .is_some_and(|h| h.state == e.state && h.value == e.value)
-                {
-                    self.keys.remove(&key);
+            let same: Vec<Arc<str>> = node
+                .iter()
+                .filter(|(k, e)| {
+                    keys.get(&***k) == Some(&e.state)
+                        && have
+                            .get(k)
+                            .is_some_and(|h| h.state == e.state && h.value == e.value)
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in same {
+                self.forget(soul.as_str(), &k);
+                if let Some(e) = node.get(&k) {
                     let _ = out.put(soul.clone(), k.clone(), e.state, e.value.clone());
                 }
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use gun_graph::Value;
+
+    fn one(soul: &str, key: &str, state: f64, v: &str) -> Graph {
+        let mut g = Graph::new();
+        g.put(
+            Soul::new(soul).unwrap(),
+            key,
+            State::new(state).unwrap(),
+            Value::string(v),
+        )
+        .unwrap();
+        g
+    }
+
+    #[test]
+    fn a_write_equal_to_what_a_reply_brought_is_handed_back_once() {
+        let mut r = ReadNotPushed::default();
+        let g = one("s", "k", 5.0, "v");
+        r.read(&g);
+        // Another state or value: HAM decides, nothing here.
+        assert!(r.take_unpushed(&one("s", "k", 4.0, "v"), &g).is_empty());
+        assert!(r.take_unpushed(&one("s", "k", 5.0, "w"), &g).is_empty());
+        assert_eq!(r.take_unpushed(&g, &g).key_count(), 1);
+        assert!(r.take_unpushed(&g, &g).is_empty(), "once");
+        // Published otherwise first: forgotten.
+        r.read(&g);
+        r.pushed(&g);
+        assert!(r.take_unpushed(&g, &g).is_empty());
+    }
+
+    #[test]
+    fn bounded_oldest_first() {
+        let mut r = ReadNotPushed::default();
+        for i in 0..MAX_READ_NOT_PUSHED + 10 {
+            r.read(&one(&format!("s{i}"), "k", 1.0, "v"));
+        }
+        assert_eq!(r.len, MAX_READ_NOT_PUSHED);
+        let first = one("s0", "k", 1.0, "v");
+        assert!(r.take_unpushed(&first, &first).is_empty());
+        let last = one(&format!("s{}", MAX_READ_NOT_PUSHED + 9), "k", 1.0, "v");
+        assert_eq!(r.take_unpushed(&last, &last).key_count(), 1);
     }
 }
