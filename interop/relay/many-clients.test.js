@@ -50,9 +50,11 @@ test(`forwarded gets per client stay bounded with ${CLIENTS} clients`, T, async 
   // Each client sends 2 gets, and each forwarded get asks at most MAX_GET_ASKS
   // clients: in all at most 2 * MAX_GET_ASKS per client on average.
   assert.ok(r.perClientMean <= 2 * MAX_GET_ASKS, `mean ${r.perClientMean} forwarded gets per client`);
-  // No client is a sink for everyone's gets: at most the open gets it is sent
-  // when it connects, plus a few as a holder or a random pick.
-  assert.ok(r.perClientMax <= OPEN_GETS_PER_CONNECT + 4 * MAX_GET_ASKS,
+  // No client is a sink for everyone's gets: it gets at most the 16 open gets
+  // it is sent when it connects, plus a few as a holder or a random pick (the
+  // random picks have no hard bound: 2 * OPEN_GETS_PER_CONNECT leaves room for
+  // them; 1,000-3,000 clients gave 29-37 here, forwarding to all gave ~6,000).
+  assert.ok(r.perClientMax <= 4 * OPEN_GETS_PER_CONNECT,
     `a client received ${r.perClientMax} forwarded gets`);
   assert.ok(r.forwardedGets <= 2 * MAX_GET_ASKS * CLIENTS, `${r.forwardedGets} forwarded gets`);
 });
