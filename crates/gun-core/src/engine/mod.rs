@@ -41,6 +41,7 @@ use crate::{EngineOptions, Error};
 
 mod asks;
 mod dispatch;
+mod external;
 mod listen;
 mod outbox;
 mod puts;
@@ -96,6 +97,9 @@ struct Shared {
     outbox: HashMap<String, outbox::Entry>,
     /// Outbox entries of an earlier run, waiting for a peer or URL.
     restored: Vec<(String, Graph)>,
+    /// Souls being read from the store, with the store's external changes
+    /// that arrived meanwhile (`external.rs`).
+    loading: HashMap<Soul, external::Loading>,
 }
 
 /// Shares the text of short, frequent keys (`name`, `f0`…) between nodes, so a
@@ -181,6 +185,7 @@ impl Engine {
                 whole: HashSet::new(),
                 outbox: HashMap::new(),
                 restored: Vec::new(),
+                loading: HashMap::new(),
             }),
             validators: RwLock::new(Vec::new()),
             deferred_wake: Notify::new(),
@@ -194,6 +199,7 @@ impl Engine {
         });
         let engine = Engine { inner };
         engine.spawn_timers();
+        engine.follow_store_changes();
         let me = engine.clone();
         tokio::spawn(async move { me.load_outbox().await });
         engine
