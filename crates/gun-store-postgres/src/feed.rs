@@ -290,14 +290,17 @@ pub(crate) async fn run(shared: Weak<Shared>, mut stop: oneshot::Receiver<()>) {
             continue;
         }
         backoff = Duration::from_millis(100);
+        // Changes committed before LISTEN took effect were not notified, and
+        // reads may have been cached meanwhile (even before the first
+        // connection: the store serves reads from the start).
         if connected_before {
             tracing::info!("change feed reconnected; caches start over");
-            match shared.upgrade() {
-                Some(sh) => {
-                    let _ = sh.changes.send(ExternalChange::Gap);
-                }
-                None => return,
+        }
+        match shared.upgrade() {
+            Some(sh) => {
+                let _ = sh.changes.send(ExternalChange::Gap);
             }
+            None => return,
         }
         connected_before = true;
         let mut ping = tokio::time::interval(PING_EVERY);

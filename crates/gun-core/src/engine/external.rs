@@ -93,7 +93,10 @@ impl Engine {
                 std::sync::atomic::Ordering::Relaxed,
             );
             notify_listeners(&mut sh, &applied, &Origin::Local);
-            let outs = sh.mesh.publish(&applied, None, now_u64());
+            // The whole diff goes to the mesh, not only what changed the
+            // cache: a node loaded from the store after the write committed
+            // already holds it, but its subscribers were never pushed it.
+            let outs = sh.mesh.publish(diff, None, now_u64());
             (outs, applied)
         };
         self.execute(outs.0);
@@ -110,6 +113,8 @@ impl Engine {
             sh.graph = Graph::new();
             sh.cache_order.clear();
             sh.whole.clear();
+            // Loads in progress may have read before the gap: they read again.
+            sh.gaps += 1;
             souls
         };
         tracing::info!(
@@ -134,7 +139,7 @@ impl Engine {
     /// meanwhile), with the external changes that arrived during the read
     /// merged in. What `ensure_loaded` calls.
     pub(super) async fn load_from_store(&self, soul: &Soul) -> Result<Option<Node>, Error> {
-        {
+        let mut gaps = {
             let mut sh = self.lock();
             sh.loading
                 .entry(soul.clone())
@@ -143,11 +148,28 @@ impl Engine {
                     changes: None,
                 })
                 .readers += 1;
+            sh.gaps
+        };
+        let mut read = self.inner.store.get_node(soul.as_str()).await;
+        // A feed gap while reading: what was read may lack changes the feed
+        // missed; read again (a few times at most, then it is not cached).
+        for _ in 0..3 {
+            let now = self.lock().gaps;
+            if now == gaps || read.is_err() {
+                break;
+            }
+            gaps = now;
+            read = self.inner.store.get_node(soul.as_str()).await;
         }
-        let read = self.inner.store.get_node(soul.as_str()).await;
         let mut sh = self.lock();
+        let stale = sh.gaps != gaps;
         let changes = finish_load(&mut sh, soul);
         let mut node = read?;
+        if stale {
+            return Err(Error::Storage(
+                "the store's change feed kept reconnecting during the read".to_owned(),
+            ));
+        }
         if let Some(c) = changes {
             let n = node.get_or_insert_with(|| Node::new(soul.clone()));
             for (k, e) in c.iter() {

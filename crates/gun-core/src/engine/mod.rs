@@ -100,6 +100,8 @@ struct Shared {
     /// Souls being read from the store, with the store's external changes
     /// that arrived meanwhile (`external.rs`).
     loading: HashMap<Soul, external::Loading>,
+    /// Gaps in the store's change feed so far (`external.rs`).
+    gaps: u64,
 }
 
 /// Shares the text of short, frequent keys (`name`, `f0`…) between nodes, so a
@@ -186,6 +188,7 @@ impl Engine {
                 outbox: HashMap::new(),
                 restored: Vec::new(),
                 loading: HashMap::new(),
+                gaps: 0,
             }),
             validators: RwLock::new(Vec::new()),
             deferred_wake: Notify::new(),
