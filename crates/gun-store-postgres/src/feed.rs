@@ -299,6 +299,7 @@ pub(crate) async fn run(shared: Weak<Shared>, mut stop: oneshot::Receiver<()>) {
         match shared.upgrade() {
             Some(sh) => {
                 let _ = sh.changes.send(ExternalChange::Gap);
+                sh.listening.send_replace(true);
             }
             None => return,
         }
@@ -330,6 +331,9 @@ pub(crate) async fn run(shared: Weak<Shared>, mut stop: oneshot::Receiver<()>) {
             }
         }
         driver.abort();
+        if let Some(sh) = shared.upgrade() {
+            sh.listening.send_replace(false);
+        }
         tracing::warn!("change feed lost its connection to PostgreSQL; reconnecting");
     }
 }

@@ -274,6 +274,8 @@ pub(crate) struct Shared {
     /// This store's id in notifications (its own are skipped).
     pub(crate) writer_id: String,
     pub(crate) changes: broadcast::Sender<ExternalChange>,
+    /// Whether the change feed is listening now.
+    pub(crate) listening: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -353,6 +355,7 @@ impl PostgresStore {
             config,
             writer_id: writer_id(),
             changes,
+            listening: tokio::sync::watch::Sender::new(false),
             opts,
         });
         bounded(shared.opts.timeout * 4, schema::migrate(&shared)).await?;
@@ -372,6 +375,16 @@ impl PostgresStore {
     /// The options in force.
     pub fn options(&self) -> &Options {
         &self.shared.opts
+    }
+
+    /// Waits (at most `timeout`) until the change feed listens; `false` if
+    /// it does not (no [`Options::listen`], or the database is unreachable).
+    /// Writes committed by others from then on reach [`Store::changes`].
+    pub async fn listening(&self, timeout: Duration) -> bool {
+        let mut rx = self.shared.listening.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|l| *l))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     async fn rows_to_graph(rows: Vec<tokio_postgres::Row>) -> Result<Graph, Error> {
