@@ -184,6 +184,9 @@ pub enum PgError {
     /// unreachable, or refuses us).
     #[error("cannot connect to PostgreSQL: {0}")]
     Connect(String),
+    /// A stored row cannot be read back (not UTF-8, not a Gun value).
+    #[error("a stored row cannot be read back: {0}")]
+    Row(String),
     /// A statement failed (connection lost, constraint, …).
     #[error("PostgreSQL: {0}")]
     Query(#[from] tokio_postgres::Error),
@@ -513,7 +516,7 @@ impl PostgresStore {
 /// Carries a store error (a row that cannot be decoded) through a `PgError`
 /// closure.
 fn store_to_pg(e: Error) -> PgError {
-    PgError::Connect(e.to_string())
+    PgError::Row(e.to_string())
 }
 
 fn insert(n: &mut Node, key: String, state: State, value: gun_graph::Value) {
