@@ -17,7 +17,8 @@
 //!
 //! [`ExternalChange::Gap`] (the feed missed changes, e.g. it reconnected
 //! after the database restarted) drops the cache; the souls that were cached
-//! are read again and published, so subscribers get what they missed.
+//! are read again, cached again and published, so subscribers get what they
+//! missed.
 
 use std::sync::Arc;
 
@@ -122,7 +123,9 @@ impl Engine {
             "store change feed had a gap: cache dropped, cached souls re-read"
         );
         for soul in souls {
-            match self.inner.store.get_node(soul.as_str()).await {
+            // Cached again (reads during a later outage are answered), and
+            // pushed whole to its subscribers.
+            match self.load_from_store(&soul).await {
                 Ok(Some(node)) => {
                     self.apply_external(&std::iter::once(node).collect());
                 }
