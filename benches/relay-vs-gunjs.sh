@@ -7,6 +7,9 @@
 #   BASELINE_RELAY_BIN=/path/to/older/gun-relay bash benches/relay-vs-gunjs.sh relay
 #                                   # also an older gun-relay build, same run
 #   ECHO=1 bash benches/relay-vs-gunjs.sh relay   # also the bare echo server first
+#   POSTGRES=1 bash benches/relay-vs-gunjs.sh relay
+#                                   # also gun-relay on PostgreSQL (a throw-away server,
+#                                   # fsync on; benches/pg.sh), radisk=true -> postgres
 #
 # Suites are those of ../shared/bench/bench.sh (relay, relaybatch, fanout,
 # coldread, ...). gun-relay is built in release mode; radisk=true maps to our
@@ -31,6 +34,13 @@ RELAY_BIN="$ROOT/target/release/gun-relay"
 # without these flags ignore them.
 export GUN_RELAY_MAX_CONNECTIONS_PER_IP=0 GUN_RELAY_MAX_MESSAGES_PER_SEC=0
 
+if [[ "${POSTGRES:-0}" == 1 ]]; then
+    # shellcheck source=benches/pg.sh
+    source "$ROOT/benches/pg.sh"
+    start_pg
+    trap stop_pg EXIT
+fi
+
 if [[ "${ECHO:-0}" == 1 ]]; then
     echo "=== echo: bare WebSocket echo server (the socket limit of the drivers)"
     OUT="$OUT/echo" RELAY_NAME=echo bash "$BENCH/bench.sh" echo
@@ -42,6 +52,12 @@ for suite in "${SUITES[@]}"; do
     OUT="$OUT/rust" RELAY_NAME=gun-relay \
         RELAY_CMD="$RELAY_BIN --log warn --port {PORT} --data {DIR} --store \$( [ {RADISK} = true ] && echo sled || echo memory )" \
         bash "$BENCH/bench.sh" "$suite"
+    if [[ "${POSTGRES:-0}" == 1 ]]; then
+        echo "=== $suite: gun-relay on PostgreSQL ($PG_URL; a fresh schema per start)"
+        OUT="$OUT/postgres" RELAY_NAME=gun-relay-postgres \
+            RELAY_CMD="$RELAY_BIN --log warn --port {PORT} --data {DIR} \$( [ {RADISK} = true ] && echo --store postgres --postgres-url $PG_URL --postgres-schema b\$(date +%s%N) || echo --store memory )" \
+            bash "$BENCH/bench.sh" "$suite"
+    fi
     if [[ -n "${BASELINE_RELAY_BIN:-}" ]]; then
         echo "=== $suite: gun-relay baseline ($BASELINE_RELAY_BIN)"
         OUT="$OUT/baseline" RELAY_NAME=gun-relay-baseline \
@@ -52,6 +68,7 @@ done
 (cd "$BENCH" && source lib/deps.sh && NODE_PATH="$(gun_interop_deps "$PWD")/node_modules" && export NODE_PATH \
     && echo "### genuine Gun.js" && node summarize.js "$OUT/gunjs" \
     && echo "### gun-relay" && node summarize.js "$OUT/rust" \
+    && { [[ "${POSTGRES:-0}" != 1 ]] || { echo "### gun-relay on PostgreSQL" && node summarize.js "$OUT/postgres"; }; } \
     && { [[ -z "${BASELINE_RELAY_BIN:-}" ]] || { echo "### gun-relay baseline" && node summarize.js "$OUT/baseline"; }; } \
     && { [[ "${ECHO:-0}" != 1 ]] || { echo "### bare echo server" && node summarize.js "$OUT/echo"; }; })
 echo "raw results: $OUT"

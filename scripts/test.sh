@@ -29,6 +29,35 @@ else
     echo "interop/node_modules is up to date with interop/package-lock.json"
 fi
 
+# --- 1b. PostgreSQL: gun-store-postgres and relay fleets on it -----------------
+# Installs Debian's `postgresql` package when its server binaries are absent
+# (like Chromium below), then runs the store's tests (the conformance suite, HAM
+# ties against gun-ham, the change feed, a lost database) and the relay tests
+# on PostgreSQL (a two-relay fleet, a 10 s database outage, a database restart,
+# the Jepsen-style 3-relay fleet with SIGKILLs). Each test binary starts its own
+# throw-away server (initdb into a temp dir as the `postgres` user, a free
+# loopback port); with CI=true a missing PostgreSQL fails them instead of
+# skipping. Section 2 leaves these out (--exclude / the postgres-tests feature).
+section "PostgreSQL (gun-store-postgres, relay fleets)"
+pg_bin_found() {
+    command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1 && return 0
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+if ! pg_bin_found; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        run apt-get update
+        run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql
+    fi
+    if ! pg_bin_found; then
+        echo "error: the PostgreSQL tests need Debian's postgresql package (initdb, pg_ctl), and it" >&2
+        echo "       could not be installed (needs root and apt-get). Install it with:" >&2
+        echo "         apt-get install -y postgresql" >&2
+        exit 1
+    fi
+fi
+run cargo test -p gun-store-postgres --all-targets
+run cargo test -p gun-relay --features postgres-tests --test postgres
+
 # --- 2. Rust unit, integration, example and bench-as-test targets ------------
 section "cargo test (all targets)"
 # The examples are run as binaries by crates/gun/tests/examples.rs (and the
@@ -36,7 +65,7 @@ section "cargo test (all targets)"
 # build them as such (test builds of examples are not). The `webrtc` example is
 # built and run in the WebRTC section.
 run cargo build -p gun --examples --features server
-run cargo test --workspace --all-targets
+run cargo test --workspace --all-targets --exclude gun-store-postgres
 
 # --- 3. Rust doctests (not covered by --all-targets) -------------------------
 section "cargo test (doctests)"

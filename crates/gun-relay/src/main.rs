@@ -53,6 +53,8 @@ enum StoreKind {
     File,
     /// sled, the embedded default.
     Sled,
+    /// PostgreSQL at --postgres-url: relays on one database form a fleet.
+    Postgres,
 }
 
 impl From<StoreKind> for gun::server::StoreKind {
@@ -61,6 +63,7 @@ impl From<StoreKind> for gun::server::StoreKind {
             StoreKind::Memory => gun::server::StoreKind::Memory,
             StoreKind::File => gun::server::StoreKind::File,
             StoreKind::Sled => gun::server::StoreKind::Sled,
+            StoreKind::Postgres => gun::server::StoreKind::Postgres,
         }
     }
 }
@@ -89,6 +92,27 @@ struct Args {
     /// Which store to keep data in.
     #[arg(long, env = "GUN_RELAY_STORE", global = true, value_enum, default_value_t = StoreKind::Sled)]
     store: StoreKind,
+    /// The database of --store postgres, e.g. postgres://gun:secret@db.internal/gun
+    /// (or libpq's key=value form). Relays given the same database (and
+    /// --postgres-schema) form a fleet: a write through one is pushed to the
+    /// subscribers of all. Prefer the environment variable for a password: a flag shows in `ps`.
+    #[arg(
+        long,
+        env = "GUN_RELAY_POSTGRES_URL",
+        value_name = "URL",
+        global = true,
+        hide_env_values = true
+    )]
+    postgres_url: Option<String>,
+    /// The PostgreSQL schema holding the relay's tables (created if missing).
+    #[arg(
+        long,
+        env = "GUN_RELAY_POSTGRES_SCHEMA",
+        value_name = "NAME",
+        global = true,
+        default_value = "public"
+    )]
+    postgres_schema: String,
     /// Another relay to dial and keep dialing (repeatable), e.g. http://10.0.0.2:8765/gun.
     /// In GUN_RELAY_PEERS: comma-separated.
     #[arg(
@@ -303,6 +327,9 @@ fn listen_addr(host: &str, port: u16) -> Result<SocketAddr, String> {
 
 async fn run(args: Args) -> Result<(), String> {
     let store = gun::server::StoreKind::from(args.store);
+    if args.store == StoreKind::Postgres && args.postgres_url.is_none() {
+        return Err("--store postgres needs --postgres-url URL (or GUN_RELAY_POSTGRES_URL)".into());
+    }
     if let Some(Command::ImportRadisk { dir }) = &args.command {
         let report = gun::server::import_radisk(store, &args.data, dir)
             .await
@@ -362,6 +389,8 @@ async fn run(args: Args) -> Result<(), String> {
             burst: args.message_burst.max(1),
         }),
         allow_public_space: args.allow_public_space,
+        postgres_url: args.postgres_url.clone(),
+        postgres_schema: args.postgres_schema.clone(),
     })
     .map_err(|e| error_text(&e))?;
     let scheme = if relay.is_tls() { "wss" } else { "ws" };
@@ -369,6 +398,8 @@ async fn run(args: Args) -> Result<(), String> {
     // The line test harnesses wait for.
     let data = if args.store == StoreKind::Memory {
         "none".to_owned()
+    } else if args.store == StoreKind::Postgres {
+        format!("postgres schema {}", args.postgres_schema)
     } else {
         args.data.display().to_string()
     };

@@ -204,6 +204,35 @@ pub trait Store: Send + Sync + 'static {
     fn keeps_outbox(&self) -> bool {
         false
     }
+
+    /// Changes that *other* writers make to this store, for a store shared
+    /// by several processes (e.g. `gun-store-postgres`: relays of a fleet on
+    /// one database). The engine takes it once, at start, and feeds each
+    /// [`ExternalChange::Applied`] to its cache and subscribers as a write
+    /// accepted elsewhere (no second write to the store); an
+    /// [`ExternalChange::Gap`] makes it drop its cache. The feed never
+    /// carries this store's own writes. Default `None`: nobody else writes.
+    fn changes(&self) -> Option<Box<dyn ChangeFeed>> {
+        None
+    }
+}
+
+/// What another writer did to a shared store ([`Store::changes`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ExternalChange {
+    /// Keys another writer applied, with the states and values the store
+    /// held for them when this was read (the write itself, or newer).
+    Applied(Graph),
+    /// The feed may have missed changes (it reconnected, or fell behind):
+    /// anything cached from this store may be older than what it holds.
+    Gap,
+}
+
+/// A stream of [`ExternalChange`]s ([`Store::changes`]).
+pub trait ChangeFeed: Send {
+    /// The next change; `None` when the store is closed.
+    fn next(&mut self) -> BoxFuture<'_, Option<ExternalChange>>;
 }
 
 /// What a store holds, roughly: for health pages and metrics.
@@ -266,6 +295,9 @@ macro_rules! forward_store {
             }
             fn keeps_outbox(&self) -> bool {
                 (**self).keeps_outbox()
+            }
+            fn changes(&self) -> Option<Box<dyn ChangeFeed>> {
+                (**self).changes()
             }
         }
     )*};

@@ -135,6 +135,9 @@ pub use gun_store_memory::MemoryStore;
 #[cfg(feature = "store-sled")]
 pub use gun_store_sled::SledStore;
 
+#[cfg(feature = "store-postgres")]
+pub use gun_store_postgres::{Options as PostgresOptions, PostgresStore};
+
 /// SEA (feature `sea`): key pairs, signatures, encryption, the validator.
 #[cfg(feature = "sea")]
 pub use gun_sea as sea;

@@ -64,6 +64,10 @@ pub enum StoreKind {
     File,
     /// sled, the embedded default (`DATA/sled`).
     Sled,
+    /// PostgreSQL at [`RelayOptions::postgres_url`] (feature
+    /// `store-postgres`): several relays on one database form a fleet.
+    #[cfg(feature = "store-postgres")]
+    Postgres,
 }
 
 impl StoreKind {
@@ -74,6 +78,8 @@ impl StoreKind {
             StoreKind::Memory => "memory",
             StoreKind::File => "file",
             StoreKind::Sled => "sled",
+            #[cfg(feature = "store-postgres")]
+            StoreKind::Postgres => "postgres",
         }
     }
 }
@@ -129,6 +135,13 @@ pub struct RelayOptions {
     /// after dropping ten seconds' worth. `None`: no limit. Default
     /// `Some(`[`DEFAULT_RATE_LIMIT`]`)`.
     pub rate_limit: Option<RateLimit>,
+    /// The database of [`StoreKind::Postgres`]: a connection URL such as
+    /// `postgres://gun:secret@db.internal/gun` (feature `store-postgres`).
+    /// Default `None`.
+    pub postgres_url: Option<String>,
+    /// The PostgreSQL schema of [`StoreKind::Postgres`] (relays of one fleet
+    /// share it). Default `public`.
+    pub postgres_schema: String,
     /// Accept writes from peers to any soul (`true`, Gun.js's behaviour), or
     /// only to user space (`~…`, checked by SEA) and content-addressed `#`
     /// souls (`false`; others get [`PUBLIC_SPACE_REFUSED`]). Default `true`.
@@ -204,6 +217,8 @@ impl Default for RelayOptions {
             max_connections_per_ip: Some(DEFAULT_MAX_CONNECTIONS_PER_IP),
             rate_limit: Some(DEFAULT_RATE_LIMIT),
             allow_public_space: true,
+            postgres_url: None,
+            postgres_schema: "public".to_owned(),
         }
     }
 }
@@ -340,7 +355,7 @@ impl Relay {
     pub fn start(opts: RelayOptions) -> Result<Relay, ServerError> {
         // The certificate first: a bad one should not leave a store opened (or created).
         let tls = opts.tls.as_ref().map(TlsFiles::load).transpose()?;
-        let store = open_data(opts.store, &opts.data_dir)?;
+        let store = open_relay_store(&opts)?;
         let static_dir = opts.static_dir.as_deref().map(StaticDir::new).transpose()?;
         let gun_js = opts.gun_js_dir.as_deref().map(GunJsDir::new).transpose()?;
         let mut mesh = MeshConfig::relay();
@@ -506,6 +521,48 @@ fn bind_reason(e: &gun_net_ws::Error) -> String {
     }
 }
 
+/// The relay's store: PostgreSQL at its URL, or a store of `kind` in the
+/// data directory.
+fn open_relay_store(opts: &RelayOptions) -> Result<Arc<dyn Store>, ServerError> {
+    #[cfg(feature = "store-postgres")]
+    if opts.store == StoreKind::Postgres {
+        return open_postgres(opts);
+    }
+    open_data(opts.store, &opts.data_dir)
+}
+
+/// Connects to PostgreSQL (blocking this thread of the multi-thread runtime
+/// until connected and migrated).
+#[cfg(feature = "store-postgres")]
+fn open_postgres(opts: &RelayOptions) -> Result<Arc<dyn Store>, ServerError> {
+    let failed = |message: String| ServerError::Store {
+        dir: PathBuf::from("postgres"),
+        corrupt: false,
+        message,
+    };
+    let url = opts.postgres_url.clone().ok_or_else(|| {
+        failed("the postgres store needs a database URL (--postgres-url)".to_owned())
+    })?;
+    let handle = tokio::runtime::Handle::try_current()
+        .map_err(|_| failed("the postgres store needs a tokio runtime".to_owned()))?;
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return Err(failed(
+            "the postgres store needs a multi-thread tokio runtime".to_owned(),
+        ));
+    }
+    let pg_opts = gun_store_postgres::Options::new(url).schema(opts.postgres_schema.clone());
+    let store = tokio::task::block_in_place(|| {
+        handle.block_on(gun_store_postgres::PostgresStore::connect(pg_opts))
+    })
+    .map_err(|e| {
+        failed(format!(
+            "cannot open the postgres store: {}",
+            error_text(&e)
+        ))
+    })?;
+    Ok(Arc::new(store))
+}
+
 /// Creates `data` (unless the store is in memory) and opens a store of `kind` in it.
 fn open_data(kind: StoreKind, data: &Path) -> Result<Arc<dyn Store>, ServerError> {
     if kind == StoreKind::Memory {
@@ -554,6 +611,19 @@ fn open_store(kind: StoreKind, data: &Path) -> Result<Arc<dyn Store>, ServerErro
         StoreKind::File => {
             let dir = data.join("file");
             Arc::new(gun_store_file::FileStore::open(&dir).map_err(|e| failed(&dir, e))?)
+        }
+        // Needs a URL: the relay opens it (`open_relay_store`); the offline
+        // subcommands (import, export) do not serve it.
+        #[cfg(feature = "store-postgres")]
+        StoreKind::Postgres => {
+            return Err(ServerError::Store {
+                dir: data.to_owned(),
+                corrupt: false,
+                message: "the postgres store is not served by the offline import/export \
+                          commands: back it up with pg_dump or GET /admin/export of a running \
+                          relay, and import through a running relay"
+                    .to_owned(),
+            });
         }
     })
 }

@@ -41,6 +41,7 @@ use crate::{EngineOptions, Error};
 
 mod asks;
 mod dispatch;
+mod external;
 mod listen;
 mod outbox;
 mod puts;
@@ -98,6 +99,11 @@ struct Shared {
     restored: Vec<(String, Graph)>,
     /// Keys learned from get replies and not pushed to subscribers (`reads.rs`).
     read_not_pushed: reads::ReadNotPushed,
+    /// Souls being read from the store, with the store's external changes
+    /// that arrived meanwhile (`external.rs`).
+    loading: HashMap<Soul, external::Loading>,
+    /// Gaps in the store's change feed so far (`external.rs`).
+    gaps: u64,
 }
 
 /// Shares the text of short, frequent keys (`name`, `f0`…) between nodes, so a
@@ -184,6 +190,8 @@ impl Engine {
                 outbox: HashMap::new(),
                 restored: Vec::new(),
                 read_not_pushed: reads::ReadNotPushed::default(),
+                loading: HashMap::new(),
+                gaps: 0,
             }),
             validators: RwLock::new(Vec::new()),
             deferred_wake: Notify::new(),
@@ -197,6 +205,7 @@ impl Engine {
         });
         let engine = Engine { inner };
         engine.spawn_timers();
+        engine.follow_store_changes();
         let me = engine.clone();
         tokio::spawn(async move { me.load_outbox().await });
         engine

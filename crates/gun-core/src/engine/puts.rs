@@ -139,7 +139,7 @@ impl Engine {
                 .collect()
         };
         for soul in missing {
-            let node = self.inner.store.get_node(soul.as_str()).await?;
+            let node = self.load_from_store(&soul).await?;
             let mut sh = self.lock();
             if sh.graph.get(soul.as_str()).is_none() {
                 sh.graph

@@ -91,6 +91,13 @@ pub async fn export_jsonl(
         }
         StoreKind::File => data_dir.join("file"),
         StoreKind::Sled => data_dir.join("sled"),
+        #[cfg(feature = "store-postgres")]
+        StoreKind::Postgres => {
+            return Err(ServerError::Export(
+                "export a postgres store with GET /admin/export of a running relay, or pg_dump"
+                    .to_owned(),
+            ));
+        }
     };
     // Opening a missing store would create an empty one.
     if !dir.is_dir() {

@@ -1,0 +1,200 @@
+//! Writes made by others to a shared store ([`gun_store::Store::changes`]): relays of a
+//! fleet on one database learn of each other's writes here.
+//!
+//! The engine takes the store's change feed at start and, for each
+//! [`ExternalChange::Applied`] diff (already committed in the store, so
+//! nothing is written), does what it does with a write it accepted itself:
+//! merges it into the cached nodes (HAM: a cache never goes back), tells
+//! local listeners, and lets the mesh publish it (pushes to subscribers, the
+//! full diff to full peers). Souls not cached are not cached partially: the
+//! next read loads them from the store, which has the write.
+//!
+//! A load from the store racing with a change (the read saw the database
+//! before the change committed, the change arrives before the read's node is
+//! cached) must not leave the older node in the cache: loads go through
+//! [`Engine::load_from_store`], which registers the soul while it reads;
+//! changes arriving meanwhile are merged into the node before it is cached.
+//!
+//! [`ExternalChange::Gap`] (the feed missed changes, e.g. it reconnected
+//! after the database restarted) drops the cache; the souls that were cached
+//! are read again, cached again and published, so subscribers get what they
+//! missed.
+
+use std::sync::Arc;
+
+use gun_dam::Origin;
+use gun_graph::{Graph, Node, Soul};
+use gun_store::{ExternalChange, machine_state};
+
+use super::listen::notify_listeners;
+use super::puts::evict;
+use super::{Engine, Shared, now_u64};
+use crate::Error;
+
+/// Most souls read again and republished after a gap.
+const MAX_GAP_REFRESH: usize = 10_000;
+
+/// A load in progress: how many readers, and changes that arrived meanwhile.
+pub(super) struct Loading {
+    readers: usize,
+    changes: Option<Node>,
+}
+
+impl Engine {
+    /// Subscribes to the store's change feed, if it has one (at start).
+    pub(super) fn follow_store_changes(&self) {
+        let Some(mut feed) = self.inner.store.changes() else {
+            return;
+        };
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            while let Some(change) = feed.next().await {
+                let Some(inner) = weak.upgrade() else { return };
+                let engine = Engine { inner };
+                match change {
+                    ExternalChange::Applied(diff) => {
+                        engine.apply_external(&diff);
+                    }
+                    ExternalChange::Gap => engine.external_gap().await,
+                    other => tracing::debug!(?other, "unknown store change ignored"),
+                }
+            }
+        });
+    }
+
+    /// Applies a diff another writer committed to the shared store (see the
+    /// module docs). Returns what changed in the cache or was published.
+    pub fn apply_external(&self, diff: &Graph) -> Graph {
+        let outs = {
+            let mut sh = self.lock();
+            let mut cached = Graph::new();
+            let mut applied = Graph::new();
+            for (soul, node) in diff.iter() {
+                if let Some(l) = sh.loading.get_mut(soul.as_str()) {
+                    match &mut l.changes {
+                        Some(n) => {
+                            for (k, e) in node.iter() {
+                                n.merge_key(k, e.state, &e.value, machine_state());
+                            }
+                        }
+                        None => l.changes = Some(node.clone()),
+                    }
+                }
+                if sh.graph.get(soul.as_str()).is_some() {
+                    cached.insert_node(node.clone());
+                } else {
+                    applied.insert_node(node.clone());
+                }
+            }
+            for (_, n) in sh.graph.merge(&cached, machine_state()).accepted {
+                applied.insert_node(n);
+            }
+            self.inner.stats.keys_accepted.fetch_add(
+                applied.key_count() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            notify_listeners(&mut sh, &applied, &Origin::Local);
+            // The whole diff goes to the mesh, not only what changed the
+            // cache: a node loaded from the store after the write committed
+            // already holds it, but its subscribers were never pushed it.
+            let outs = sh.mesh.publish(diff, None, now_u64());
+            (outs, applied)
+        };
+        self.execute(outs.0);
+        outs.1
+    }
+
+    /// The feed missed changes: drop the cache, then read the souls that were
+    /// cached again and publish them.
+    async fn external_gap(&self) {
+        let souls: Vec<Soul> = {
+            let mut sh = self.lock();
+            let mut souls: Vec<Soul> = sh.cache_order.iter().rev().cloned().collect();
+            souls.truncate(MAX_GAP_REFRESH);
+            sh.graph = Graph::new();
+            sh.cache_order.clear();
+            sh.whole.clear();
+            // Loads in progress may have read before the gap: they read again.
+            sh.gaps += 1;
+            souls
+        };
+        tracing::info!(
+            souls = souls.len(),
+            "store change feed had a gap: cache dropped, cached souls re-read"
+        );
+        for soul in souls {
+            // Cached again (reads during a later outage are answered), and
+            // pushed whole to its subscribers.
+            match self.load_from_store(&soul).await {
+                Ok(Some(node)) => {
+                    self.apply_external(&std::iter::once(node).collect());
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(%e, "re-reading after a feed gap failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads `soul` from the store into the cache (unless it got cached
+    /// meanwhile), with the external changes that arrived during the read
+    /// merged in. What `ensure_loaded` calls.
+    pub(super) async fn load_from_store(&self, soul: &Soul) -> Result<Option<Node>, Error> {
+        let mut gaps = {
+            let mut sh = self.lock();
+            sh.loading
+                .entry(soul.clone())
+                .or_insert(Loading {
+                    readers: 0,
+                    changes: None,
+                })
+                .readers += 1;
+            sh.gaps
+        };
+        let mut read = self.inner.store.get_node(soul.as_str()).await;
+        // A feed gap while reading: what was read may lack changes the feed
+        // missed; read again (a few times at most, then it is not cached).
+        for _ in 0..3 {
+            let now = self.lock().gaps;
+            if now == gaps || read.is_err() {
+                break;
+            }
+            gaps = now;
+            read = self.inner.store.get_node(soul.as_str()).await;
+        }
+        let mut sh = self.lock();
+        let stale = sh.gaps != gaps;
+        let changes = finish_load(&mut sh, soul);
+        let mut node = read?;
+        if stale {
+            return Err(Error::Storage(
+                "the store's change feed kept reconnecting during the read".to_owned(),
+            ));
+        }
+        if let Some(c) = changes {
+            let n = node.get_or_insert_with(|| Node::new(soul.clone()));
+            for (k, e) in c.iter() {
+                n.merge_key(k, e.state, &e.value, machine_state());
+            }
+        }
+        if sh.graph.get(soul.as_str()).is_none() {
+            sh.graph
+                .insert_node(node.clone().unwrap_or_else(|| Node::new(soul.clone())));
+            sh.cache_order.push_back(soul.clone());
+            evict(&mut sh, self.inner.opts.cache_souls);
+        }
+        Ok(node)
+    }
+}
+
+fn finish_load(sh: &mut Shared, soul: &Soul) -> Option<Node> {
+    let l = sh.loading.get_mut(soul.as_str())?;
+    l.readers = l.readers.saturating_sub(1);
+    let changes = l.changes.clone();
+    if l.readers == 0 {
+        sh.loading.remove(soul.as_str());
+    }
+    changes
+}
