@@ -29,7 +29,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 const WRITE_BATCH: usize = 64;
 /// Per-connection read buffer (tungstenite allocates it eagerly; its default is 128 KiB, too
 /// much for thousands of mostly idle peers).
-const READ_BUFFER_BYTES: usize = 16 << 10;
+const READ_BUFFER_BYTES: usize = 4 << 10;
 /// Bytes buffered by tungstenite before it writes to the socket (we flush after every batch).
 const WRITE_BUFFER_BYTES: usize = 16 << 10;
 

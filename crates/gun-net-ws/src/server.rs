@@ -408,12 +408,17 @@ async fn handle_socket(
     let _ = tcp.set_nodelay(true);
     #[cfg(feature = "tls")]
     if let Some(tls) = &shared.opts.tls {
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
-        match timeout(shared.opts.handshake_timeout, acceptor.accept(tcp)).await {
-            Ok(Ok(stream)) => serve(stream, remote, &shared).await,
-            Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
-            Err(_) => debug!("TLS handshake timed out"),
-        }
+        // Boxed: a TLS connection's state is large, and the task of a plain one should not
+        // reserve room for it (a task's size is that of its largest await point).
+        Box::pin(async {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+            match timeout(shared.opts.handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => serve(stream, remote, &shared).await,
+                Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
+                Err(_) => debug!("TLS handshake timed out"),
+            }
+        })
+        .await;
         return;
     }
     serve(tcp, remote, &shared).await;
@@ -495,17 +500,35 @@ where
         {
             return;
         }
+        let rest = head.rest;
+        // The request's other parts are not needed any more: free them now rather than when
+        // the connection ends.
+        drop((head.method, head.path, head.query, head.headers));
         let ws = WebSocketStream::from_partially_read(
             stream,
-            head.rest,
+            rest,
             Role::Server,
             Some(conn::ws_config(opts.max_message_bytes)),
         )
         .await;
-        run_websocket(ws, remote, shared).await;
+        // Boxed, as is the plain HTTP path: the task then holds only the phase it is in.
+        Box::pin(run_websocket(ws, remote, shared)).await;
         return;
     }
+    Box::pin(serve_http(stream, head, remote, deadline, shared)).await;
+}
 
+/// Answers one plain HTTP request whose head was read.
+async fn serve_http<S>(
+    mut stream: S,
+    head: http::Head,
+    remote: SocketAddr,
+    deadline: tokio::time::Instant,
+    shared: &Arc<Shared>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let opts = &shared.opts;
     let mut head = head;
     count_http(shared);
     let body = match tokio::time::timeout_at(
