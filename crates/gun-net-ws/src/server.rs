@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use gun_dam::transport::{Direction, Hub, PeerId};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::timeout;
@@ -23,6 +23,16 @@ use crate::{Error, ServerOptions};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Sockets over `max_connections` being answered 503 at once; more are closed without an answer.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+/// Time a refused socket gets to send its request and read the 503.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
+/// `Retry-After` of the 503 sent past `max_connections`, in seconds.
+const REFUSAL_RETRY_AFTER_SECS: u32 = 5;
+/// Pending connections the kernel queues before `accept` (capped by `net.core.somaxconn`).
+/// std's `TcpListener::bind` asks for 128: a burst of new clients overflows that and their
+/// SYNs are retried only after a second, which shows as a slow accept rate.
+const LISTEN_BACKLOG: u32 = 4096;
 
 /// Totals of a [`Server`] since it was bound.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,7 +53,7 @@ pub struct ServerStats {
     pub send_queue_drops: u64,
     /// Connections closed because the peer sent a message over the size limit.
     pub oversize_closes: u64,
-    /// Sockets refused because `max_connections` were open.
+    /// Sockets refused (503) because `max_connections` were open.
     pub refused: u64,
     /// WebSocket upgrades refused (429) because `max_connections_per_ip` were open from the
     /// same address.
@@ -238,14 +248,22 @@ impl Server {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let addr = opts.addr;
         let bind_err = |source| Error::Bind { addr, source };
-        // std's bind sets SO_REUSEADDR on Unix, so a restarted relay gets its port back at once.
-        let std_listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
-        std_listener.set_nonblocking(true).map_err(bind_err)?;
-        let local_addr = std_listener.local_addr().map_err(bind_err)?;
         let listener = {
             let _guard = runtime.enter();
-            TcpListener::from_std(std_listener).map_err(bind_err)?
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()
+            } else {
+                TcpSocket::new_v6()
+            }
+            .map_err(bind_err)?;
+            // SO_REUSEADDR (as std's bind sets on Unix): a restarted relay gets its port back
+            // at once.
+            #[cfg(unix)]
+            socket.set_reuseaddr(true).map_err(bind_err)?;
+            socket.bind(addr).map_err(bind_err)?;
+            socket.listen(LISTEN_BACKLOG).map_err(bind_err)?
         };
+        let local_addr = listener.local_addr().map_err(bind_err)?;
         let slots = Arc::new(Semaphore::new(opts.max_connections));
         let shared = Arc::new(Shared {
             opts,
@@ -350,6 +368,8 @@ async fn accept_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tasks = JoinSet::new();
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
+    let mut refusing_logged = false;
     loop {
         tokio::select! {
             () = stopped(&mut stop) => break,
@@ -357,10 +377,20 @@ async fn accept_loop(
                 Ok((tcp, remote)) => {
                     let Ok(permit) = slots.clone().try_acquire_owned() else {
                         shared.refused.fetch_add(1, Ordering::Relaxed);
-                        warn!(%remote, max = shared.opts.max_connections, "too many open sockets; refusing");
-                        drop(tcp);
+                        if !refusing_logged {
+                            refusing_logged = true;
+                            warn!(%remote, max = shared.opts.max_connections, "max_connections open: refusing new sockets with 503 (logged once until one closes)");
+                        }
+                        // Answered with a reason while few refusals are under way; past that
+                        // (a flood), closed at once.
+                        if let Ok(r) = refusals.clone().try_acquire_owned() {
+                            tasks.spawn(refuse(tcp, shared.clone(), r));
+                        }
                         continue;
                     };
+                    if slots.available_permits() > 0 {
+                        refusing_logged = false;
+                    }
                     let span = info_span!("conn", %remote);
                     tasks.spawn(handle_socket(tcp, remote, shared.clone(), permit).instrument(span));
                 }
@@ -397,6 +427,42 @@ async fn accept_loop(
         while tasks.join_next().await.is_some() {}
     }
     info!("gun websocket server stopped");
+}
+
+/// Answers a socket over [`ServerOptions::max_connections`]: reads its request head (briefly)
+/// and answers `503 Service Unavailable` with the reason and a `Retry-After`, so that a client
+/// (or its operator) sees why, rather than a reset connection.
+async fn refuse(mut tcp: TcpStream, shared: Arc<Shared>, _slot: OwnedSemaphorePermit) {
+    #[cfg(feature = "tls")]
+    if shared.opts.tls.is_some() {
+        // An HTTP answer would mean nothing inside a TLS handshake: closed as it is.
+        return;
+    }
+    let max = shared.opts.max_connections;
+    // The head is read so that closing does not reset the connection (unread data would)
+    // before the client reads the answer.
+    let _ = timeout(
+        REFUSAL_TIMEOUT,
+        http::read_head(&mut tcp, shared.opts.max_http_head_bytes),
+    )
+    .await;
+    let mut resp = HttpResponse::text(503, max_connections_refusal(max));
+    resp.headers.push((
+        "Retry-After".to_owned(),
+        REFUSAL_RETRY_AFTER_SECS.to_string(),
+    ));
+    let _ = timeout(
+        REFUSAL_TIMEOUT,
+        http::write_response(&mut tcp, &resp, false),
+    )
+    .await;
+}
+
+/// The body of the `503` answer to a connection over `max` ([`ServerOptions::max_connections`]).
+pub fn max_connections_refusal(max: usize) -> String {
+    format!(
+        "Service Unavailable: the relay is at its connection limit ({max} open); try again later\n"
+    )
 }
 
 async fn handle_socket(
