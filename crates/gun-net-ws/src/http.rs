@@ -441,7 +441,9 @@ where
     // Read what the client may still be sending (an unread body) so that our close does not
     // turn into a reset that discards the response on its side.
     let _ = timeout(LINGER, async {
-        let mut chunk = [0u8; 4096];
+        // On the heap: an array here would sit in the future of every connection's task
+        // (the task's size is that of its largest await point), WebSocket ones included.
+        let mut chunk = vec![0u8; 4096];
         let mut total = 0;
         while total < LINGER_BYTES {
             match stream.read(&mut chunk).await {

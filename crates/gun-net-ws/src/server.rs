@@ -713,3 +713,45 @@ impl Drop for Registered<'_> {
         }
     }
 }
+// Tests may panic on unexpected values.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    struct NoHub;
+    impl Hub for NoHub {
+        fn attach(&self, _: Arc<dyn gun_dam::transport::Link>, _: Direction) -> PeerId {
+            PeerId(1)
+        }
+        fn receive(&self, _: PeerId, _: &str) {}
+        fn detach(&self, _: PeerId) {}
+    }
+
+    /// Every open socket holds its task for its whole life, and a task is as large as its
+    /// largest await point: buffers inside the futures (a read chunk, a TLS session, the
+    /// HTTP answer path) would be paid by every idle WebSocket connection. The phases are
+    /// boxed and buffers are on the heap; this keeps it so.
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        client.set_nonblocking(true).unwrap();
+        let tcp = TcpStream::from_std(client).unwrap();
+        let shared = Arc::new(Shared {
+            opts: ServerOptions::default(),
+            hub: Arc::new(NoHub),
+            http: Arc::new(crate::NotFound),
+            registry: Mutex::new(Registry::default()),
+            http_requests: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            per_ip_refused: AtomicU64::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+        });
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let task = handle_socket(tcp, addr, shared, permit);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 2048, "a connection's task future is {size} bytes");
+    }
+}
