@@ -751,7 +751,7 @@ mod tests {
         });
         let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
         let task = handle_socket(tcp, addr, shared, permit);
-        let size = std::mem::size_of_val(&task);
+        let size = size_of_val(&task);
         assert!(size <= 2048, "a connection's task future is {size} bytes");
     }
 }
