@@ -306,14 +306,20 @@ pub(crate) async fn read_head<S>(stream: &mut S, max: usize) -> Result<Head, Hea
 where
     S: AsyncRead + Unpin,
 {
+    // Read straight into `buf` (no array in the future: it lives as long as the connection's
+    // task, so every byte of it is paid by every connection).
     let mut buf = Vec::with_capacity(1024.min(max));
-    let mut chunk = [0u8; 2048];
     loop {
-        let n = stream.read(&mut chunk).await.map_err(|_| HeadError::Gone)?;
+        if buf.capacity() == buf.len() {
+            buf.reserve(2048.min(max.saturating_sub(buf.len()).max(1)));
+        }
+        let n = stream
+            .read_buf(&mut buf)
+            .await
+            .map_err(|_| HeadError::Gone)?;
         if n == 0 {
             return Err(HeadError::Gone);
         }
-        buf.extend_from_slice(&chunk[..n]);
         if let Some(head) = parse_head(&buf, max)? {
             return Ok(head);
         }
@@ -435,7 +441,9 @@ where
     // Read what the client may still be sending (an unread body) so that our close does not
     // turn into a reset that discards the response on its side.
     let _ = timeout(LINGER, async {
-        let mut chunk = [0u8; 4096];
+        // On the heap: an array here would sit in the future of every connection's task
+        // (the task's size is that of its largest await point), WebSocket ones included.
+        let mut chunk = vec![0u8; 4096];
         let mut total = 0;
         while total < LINGER_BYTES {
             match stream.read(&mut chunk).await {

@@ -128,6 +128,6 @@ pub use options::{
     DEFAULT_PATH, DEFAULT_PING_INTERVAL, DEFAULT_PORT, DEFAULT_SEND_QUEUE, DEFAULT_SHUTDOWN_GRACE,
     RATE_LIMIT_CLOSE_AFTER_SECS, RateLimit, ServerOptions,
 };
-pub use server::{ConnectionInfo, Server, ServerStats, StatsSource};
+pub use server::{ConnectionInfo, Server, ServerStats, StatsSource, max_connections_refusal};
 #[cfg(feature = "tls")]
 pub use tls::{TlsClientConfig, TlsServerConfig};

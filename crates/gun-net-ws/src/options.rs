@@ -76,7 +76,11 @@ pub struct ServerOptions {
     /// Frames queued per connection before it is closed as stalled (default
     /// [`DEFAULT_SEND_QUEUE`]).
     pub send_queue: usize,
-    /// Concurrent sockets accepted (default [`DEFAULT_MAX_CONNECTIONS`]); more are closed at once.
+    /// Concurrent sockets accepted (default [`DEFAULT_MAX_CONNECTIONS`]). A socket over the
+    /// limit is answered `503 Service Unavailable` with a `Retry-After` and the reason
+    /// ([`max_connections_refusal`](crate::max_connections_refusal)) before its upgrade (over
+    /// TLS, and while 64 such answers are under way, it is closed without one); each is
+    /// counted in [`ServerStats::refused`](crate::ServerStats::refused).
     pub max_connections: usize,
     /// Open WebSocket connections accepted from one IP address; further upgrades from it are
     /// answered `429 Too Many Requests`. `None` (the default): no limit.

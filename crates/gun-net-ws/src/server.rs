@@ -9,13 +9,13 @@ use std::time::{Duration, SystemTime};
 
 use gun_dam::transport::{Direction, Hub, PeerId};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
 use crate::conn::{self, Attachment, CloseCause, ConnConfig, ConnShared, Traffic, WsLink};
 use crate::http::{self, HeadError, HttpHandler, HttpRequest, HttpResponse};
@@ -23,6 +23,16 @@ use crate::{Error, ServerOptions};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Sockets over `max_connections` being answered 503 at once; more are closed without an answer.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+/// Time a refused socket gets to send its request and read the 503.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
+/// `Retry-After` of the 503 sent past `max_connections`, in seconds.
+const REFUSAL_RETRY_AFTER_SECS: u32 = 5;
+/// Pending connections the kernel queues before `accept` (capped by `net.core.somaxconn`).
+/// std's `TcpListener::bind` asks for 128: a burst of new clients overflows that and their
+/// SYNs are retried only after a second, which shows as a slow accept rate.
+const LISTEN_BACKLOG: u32 = 4096;
 
 /// Totals of a [`Server`] since it was bound.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,7 +53,7 @@ pub struct ServerStats {
     pub send_queue_drops: u64,
     /// Connections closed because the peer sent a message over the size limit.
     pub oversize_closes: u64,
-    /// Sockets refused because `max_connections` were open.
+    /// Sockets refused (503) because `max_connections` were open.
     pub refused: u64,
     /// WebSocket upgrades refused (429) because `max_connections_per_ip` were open from the
     /// same address.
@@ -238,14 +248,22 @@ impl Server {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let addr = opts.addr;
         let bind_err = |source| Error::Bind { addr, source };
-        // std's bind sets SO_REUSEADDR on Unix, so a restarted relay gets its port back at once.
-        let std_listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
-        std_listener.set_nonblocking(true).map_err(bind_err)?;
-        let local_addr = std_listener.local_addr().map_err(bind_err)?;
         let listener = {
             let _guard = runtime.enter();
-            TcpListener::from_std(std_listener).map_err(bind_err)?
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()
+            } else {
+                TcpSocket::new_v6()
+            }
+            .map_err(bind_err)?;
+            // SO_REUSEADDR (as std's bind sets on Unix): a restarted relay gets its port back
+            // at once.
+            #[cfg(unix)]
+            socket.set_reuseaddr(true).map_err(bind_err)?;
+            socket.bind(addr).map_err(bind_err)?;
+            socket.listen(LISTEN_BACKLOG).map_err(bind_err)?
         };
+        let local_addr = listener.local_addr().map_err(bind_err)?;
         let slots = Arc::new(Semaphore::new(opts.max_connections));
         let shared = Arc::new(Shared {
             opts,
@@ -350,6 +368,8 @@ async fn accept_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tasks = JoinSet::new();
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
+    let mut refusing_logged = false;
     loop {
         tokio::select! {
             () = stopped(&mut stop) => break,
@@ -357,11 +377,24 @@ async fn accept_loop(
                 Ok((tcp, remote)) => {
                     let Ok(permit) = slots.clone().try_acquire_owned() else {
                         shared.refused.fetch_add(1, Ordering::Relaxed);
-                        warn!(%remote, max = shared.opts.max_connections, "too many open sockets; refusing");
-                        drop(tcp);
+                        if !refusing_logged {
+                            refusing_logged = true;
+                            warn!(%remote, max = shared.opts.max_connections, "max_connections open: refusing new sockets with 503 (logged once until one closes)");
+                        }
+                        // Answered with a reason while few refusals are under way; past that
+                        // (a flood), closed at once.
+                        if let Ok(r) = refusals.clone().try_acquire_owned() {
+                            tasks.spawn(refuse(tcp, shared.clone(), r));
+                        }
                         continue;
                     };
-                    let span = info_span!("conn", %remote);
+                    if slots.available_permits() > 0 {
+                        refusing_logged = false;
+                    }
+                    // A debug span: at info, every open connection's span would hold about
+                    // 1.4 KB in the subscriber for its whole life. Closes the relay decides
+                    // are logged with the address (`run_websocket`).
+                    let span = debug_span!("conn", %remote);
                     tasks.spawn(handle_socket(tcp, remote, shared.clone(), permit).instrument(span));
                 }
                 Err(e) => {
@@ -399,6 +432,42 @@ async fn accept_loop(
     info!("gun websocket server stopped");
 }
 
+/// Answers a socket over [`ServerOptions::max_connections`]: reads its request head (briefly)
+/// and answers `503 Service Unavailable` with the reason and a `Retry-After`, so that a client
+/// (or its operator) sees why, rather than a reset connection.
+async fn refuse(mut tcp: TcpStream, shared: Arc<Shared>, _slot: OwnedSemaphorePermit) {
+    #[cfg(feature = "tls")]
+    if shared.opts.tls.is_some() {
+        // An HTTP answer would mean nothing inside a TLS handshake: closed as it is.
+        return;
+    }
+    let max = shared.opts.max_connections;
+    // The head is read so that closing does not reset the connection (unread data would)
+    // before the client reads the answer.
+    let _ = timeout(
+        REFUSAL_TIMEOUT,
+        http::read_head(&mut tcp, shared.opts.max_http_head_bytes),
+    )
+    .await;
+    let mut resp = HttpResponse::text(503, max_connections_refusal(max));
+    resp.headers.push((
+        "Retry-After".to_owned(),
+        REFUSAL_RETRY_AFTER_SECS.to_string(),
+    ));
+    let _ = timeout(
+        REFUSAL_TIMEOUT,
+        http::write_response(&mut tcp, &resp, false),
+    )
+    .await;
+}
+
+/// The body of the `503` answer to a connection over `max` ([`ServerOptions::max_connections`]).
+pub fn max_connections_refusal(max: usize) -> String {
+    format!(
+        "Service Unavailable: the relay is at its connection limit ({max} open); try again later\n"
+    )
+}
+
 async fn handle_socket(
     tcp: TcpStream,
     remote: SocketAddr,
@@ -408,12 +477,17 @@ async fn handle_socket(
     let _ = tcp.set_nodelay(true);
     #[cfg(feature = "tls")]
     if let Some(tls) = &shared.opts.tls {
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
-        match timeout(shared.opts.handshake_timeout, acceptor.accept(tcp)).await {
-            Ok(Ok(stream)) => serve(stream, remote, &shared).await,
-            Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
-            Err(_) => debug!("TLS handshake timed out"),
-        }
+        // Boxed: a TLS connection's state is large, and the task of a plain one should not
+        // reserve room for it (a task's size is that of its largest await point).
+        Box::pin(async {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+            match timeout(shared.opts.handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => serve(stream, remote, &shared).await,
+                Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
+                Err(_) => debug!("TLS handshake timed out"),
+            }
+        })
+        .await;
         return;
     }
     serve(tcp, remote, &shared).await;
@@ -495,17 +569,35 @@ where
         {
             return;
         }
+        let rest = head.rest;
+        // The request's other parts are not needed any more: free them now rather than when
+        // the connection ends.
+        drop((head.method, head.path, head.query, head.headers));
         let ws = WebSocketStream::from_partially_read(
             stream,
-            head.rest,
+            rest,
             Role::Server,
             Some(conn::ws_config(opts.max_message_bytes)),
         )
         .await;
-        run_websocket(ws, remote, shared).await;
+        // Boxed, as is the plain HTTP path: the task then holds only the phase it is in.
+        Box::pin(run_websocket(ws, remote, shared)).await;
         return;
     }
+    Box::pin(serve_http(stream, head, remote, deadline, shared)).await;
+}
 
+/// Answers one plain HTTP request whose head was read.
+async fn serve_http<S>(
+    mut stream: S,
+    head: http::Head,
+    remote: SocketAddr,
+    deadline: tokio::time::Instant,
+    shared: &Arc<Shared>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let opts = &shared.opts;
     let mut head = head;
     count_http(shared);
     let body = match tokio::time::timeout_at(
@@ -578,6 +670,12 @@ where
         CloseCause::RateLimited => shared.registry().rate_limit_closes += 1,
         _ => {}
     }
+    if matches!(
+        cause,
+        CloseCause::SlowPeer | CloseCause::TooBig | CloseCause::RateLimited
+    ) {
+        info!(%remote, peer = peer.0, reason, "connection closed by the server");
+    }
     debug!(peer = peer.0, ?cause, reason, "websocket peer detached");
 }
 
@@ -622,5 +720,47 @@ impl Drop for Registered<'_> {
             reg.retired_dropped += entry.conn.dropped.load(Ordering::Relaxed);
             reg.retired_rate_dropped += entry.conn.rate_dropped.load(Ordering::Relaxed);
         }
+    }
+}
+// Tests may panic on unexpected values.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    struct NoHub;
+    impl Hub for NoHub {
+        fn attach(&self, _: Arc<dyn gun_dam::transport::Link>, _: Direction) -> PeerId {
+            PeerId(1)
+        }
+        fn receive(&self, _: PeerId, _: &str) {}
+        fn detach(&self, _: PeerId) {}
+    }
+
+    /// Every open socket holds its task for its whole life, and a task is as large as its
+    /// largest await point: buffers inside the futures (a read chunk, a TLS session, the
+    /// HTTP answer path) would be paid by every idle WebSocket connection. The phases are
+    /// boxed and buffers are on the heap; this keeps it so.
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        client.set_nonblocking(true).unwrap();
+        let tcp = TcpStream::from_std(client).unwrap();
+        let shared = Arc::new(Shared {
+            opts: ServerOptions::default(),
+            hub: Arc::new(NoHub),
+            http: Arc::new(crate::NotFound),
+            registry: Mutex::new(Registry::default()),
+            http_requests: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            per_ip_refused: AtomicU64::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+        });
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let task = handle_socket(tcp, addr, shared, permit);
+        let size = size_of_val(&task);
+        assert!(size <= 2048, "a connection's task future is {size} bytes");
     }
 }

@@ -192,6 +192,17 @@ struct Args {
     /// HTTP 429. 0: no limit.
     #[arg(long, env = "GUN_RELAY_MAX_CONNECTIONS_PER_IP", value_name = "N", default_value_t = gun::server::DEFAULT_MAX_CONNECTIONS_PER_IP)]
     max_connections_per_ip: usize,
+    /// Open connections (WebSocket peers and HTTP requests together); one more
+    /// is answered HTTP 503 with the reason before its upgrade. At start the
+    /// relay raises its file descriptor limit (RLIMIT_NOFILE) to the hard limit
+    /// and logs it; keep N below that.
+    #[arg(long, env = "GUN_RELAY_MAX_CONNECTIONS", value_name = "N", default_value_t = gun::server::DEFAULT_MAX_CONNECTIONS, value_parser = positive)]
+    max_connections: usize,
+    /// Subscriptions (souls or keys asked for by gets) kept per connection;
+    /// past it the connection's oldest soul is forgotten (no more updates of it
+    /// are pushed to that connection).
+    #[arg(long, env = "GUN_RELAY_MAX_SUBSCRIPTIONS_PER_CONNECTION", value_name = "N", default_value_t = gun::server::DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, value_parser = positive)]
+    max_subscriptions_per_connection: usize,
     /// Messages (WebSocket frames; a batch counts once) accepted per connection
     /// and second. Frames over the rate are dropped unanswered; a connection
     /// that keeps on is closed (code 1008) after dropping ten seconds' worth.
@@ -310,6 +321,43 @@ async fn shutdown_signal() {
     }
 }
 
+/// A count of at least 1.
+fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a number of at least 1")),
+    }
+}
+
+/// File descriptors the relay needs besides its connections (store, listener, logs).
+const SPARE_FDS: u64 = 256;
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit (a relay holds one descriptor per
+/// connection) and says what it is; warns when it is below `--max-connections`.
+fn raise_fd_limit(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            let wanted = max_connections as u64 + SPARE_FDS;
+            if limit < wanted {
+                tracing::warn!(
+                    limit,
+                    max_connections,
+                    "file descriptor limit (RLIMIT_NOFILE) below --max-connections: accepts will \
+                     fail before the limit is reached; raise the hard limit (ulimit -Hn, \
+                     LimitNOFILE= in systemd)"
+                );
+            } else {
+                tracing::info!(
+                    limit,
+                    max_connections,
+                    "file descriptor limit (RLIMIT_NOFILE)"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(%e, "cannot read or raise the file descriptor limit"),
+    }
+}
+
 /// `--host` and `--port` as a socket address (an IP, or a name resolved now).
 fn listen_addr(host: &str, port: u16) -> Result<SocketAddr, String> {
     format!("{host}:{port}")
@@ -363,6 +411,7 @@ async fn run(args: Args) -> Result<(), String> {
         print!("{report}");
         return Ok(());
     }
+    raise_fd_limit(args.max_connections);
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert: cert.clone(),
@@ -384,6 +433,8 @@ async fn run(args: Args) -> Result<(), String> {
         max_put_keys: (args.max_put_keys > 0).then_some(args.max_put_keys),
         max_connections_per_ip: (args.max_connections_per_ip > 0)
             .then_some(args.max_connections_per_ip),
+        max_connections: args.max_connections,
+        max_subscriptions_per_connection: args.max_subscriptions_per_connection,
         rate_limit: (args.max_messages_per_sec > 0).then_some(gun::server::RateLimit {
             per_sec: args.max_messages_per_sec,
             burst: args.message_burst.max(1),

@@ -1,7 +1,9 @@
 //! The relay's limits refuse what they should, and each refusal shows in
 //! `GET /metrics` as `gun_refused_total{reason=…}`: an oversize frame
 //! (`--max-frame-bytes`), an oversize put (`--max-put-keys`), too many
-//! connections from 127.0.0.1 (`--max-connections-per-ip`), a flood over
+//! connections from 127.0.0.1 (`--max-connections-per-ip`), past
+//! `--max-connections` (503 with the reason), subscriptions past
+//! `--max-subscriptions-per-connection` (the oldest soul forgotten), a flood over
 //! the message rate (`--max-messages-per-sec`), and a write to public space
 //! with `--allow-public-space false` (while a `#`-soul write is accepted).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -182,4 +184,103 @@ async fn public_space_is_refused_and_content_addressed_souls_accepted() {
         gun::server::PUBLIC_SPACE_REFUSED
     );
     assert!(m.get(&series).is_some_and(|v| *v >= 1.0), "no {series}");
+}
+
+/// Sends a WebSocket upgrade request by hand and returns the whole answer.
+async fn raw_upgrade(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        format!(
+            "GET /gun HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_maximum_get_503_with_the_reason() {
+    let r = relay("max-conns", &["--max-connections", "3"]);
+    let mut open = Vec::new();
+    for i in 0..3 {
+        open.push(RawClient::connect(&r.addr, &format!("c{i}")).await);
+    }
+    let err = match RawClient::try_connect(&r.addr, "c3").await {
+        Ok(_) => panic!("a 4th connection was accepted with --max-connections 3"),
+        Err(e) => e,
+    };
+    assert!(err.contains("503"), "{err}");
+    let answer = raw_upgrade(&r.addr).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "not a 503: {answer:?}");
+    assert!(answer.contains("Retry-After: 5"), "{answer:?}");
+    assert!(
+        answer.contains(&gun::server::max_connections_refusal(3)),
+        "the reason is not in the body: {answer:?}"
+    );
+    // The open ones are served.
+    open[0]
+        .put_acked(&soul("max-conns"), &[("v", json!(1))], WAIT, "a put")
+        .await;
+    // One closes: a slot frees (the metrics request takes it) and the refusals are counted.
+    drop(open.pop());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        // Until the closed connection's slot is free, /metrics is refused too.
+        if let Some((200, body)) = common::http_get(&r.addr, "/metrics").await {
+            let m = common::parse_metrics(&body);
+            let n = m["gun_refused_total{reason=\"max_connections\"}"];
+            assert!(n >= 2.0, "refusals counted: {n}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no max_connections refusals in /metrics"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        r.log
+            .snapshot()
+            .iter()
+            .filter(|l| l.contains("max_connections open: refusing"))
+            .count(),
+        1,
+        "logged once while full"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_past_the_maximum_forget_the_oldest_soul() {
+    let r = relay("max-subs", &["--max-subscriptions-per-connection", "2"]);
+    let sub = RawClient::connect(&r.addr, "subscriber").await;
+    let writer = RawClient::connect(&r.addr, "writer").await;
+    let souls: Vec<String> = (0..3).map(|i| soul(&format!("max-subs-{i}"))).collect();
+    for s in &souls {
+        sub.get_answer(s, None, WAIT, "a get").await;
+    }
+    // Three souls asked for, two kept: the first was forgotten.
+    writer
+        .put_acked(&souls[0], &[("v", json!("old"))], WAIT, "put 0")
+        .await;
+    writer
+        .put_acked(&souls[2], &[("v", json!("new"))], WAIT, "put 2")
+        .await;
+    let pushed = |s: &str| {
+        let s = s.to_owned();
+        move |m: &serde_json::Value| m["@"].is_null() && m["put"][s.as_str()].is_object()
+    };
+    assert!(
+        sub.wait_for(WAIT, pushed(&souls[2])).await.is_some(),
+        "the newest subscription is pushed to"
+    );
+    assert!(
+        sub.messages().iter().all(|m| !pushed(&souls[0])(m)),
+        "the oldest soul was still pushed past --max-subscriptions-per-connection 2"
+    );
 }

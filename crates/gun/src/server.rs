@@ -129,6 +129,18 @@ pub struct RelayOptions {
     /// answered `429 Too Many Requests`. `None`: no limit. Default
     /// `Some(`[`DEFAULT_MAX_CONNECTIONS_PER_IP`]`)`.
     pub max_connections_per_ip: Option<usize>,
+    /// Open sockets (WebSocket connections and HTTP requests together) the
+    /// relay accepts; one more is answered `503 Service Unavailable` with
+    /// the reason ([`gun_net_ws::max_connections_refusal`]) and counted in
+    /// `/metrics` (`gun_refused_total{reason="max_connections"}`). The process
+    /// needs a file descriptor limit above it (gun-relay raises its soft limit
+    /// to the hard one at start). Default [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// Subscriptions (souls, or keys of souls, asked for by gets) kept per
+    /// connection; past it the oldest soul is forgotten (its updates are no
+    /// longer pushed to that connection). Default
+    /// [`DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION`].
+    pub max_subscriptions_per_connection: usize,
     /// Data frames accepted per connection and second, with a burst (a token
     /// bucket; a frame holding a batch counts once). Frames over the rate are
     /// dropped unanswered; a connection that keeps on is closed (code 1008)
@@ -193,6 +205,14 @@ pub const DEFAULT_MAX_PUT_KEYS: usize = 10_000;
 /// Default [`RelayOptions::max_connections_per_ip`]: room for many tabs and
 /// a NAT, not for one host opening thousands of sockets.
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
+/// The body of the `503` answer to a connection past [`RelayOptions::max_connections`].
+pub use gun_net_ws::max_connections_refusal;
+
+/// Default [`RelayOptions::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = gun_net_ws::DEFAULT_MAX_CONNECTIONS;
+/// Default [`RelayOptions::max_subscriptions_per_connection`].
+pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION: usize =
+    gun_dam::router::MAX_SUBSCRIPTIONS_PER_PEER;
 /// Default [`RelayOptions::rate_limit`]: 1000 frames a second with bursts of
 /// 5000 (a Gun.js client sends far fewer: it batches what it queues).
 pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
@@ -215,6 +235,8 @@ impl Default for RelayOptions {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_put_keys: Some(DEFAULT_MAX_PUT_KEYS),
             max_connections_per_ip: Some(DEFAULT_MAX_CONNECTIONS_PER_IP),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_subscriptions_per_connection: DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
             rate_limit: Some(DEFAULT_RATE_LIMIT),
             allow_public_space: true,
             postgres_url: None,
@@ -362,6 +384,7 @@ impl Relay {
         // The WebSocket server sends the `[]` keep-alives; the mesh need not.
         mesh.keepalive_ms = 0;
         mesh.limits.max_frame_bytes = opts.max_frame_bytes;
+        mesh.max_subscriptions_per_peer = opts.max_subscriptions_per_connection;
         let gun_opts = GunOptions {
             peers: opts.peers.clone(),
             store: Some(store.clone()),
@@ -415,6 +438,7 @@ impl Relay {
             server_opts.tls = tls.clone();
             server_opts.max_message_bytes = opts.max_frame_bytes;
             server_opts.max_connections_per_ip = opts.max_connections_per_ip;
+            server_opts.max_connections = opts.max_connections;
             server_opts.rate_limit = opts.rate_limit;
             let server = Server::bind(server_opts, hub, http)
                 .map_err(|e| ServerError::Listen {
