@@ -36,6 +36,13 @@ pub const PENDING_TIMEOUT_MS: u64 = 60_000;
 /// (ours should win), how long ours may stay unanswered before we take theirs
 /// after all (a Gun.js peer ignores offers while it has its own pending).
 pub const GLARE_GRACE_MS: u64 = 3_000;
+/// How long a peer seen only in a read answer is given for its write to reach
+/// us (an offer can answer only that) before we announce again. A relay asks
+/// a newly connected peer for what it holds, so its announcement often comes
+/// back as a read answer just before its write is pushed; announcing again at
+/// once would make every Gun.js page in the room offer anew (they offer on
+/// every announcement), replacing connections that work.
+pub const REANNOUNCE_GRACE_MS: u64 = 1_500;
 
 /// The soul a room's announcements are written to: `/RTC/<room><?99` (the
 /// `<?99` makes SEA peers forget announcements older than 99 s).
@@ -250,8 +257,9 @@ pub enum Action {
     },
     /// Write our pid to the room again: a newer peer's announcement reached us
     /// only in the answer to our read (its write may have lost the `+` key to
-    /// ours at the relay), so it cannot be answered; a fresh announcement of
-    /// ours reaches that peer as a write, and it offers.
+    /// ours at the relay), so it cannot be answered, and its write did not
+    /// follow within [`REANNOUNCE_GRACE_MS`]; a fresh announcement of ours
+    /// reaches that peer as a write, and it offers.
     Announce {
         /// The peer we could not answer.
         to: String,
@@ -278,6 +286,9 @@ pub struct Room {
     set_aside: HashMap<String, (String, String, u64)>,
     /// Peers we re-announced for (once each).
     reannounced: std::collections::HashSet<String>,
+    /// Peers seen only in a read answer, and when: re-announced for when
+    /// nothing else came from them within [`REANNOUNCE_GRACE_MS`].
+    read_only: HashMap<String, u64>,
 }
 
 impl Room {
@@ -292,6 +303,7 @@ impl Room {
             peers: HashMap::new(),
             set_aside: HashMap::new(),
             reannounced: std::collections::HashSet::new(),
+            read_only: HashMap::new(),
         }
     }
 
@@ -336,11 +348,13 @@ impl Room {
             return Action::Ignore("at the WebRTC peer limit");
         }
         let Some(via) = via else {
-            if self.reannounced.insert(pid.to_owned()) {
-                return Action::Announce { to: pid.to_owned() };
+            if self.reannounced.contains(pid) {
+                return Action::Ignore("announcement in a read answer, already re-announced");
             }
-            return Action::Ignore("announcement in a read answer, already re-announced");
+            self.read_only.entry(pid.to_owned()).or_insert(now);
+            return Action::Ignore("announcement in a read answer: waiting for its write");
         };
+        self.read_only.remove(pid);
         self.peers.insert(
             pid.to_owned(),
             PeerState::Offering {
@@ -387,6 +401,7 @@ impl Room {
                     Some(PeerState::Open) => true,
                 };
                 self.set_aside.remove(&msg.from);
+                self.read_only.remove(&msg.from);
                 self.peers
                     .insert(msg.from.clone(), PeerState::Answering { since: now });
                 Action::Accept {
@@ -440,15 +455,29 @@ impl Room {
     }
 
     /// Offers set aside in a simultaneous exchange whose peer has not answered
-    /// ours within [`GLARE_GRACE_MS`]: accept them now (replacing ours).
+    /// ours within [`GLARE_GRACE_MS`]: accept them now (replacing ours). Peers
+    /// seen only in a read answer [`REANNOUNCE_GRACE_MS`] ago, with no
+    /// connection since: announce again (once per peer).
     pub fn due(&mut self, now: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        let waited: Vec<String> = self
+            .read_only
+            .iter()
+            .filter(|(_, at)| now.saturating_sub(**at) >= REANNOUNCE_GRACE_MS)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for pid in waited {
+            self.read_only.remove(&pid);
+            if !self.peers.contains_key(&pid) && self.reannounced.insert(pid.clone()) {
+                out.push(Action::Announce { to: pid });
+            }
+        }
         let due: Vec<String> = self
             .set_aside
             .iter()
             .filter(|(_, (_, _, at))| now.saturating_sub(*at) >= GLARE_GRACE_MS)
             .map(|(k, _)| k.clone())
             .collect();
-        let mut out = Vec::new();
         for pid in due {
             let Some((sdp, reply_to, _)) = self.set_aside.remove(&pid) else {
                 continue;
@@ -696,15 +725,22 @@ mod tests {
     #[test]
     fn announcements_read_back_cannot_be_answered_so_we_announce_again() {
         let mut r = Room::new("M", 1000.0, 55);
-        assert_eq!(
+        // Its write may still come: wait for it first.
+        assert!(matches!(
             r.on_announce(&json!("N"), 1500.0, None, 0),
-            Action::Announce { to: "N".into() }
+            Action::Ignore(_)
+        ));
+        assert!(r.due(REANNOUNCE_GRACE_MS - 1).is_empty());
+        assert_eq!(
+            r.due(REANNOUNCE_GRACE_MS),
+            vec![Action::Announce { to: "N".into() }]
         );
         // Once per peer.
         assert!(matches!(
             r.on_announce(&json!("N"), 1500.0, None, 0),
             Action::Ignore(_)
         ));
+        assert!(r.due(10 * REANNOUNCE_GRACE_MS).is_empty());
         // Old ones are not answered at all.
         assert!(matches!(
             r.on_announce(&json!("O"), 10.0, None, 0),
@@ -715,5 +751,27 @@ mod tests {
             r.on_announce(&json!("N"), 1600.0, Some("w"), 1),
             Action::Offer { .. }
         ));
+    }
+
+    #[test]
+    fn a_write_or_an_offer_after_the_read_answer_cancels_announcing_again() {
+        // The write follows the read answer: we offer, and do not announce.
+        let mut r = Room::new("M", 1000.0, 55);
+        r.on_announce(&json!("N"), 1500.0, None, 0);
+        assert!(matches!(
+            r.on_announce(&json!("N"), 1500.0, Some("w"), 10),
+            Action::Offer { .. }
+        ));
+        assert!(r.due(10 * REANNOUNCE_GRACE_MS).is_empty());
+        // The peer offers first (it saw our announcement): we answer it, and
+        // do not announce either.
+        let mut r = Room::new("M", 1000.0, 55);
+        r.on_announce(&json!("N"), 1500.0, None, 0);
+        let offer = RtcMessage {
+            from: "N".into(),
+            signal: Signal::Offer("v=0".into()),
+        };
+        assert!(matches!(r.on_signal(offer, "o", 10), Action::Accept { .. }));
+        assert!(r.due(10 * REANNOUNCE_GRACE_MS).is_empty());
     }
 }

@@ -104,6 +104,24 @@ const ops = {
       path.reduce((node, key) => node.get(key), gun.user(pub)).once((data) => resolve({ data: plain(data), ms: Date.now() - started }));
     });
   },
+  // Dials one more relay (a peer that joins late): resolves once its socket is
+  // open, or {connected:false} after timeoutMs.
+  connect({ url, timeoutMs = 5000 }) {
+    gun.opt({ peers: [url] });
+    const peer = gun._.opt.peers[url];
+    if (!peer.wire) gun._.opt.mesh.hi(peer);
+    return new Promise((resolve) => {
+      const started = Date.now();
+      (function poll() {
+        const open = peer.wire && peer.wire.readyState === 1;
+        if (open || Date.now() - started > timeoutMs) {
+          resolve({ connected: !!open, ms: Date.now() - started });
+          return;
+        }
+        setTimeout(poll, 5);
+      }());
+    });
+  },
   exit() {
     setTimeout(() => process.exit(0), 10);
     return true;
@@ -124,7 +142,8 @@ function connected() {
   return Object.values(gun._.opt.peers || {}).filter((p) => p.wire && p.wire.readyState === 1).length;
 }
 (function announce(started) {
-  if (connected() > 0 || Date.now() - started > 5000) {
+  // No URL: an offline peer (it may `connect` later).
+  if (urls.length === 0 || connected() > 0 || Date.now() - started > 5000) {
     process.send({ event: 'ready', connected: connected() > 0 });
     return;
   }

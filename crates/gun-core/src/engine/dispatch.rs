@@ -203,7 +203,17 @@ impl Hub for Engine {
     }
 
     fn receive(&self, peer: PeerId, frame: &str) {
-        let outs = self.lock().mesh.receive(peer, frame, now_u64());
+        let chunk = self.inner.opts.reply_chunk_keys.max(1);
+        let outs = {
+            let mut sh = self.lock();
+            let sh = &mut *sh;
+            let graph = &sh.graph;
+            // A get we can answer from memory is forwarded with the `##` of
+            // our answer, so that peers holding the same data stay silent.
+            sh.mesh.receive_with(peer, frame, now_u64(), &mut |get| {
+                super::reads::cached_answer_hash(graph, get, chunk)
+            })
+        };
         self.execute(outs);
     }
 

@@ -96,6 +96,8 @@ struct Shared {
     outbox: HashMap<String, outbox::Entry>,
     /// Outbox entries of an earlier run, waiting for a peer or URL.
     restored: Vec<(String, Graph)>,
+    /// Keys learned from get replies and not pushed to subscribers (`reads.rs`).
+    read_not_pushed: reads::ReadNotPushed,
 }
 
 /// Shares the text of short, frequent keys (`name`, `f0`…) between nodes, so a
@@ -181,6 +183,7 @@ impl Engine {
                 whole: HashSet::new(),
                 outbox: HashMap::new(),
                 restored: Vec::new(),
+                read_not_pushed: reads::ReadNotPushed::default(),
             }),
             validators: RwLock::new(Vec::new()),
             deferred_wake: Notify::new(),

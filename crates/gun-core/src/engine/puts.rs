@@ -207,6 +207,36 @@ impl Engine {
                 .stats
                 .keys_accepted
                 .fetch_add(applied.key_count() as u64, Ordering::Relaxed);
+            // Keys a reply brought before this write are the write's all the
+            // same, for listeners and subscribers (see `ReadNotPushed`).
+            let applied = match &origin {
+                Origin::Reply { .. } => {
+                    sh.read_not_pushed.read(&applied);
+                    applied
+                }
+                Origin::Peer { .. } => {
+                    let sh = &mut *sh;
+                    let mut all = sh.read_not_pushed.take_unpushed(&graph, &sh.graph);
+                    sh.read_not_pushed.pushed(&applied);
+                    if !all.is_empty() {
+                        tracing::debug!(
+                            keys = all.key_count(),
+                            "a write whose data a reply brought first: published"
+                        );
+                        for n in applied.nodes() {
+                            for (k, e) in n.iter() {
+                                let _ =
+                                    all.put(n.soul().clone(), k.clone(), e.state, e.value.clone());
+                            }
+                        }
+                    }
+                    if all.is_empty() { applied } else { all }
+                }
+                Origin::Local => {
+                    sh.read_not_pushed.pushed(&applied);
+                    applied
+                }
+            };
             notify_listeners(&mut sh, &applied, &origin);
             if !applied.is_empty() {
                 match &origin {

@@ -1,10 +1,11 @@
 //! Reads: answering a peer's get from the cache or the store, and reading for
 //! this process (from here, else from peers, waiting for their replies).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use gun_dam::{Get, Message, Output, PeerId, SoulQuery};
-use gun_graph::{Graph, Lex, Node, Soul, lex};
+use gun_graph::{Graph, Lex, Node, Soul, State, lex};
 
 use super::asks::{AskEvent, Wants};
 use super::{Engine, now_u64};
@@ -248,9 +249,190 @@ impl Engine {
     }
 }
 
+/// The `##` of the answer [`Engine::remote_get`] will send to `get`, when it
+/// comes from the cache in one message (an exact soul already in memory,
+/// with keys matching, within one reply chunk); `None` otherwise (not here,
+/// in the store only, a soul query, or chunked). Only a hint for the
+/// forwarded get: if a write lands before the answer, the hashes differ and a
+/// peer holding the same data answers once more.
+pub(super) fn cached_answer_hash(graph: &Graph, get: &Get, chunk: usize) -> Option<i32> {
+    let SoulQuery::Exact(soul) = &get.soul else {
+        return None;
+    };
+    let node = graph.get(soul.as_str())?;
+    let budget = lex::budget(get.budget, get.key.as_ref().is_some_and(|k| !k.is_exact()));
+    let n = match (&get.key, budget) {
+        (Some(k), _) => lex::query_node(node, k, budget),
+        (None, Some(_)) => lex::query_node(node, &Lex::default(), budget),
+        (None, None) => node.clone(),
+    };
+    if n.is_empty() {
+        return None;
+    }
+    let answer: Graph = std::iter::once(n).collect();
+    if answer.key_count() > chunk {
+        return None;
+    }
+    Some(gun_graph::hash::graph_hash(&answer))
+}
+
 fn get_for(soul: &Soul, key: Option<&str>) -> Get {
     match key {
         Some(k) => Get::key(soul.clone(), k),
         None => Get::node(soul.clone()),
+    }
+}
+
+/// Bound on the keys remembered as [`ReadNotPushed`].
+pub(super) const MAX_READ_NOT_PUSHED: usize = 10_000;
+
+/// Keys this engine learned only from get replies (its own reads, or answers
+/// its mesh routed to another asker), which are never pushed to subscribers.
+///
+/// When the write that made such a key reaches us afterwards — the holder's
+/// put, arriving after its answer to a forwarded (or open) get — HAM finds
+/// nothing new in it, yet our subscribers never saw it: the write is published
+/// for those keys as if the answer had come second. WebRTC signalling rests on
+/// this: a page's announcement must reach the other peers as a write (whose
+/// `#` their offer answers), even when the relay read it first from the page.
+#[derive(Debug, Default)]
+pub(super) struct ReadNotPushed {
+    /// Per soul: key → the state a reply brought.
+    souls: HashMap<Soul, HashMap<Arc<str>, State>>,
+    /// Keys remembered, oldest first (some may be gone since).
+    order: VecDeque<(Soul, Arc<str>)>,
+    len: usize,
+}
+
+impl ReadNotPushed {
+    /// Remembers the keys of `applied` (data a reply brought).
+    pub(super) fn read(&mut self, applied: &Graph) {
+        for (soul, node) in applied.iter() {
+            let keys = self.souls.entry(soul.clone()).or_default();
+            for (k, e) in node.iter() {
+                if keys.insert(k.clone(), e.state).is_none() {
+                    self.len += 1;
+                    self.order.push_back((soul.clone(), k.clone()));
+                }
+            }
+        }
+        while self.len > MAX_READ_NOT_PUSHED {
+            let Some((soul, k)) = self.order.pop_front() else {
+                break;
+            };
+            self.forget(soul.as_str(), &k);
+        }
+        if self.order.len() > 2 * MAX_READ_NOT_PUSHED {
+            let souls = &self.souls;
+            self.order
+                .retain(|(s, k)| souls.get(s).is_some_and(|m| m.contains_key(k)));
+        }
+    }
+
+    fn forget(&mut self, soul: &str, key: &str) -> Option<State> {
+        let keys = self.souls.get_mut(soul)?;
+        let st = keys.remove(key)?;
+        self.len -= 1;
+        if keys.is_empty() {
+            self.souls.remove(soul);
+        }
+        Some(st)
+    }
+
+    /// Forgets the keys of `published` (they reach subscribers now).
+    pub(super) fn pushed(&mut self, published: &Graph) {
+        if self.len == 0 {
+            return;
+        }
+        for (soul, node) in published.iter() {
+            if !self.souls.contains_key(soul.as_str()) {
+                continue;
+            }
+            for (k, _) in node.iter() {
+                self.forget(soul.as_str(), k);
+            }
+        }
+    }
+
+    /// The part of a peer's write `incoming` that HAM found unchanged only
+    /// because a reply brought the same keys first (same state and value in
+    /// `cache`): to publish all the same. Those keys are forgotten.
+    pub(super) fn take_unpushed(&mut self, incoming: &Graph, cache: &Graph) -> Graph {
+        let mut out = Graph::new();
+        if self.len == 0 {
+            return out;
+        }
+        for (soul, node) in incoming.iter() {
+            let (Some(keys), Some(have)) =
+                (self.souls.get(soul.as_str()), cache.get(soul.as_str()))
+            else {
+                continue;
+            };
+            let same: Vec<Arc<str>> = node
+                .iter()
+                .filter(|(k, e)| {
+                    keys.get(&***k) == Some(&e.state)
+                        && have
+                            .get(k)
+                            .is_some_and(|h| h.state == e.state && h.value == e.value)
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in same {
+                self.forget(soul.as_str(), &k);
+                if let Some(e) = node.get(&k) {
+                    let _ = out.put(soul.clone(), k.clone(), e.state, e.value.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use gun_graph::Value;
+
+    fn one(soul: &str, key: &str, state: f64, v: &str) -> Graph {
+        let mut g = Graph::new();
+        g.put(
+            Soul::new(soul).unwrap(),
+            key,
+            State::new(state).unwrap(),
+            Value::string(v),
+        )
+        .unwrap();
+        g
+    }
+
+    #[test]
+    fn a_write_equal_to_what_a_reply_brought_is_handed_back_once() {
+        let mut r = ReadNotPushed::default();
+        let g = one("s", "k", 5.0, "v");
+        r.read(&g);
+        // Another state or value: HAM decides, nothing here.
+        assert!(r.take_unpushed(&one("s", "k", 4.0, "v"), &g).is_empty());
+        assert!(r.take_unpushed(&one("s", "k", 5.0, "w"), &g).is_empty());
+        assert_eq!(r.take_unpushed(&g, &g).key_count(), 1);
+        assert!(r.take_unpushed(&g, &g).is_empty(), "once");
+        // Published otherwise first: forgotten.
+        r.read(&g);
+        r.pushed(&g);
+        assert!(r.take_unpushed(&g, &g).is_empty());
+    }
+
+    #[test]
+    fn bounded_oldest_first() {
+        let mut r = ReadNotPushed::default();
+        for i in 0..MAX_READ_NOT_PUSHED + 10 {
+            r.read(&one(&format!("s{i}"), "k", 1.0, "v"));
+        }
+        assert_eq!(r.len, MAX_READ_NOT_PUSHED);
+        let first = one("s0", "k", 1.0, "v");
+        assert!(r.take_unpushed(&first, &first).is_empty());
+        let last = one(&format!("s{}", MAX_READ_NOT_PUSHED + 9), "k", 1.0, "v");
+        assert_eq!(r.take_unpushed(&last, &last).key_count(), 1);
     }
 }

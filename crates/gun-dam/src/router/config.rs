@@ -25,8 +25,29 @@ pub const PENDING_PUT_MAX_AGE_MS: u64 = 60 * 60 * 1000;
 /// The extension field of our `dam:"?"` greeting marking a gun-rs full peer.
 /// Gun.js ignores unknown fields.
 pub const FULL_PEER_MARKER: &str = "gunrs";
+/// Default time a get stays open for peers that connect after it arrived:
+/// 9 s, as long as its route back to the asker lives in the dedup table
+/// ([`DEDUP_TTL_MS`]) and as Gun.js waits for acks (`opt.lack`). A Gun.js
+/// peer retries its connection every ~2 s (more under load), so a holder
+/// reconnecting after a relay restart often comes back more than 3 s after
+/// the asker did. Each open get asks a bounded number of peers
+/// ([`MAX_GET_ASKS`]), so the time costs no frames.
+pub const OPEN_GET_MS: u64 = 9_000;
+/// Default bound on open gets in total (oldest dropped first).
+pub const MAX_OPEN_GETS: usize = 1_000;
+/// Default bound on open gets per asking peer (its oldest dropped first).
+pub const MAX_OPEN_GETS_PER_PEER: usize = 100;
 /// How many of our peer ids go into `><` (as Gun.js).
 pub const SEEN_MAX: usize = 7;
+/// Default number of client peers a get is forwarded to at a time (AXE asks 3).
+pub const GET_FANOUT: usize = 3;
+/// Default bound on the client peers one forwarded get asks in all (at once,
+/// after a "not found", and peers that connect while it is open).
+pub const MAX_GET_ASKS: usize = 6;
+/// Default bound on the souls whose holders are remembered for routing gets.
+pub const MAX_HOLDER_SOULS: usize = 100_000;
+/// Default bound on the open gets forwarded to one newly connected client peer.
+pub const OPEN_GETS_PER_CONNECT: usize = 16;
 
 /// What kind of peer this mesh is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,6 +91,25 @@ pub struct MeshConfig {
     pub max_pending_bytes: usize,
     /// Un-acked puts older than this are not re-sent. Default [`PENDING_PUT_MAX_AGE_MS`].
     pub pending_put_max_age_ms: u64,
+    /// How long a get from a peer that no data answered yet stays open: a
+    /// peer connecting meanwhile is asked too. 0 disables. Default [`OPEN_GET_MS`].
+    pub open_get_ms: u64,
+    /// Bound on open gets in total. Default [`MAX_OPEN_GETS`].
+    pub max_open_gets: usize,
+    /// Bound on open gets per asking peer. Default [`MAX_OPEN_GETS_PER_PEER`].
+    pub max_open_gets_per_peer: usize,
+    /// How many client peers (not full peers) a get from a peer is forwarded
+    /// to at a time: its soul's holders first, then others picked at random.
+    /// Default [`GET_FANOUT`].
+    pub get_fanout: usize,
+    /// Bound on the client peers one forwarded get asks in all. Default
+    /// [`MAX_GET_ASKS`].
+    pub max_get_asks: usize,
+    /// Bound on the souls whose holders are remembered. Default [`MAX_HOLDER_SOULS`].
+    pub max_holder_souls: usize,
+    /// Bound on the open gets forwarded to one newly connected client peer
+    /// (the youngest first). Default [`OPEN_GETS_PER_CONNECT`].
+    pub open_gets_per_connect: usize,
     /// Seed of the random ids (message ids, pid); `None` seeds from the OS.
     /// Set it for reproducible tests.
     pub rng_seed: Option<u64>,
@@ -105,6 +145,13 @@ impl fmt::Debug for MeshConfig {
             .field("max_pending_puts", &self.max_pending_puts)
             .field("max_pending_bytes", &self.max_pending_bytes)
             .field("pending_put_max_age_ms", &self.pending_put_max_age_ms)
+            .field("open_get_ms", &self.open_get_ms)
+            .field("max_open_gets", &self.max_open_gets)
+            .field("max_open_gets_per_peer", &self.max_open_gets_per_peer)
+            .field("get_fanout", &self.get_fanout)
+            .field("max_get_asks", &self.max_get_asks)
+            .field("max_holder_souls", &self.max_holder_souls)
+            .field("open_gets_per_connect", &self.open_gets_per_connect)
             .field("rng_seed", &self.rng_seed)
             .field("signer", &Hook(self.signer.is_some()))
             .field("verifier", &Hook(self.verifier.is_some()))
@@ -135,6 +182,13 @@ impl PartialEq for MeshConfig {
             && self.max_pending_puts == o.max_pending_puts
             && self.max_pending_bytes == o.max_pending_bytes
             && self.pending_put_max_age_ms == o.pending_put_max_age_ms
+            && self.open_get_ms == o.open_get_ms
+            && self.max_open_gets == o.max_open_gets
+            && self.max_open_gets_per_peer == o.max_open_gets_per_peer
+            && self.get_fanout == o.get_fanout
+            && self.max_get_asks == o.max_get_asks
+            && self.max_holder_souls == o.max_holder_souls
+            && self.open_gets_per_connect == o.open_gets_per_connect
             && self.rng_seed == o.rng_seed
             && same(&self.signer, &o.signer)
             && same(&self.verifier, &o.verifier)
@@ -170,6 +224,13 @@ impl MeshConfig {
             max_pending_puts: MAX_PENDING_PUTS,
             max_pending_bytes: MAX_PENDING_BYTES,
             pending_put_max_age_ms: PENDING_PUT_MAX_AGE_MS,
+            open_get_ms: OPEN_GET_MS,
+            max_open_gets: MAX_OPEN_GETS,
+            max_open_gets_per_peer: MAX_OPEN_GETS_PER_PEER,
+            get_fanout: GET_FANOUT,
+            max_get_asks: MAX_GET_ASKS,
+            max_holder_souls: MAX_HOLDER_SOULS,
+            open_gets_per_connect: OPEN_GETS_PER_CONNECT,
             rng_seed: None,
             signer: None,
             verifier: None,

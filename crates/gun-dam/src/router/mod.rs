@@ -20,7 +20,9 @@
 //!
 //! **Receiving.** Each message gets a `#` if it has none, and is dropped if that
 //! `#` was seen within the dedup window (every sighting refreshes it), or if it is
-//! a reply whose `@`+`##` pair was seen (two peers answering with the same data).
+//! a reply whose `@`+`##` pair was seen (two peers answering with the same data,
+//! or a peer answering what we answered already). A get that carries `##` h
+//! records the pair `#`+h: the asker holds data hashing to h.
 //! A message that is not a duplicate (and not `dam`) is then checked as
 //! [`MeshConfig::auth_policy`] says and asked of every
 //! [`MeshConfig::predicates`]; a refused one is dropped (a bad signature with a
@@ -59,10 +61,48 @@
 //! * subscribes P to that soul (or to that one key, for a single-key get; lexical
 //!   key queries subscribe the whole soul; soul queries subscribe every matching
 //!   soul), and
-//! * is forwarded at once, with the same `#`, to every other peer except those
-//!   listed in its `><`, with `><` set to our own peer ids (pids of incoming
-//!   peers, urls of outgoing ones, at most 7). The `#` → P route lives as long
-//!   as the dedup entry, refreshed by every reply routed through it.
+//! * is forwarded at once, with the same `#`, to every other **full peer**
+//!   (below) except those listed in its `><`, and to at most
+//!   [`MeshConfig::get_fanout`] **client peers** (not P, not listed): the
+//!   soul's holders first — client peers that wrote it, answered a get for it
+//!   with data, or asked for it, most recent first, [`HOLDERS_PER_SOUL`] per
+//!   soul — then others from a random point of the peer table, as AXE asks a
+//!   soul's route and then any peers; never every connected browser. It
+//!   carries `><` set to our own peer ids (pids of incoming peers, urls of
+//!   outgoing ones, at most 7), and, when it has no `##`, the `##` of our own
+//!   answer if the engine knows it at once ([`Mesh::receive_with`]: the
+//!   gun-core engine hashes what its cache would answer in one message; a get
+//!   answered from the store is forwarded at once, without). A peer holding
+//!   the same data then stays silent. The `#` → P route lives as long as the
+//!   dedup entry, refreshed by every reply routed through it. The engine's own
+//!   gets ([`Mesh::request`]) follow the same rule.
+//!
+//! **`##` on answers** ([`Mesh::reply`]). A get reply with data gets
+//! `"##"` = [`gun_graph::hash::graph_hash`] of its `put` (Gun.js's hash; the
+//! captured Gun.js frames check it) and is not sent when its `@`+`##` pair
+//! was seen (the get came with that `##`, or the same answer went out or was
+//! routed already); otherwise the pair is recorded, so a peer's identical
+//! answer arriving later is dropped. A "not found" is not sent, nor routed,
+//! for a get that came with a `##` or that data answered already (as Gun.js).
+//!
+//! **Open gets.** A get from P then stays *open* for
+//! [`MeshConfig::open_get_ms`] (9 s, its route's lifetime) until data
+//! answers it: our own reply with a non-empty `put` ([`Mesh::reply`]) or one
+//! routed back to P. A "not found" (ours or a peer's) leaves it open; a "not
+//! found" from a client peer it was forwarded to asks one more client peer
+//! (picked as above). When a peer connects (a new one, or one reconnecting —
+//! after its restart or ours) every open get whose asker is still connected
+//! (and is not that peer), that does not list the peer in its `><` and whose
+//! route is still in the dedup table is forwarded to it with the same `#`
+//! (and our `><`), so the answer of a holder that joins late reaches the
+//! asker even after we said "not found": all of them to a peer we dialed or a
+//! direct link, the youngest [`MeshConfig::open_gets_per_connect`] to an
+//! incoming peer. One get asks at most [`MeshConfig::max_get_asks`] client
+//! peers in all (at once, after "not found"s, and late). On a reconnect to a
+//! known URL it takes the place of the fresh-id re-send of the same get. Open
+//! gets are dropped when they expire ([`Mesh::tick`]), when their asker
+//! disconnects, and past [`MeshConfig::max_open_gets_per_peer`] (that asker's
+//! oldest) or [`MeshConfig::max_open_gets`] (the oldest of all).
 //!
 //! Writes are **not** forwarded when received: the engine validates and merges
 //! them, then calls [`Mesh::publish`] with what HAM accepted.
@@ -103,6 +143,9 @@
 //! what is dropped is logged at warn. Gun.js clients do neither (§7.4, §14).
 //!
 //! **Bounds.** Routes live in the [`Dedup`] table (ttl and entry bound);
+//! open gets are bounded by age, per asker and in total; the client peers a
+//! get asks, and the open gets a new peer is sent, are bounded by count;
+//! holders by [`HOLDERS_PER_SOUL`] and [`MeshConfig::max_holder_souls`];
 //! subscriptions per peer are bounded (oldest soul evicted first); pending gets
 //! and puts per URL are bounded by count, bytes and age.
 //!
@@ -111,11 +154,13 @@
 //! | module | what |
 //! |---|---|
 //! | `config` | [`MeshConfig`], [`Role`], the bounds and their defaults |
-//! | `peers` | what we know of each connection; [`Mesh::connect`], [`Mesh::disconnect`] (greeting, re-sending on reconnect) |
-//! | `receive` | [`Mesh::receive`]: parse, dedup, auth and predicates, then the handshake, requests (subscribe, forward gets) and replies (route, translate push acks) |
+//! | `peers` | what we know of each connection; [`Mesh::connect`], [`Mesh::disconnect`] (greeting, re-sending on reconnect, open gets to new peers) |
+//! | `receive` | [`Mesh::receive`]: parse, dedup, auth and predicates, then the handshake, requests (subscribe, forward gets to full peers and a few clients) and replies (route, translate push acks, next client after a "not found") |
 //! | `publish` | [`Mesh::publish`]: full peers, subscribers' pushes, keeping writes for URLs that have not acked |
 //! | `requests` | the engine's own traffic: [`Mesh::request`], [`Mesh::answer`], [`Mesh::request_to`], [`Mesh::reply`], [`Mesh::tick`] |
 //! | `track` | the routing table's entries (what a remembered `#` means) |
+//! | `open` | open gets (gets no data answered yet, asked again of peers that connect) |
+//! | `holders` | which client peers can answer a get for a soul (writers, answerers, askers) |
 //! | `subs` | per-peer subscriptions, bounded |
 //! | `resend` | per-URL reconnect bookkeeping (gets and un-acked puts) |
 
@@ -132,6 +177,8 @@ use crate::message::Message;
 use crate::peer::PeerId;
 
 mod config;
+mod holders;
+mod open;
 mod peers;
 mod publish;
 mod receive;
@@ -141,10 +188,14 @@ mod subs;
 mod track;
 
 pub use config::{
-    FULL_PEER_MARKER, KEEPALIVE_MS, MAX_PENDING_BYTES, MAX_PENDING_PUTS, MAX_RESEND_GETS,
-    MAX_SOUL_QUERY_SUBSCRIPTIONS, MAX_SUBSCRIPTIONS_PER_PEER, MeshConfig, PENDING_PUT_MAX_AGE_MS,
-    Role, SEEN_MAX,
+    FULL_PEER_MARKER, GET_FANOUT, KEEPALIVE_MS, MAX_GET_ASKS, MAX_HOLDER_SOULS, MAX_OPEN_GETS,
+    MAX_OPEN_GETS_PER_PEER, MAX_PENDING_BYTES, MAX_PENDING_PUTS, MAX_RESEND_GETS,
+    MAX_SOUL_QUERY_SUBSCRIPTIONS, MAX_SUBSCRIPTIONS_PER_PEER, MeshConfig, OPEN_GET_MS,
+    OPEN_GETS_PER_CONNECT, PENDING_PUT_MAX_AGE_MS, Role, SEEN_MAX,
 };
+pub use holders::HOLDERS_PER_SOUL;
+use holders::Holders;
+use open::OpenGets;
 use peers::Peer;
 use resend::UrlState;
 use track::Track;
@@ -264,6 +315,8 @@ pub struct Mesh {
     peers: BTreeMap<PeerId, Peer>,
     dup: Dedup<Track>,
     urls: BTreeMap<String, UrlState>,
+    open: OpenGets,
+    holders: Holders,
     keepalive: Arc<str>,
 }
 
@@ -274,6 +327,16 @@ pub(super) fn parse_seen(s: &str) -> Arc<[String]> {
         .filter(|x| !x.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// The dedup key of an answer to request `at` with hash `h` (`@`+`##`, as
+/// Gun.js tracks it); with `None`, the mark that `at` was answered with data
+/// or asked with a `##` (a "not found" for it is then not sent).
+pub(super) fn answer_key(at: &str, h: Option<i32>) -> String {
+    match h {
+        Some(h) => format!("{at}\u{1}##{h}"),
+        None => format!("{at}\u{1}##"),
+    }
 }
 
 pub(super) fn encode(m: &Message) -> Arc<str> {
@@ -298,6 +361,8 @@ impl Mesh {
             rng,
             peers: BTreeMap::new(),
             urls: BTreeMap::new(),
+            open: OpenGets::default(),
+            holders: Holders::default(),
             keepalive: Arc::from("[]"),
         }
     }
@@ -317,6 +382,13 @@ impl Mesh {
     /// [`MeshConfig::dedup_max_entries`].
     pub fn dedup_len(&self) -> usize {
         self.dup.len()
+    }
+
+    /// Souls whose holders (client peers that wrote, answered or asked for
+    /// them) are remembered for routing gets, bounded by
+    /// [`MeshConfig::max_holder_souls`].
+    pub fn holder_souls(&self) -> usize {
+        self.holders.len()
     }
 
     /// The connected peers, in id order.

@@ -50,7 +50,93 @@ impl Mesh {
     /// A connection opened. Incoming: we greet with `dam:"?"`. Outgoing: a
     /// client says `hi`; a reconnect to a known URL re-sends its remembered gets
     /// and un-acked puts.
+    ///
+    /// Then every open get (one no data answered yet, younger than
+    /// [`MeshConfig::open_get_ms`](super::MeshConfig::open_get_ms)) is
+    /// forwarded to the new peer with its own `#`, so that its answer is
+    /// routed to the asker; on a reconnect to a known URL such a get replaces
+    /// the fresh-id re-send of the same get.
     pub fn connect(&mut self, peer: PeerId, dir: Direction, now: u64) -> Vec<Output> {
+        let late = self.open_gets_for(peer, &dir, now);
+        let mut out = self.connect_inner(peer, dir, &late, now);
+        if !late.is_empty() {
+            let seen = self.seen_list();
+            for mut m in late {
+                if let Some(id) = m.id.as_deref() {
+                    // The route back to the asker lives as long as it is used.
+                    self.dup.refresh(id, now);
+                }
+                m.seen = seen.clone();
+                out.push(Output::Send {
+                    to: peer,
+                    frame: encode(&m),
+                });
+            }
+        }
+        out
+    }
+
+    /// The open gets to forward to a peer that just connected: not expired,
+    /// their asker still here (and not this peer), the peer not listed in
+    /// their `><`, their route back still in the dedup table. A peer we
+    /// dialed (or a direct link) gets them all; a client peer, the youngest
+    /// [`MeshConfig::open_gets_per_connect`](super::MeshConfig::open_gets_per_connect)
+    /// of those that have not asked
+    /// [`MeshConfig::max_get_asks`](super::MeshConfig::max_get_asks) clients
+    /// yet (each counts it as asked).
+    fn open_gets_for(&mut self, peer: PeerId, dir: &Direction, now: u64) -> Vec<Message> {
+        let ttl = self.cfg.open_get_ms;
+        self.open.expire(now, ttl);
+        if self.open.is_empty() {
+            return Vec::new();
+        }
+        let full = !matches!(dir, Direction::Incoming);
+        let (cap, max_asks) = if full {
+            (usize::MAX, usize::MAX)
+        } else {
+            (self.cfg.open_gets_per_connect, self.cfg.max_get_asks)
+        };
+        let names: (Option<&str>, Option<&str>) = match dir {
+            Direction::Outgoing { url } => (Some(url.as_str()), None),
+            Direction::Direct { pid } => (None, Some(pid.as_str())),
+            Direction::Incoming => (None, None),
+        };
+        let ids: Vec<String> = self
+            .open
+            .iter()
+            .rev()
+            .filter(|o| o.asked.len() < max_asks)
+            .filter(|o| o.from != peer && self.peers.contains_key(&o.from))
+            .filter(|o| {
+                !o.seen.as_deref().is_some_and(|s| {
+                    s.iter()
+                        .any(|x| Some(x.as_str()) == names.0 || Some(x.as_str()) == names.1)
+                })
+            })
+            .filter(|o| matches!(self.dup.get(&o.id, now), Some(Track::Via { .. })))
+            .take(cap)
+            .map(|o| o.id.clone())
+            .collect();
+        let mut out = Vec::with_capacity(ids.len());
+        // Oldest first, as they arrived.
+        for id in ids.iter().rev() {
+            if let Some(o) = self.open.get_mut(id) {
+                if !full {
+                    o.asked.push(peer);
+                }
+                out.push(o.msg.clone());
+            }
+        }
+        out
+    }
+
+    fn connect_inner(
+        &mut self,
+        peer: PeerId,
+        dir: Direction,
+        late: &[Message],
+        now: u64,
+    ) -> Vec<Output> {
         let mut out = Vec::new();
         let label = self.fresh_id();
         let url = match &dir {
@@ -97,7 +183,12 @@ impl Mesh {
         let st = self.urls.entry(url.clone()).or_default();
         st.peer = Some(peer);
         st.expire_puts(&url, now, max_age);
-        let gets: Vec<Get> = st.gets.values().map(|(_, g)| g.clone()).collect();
+        let gets: Vec<Get> = st
+            .gets
+            .values()
+            .map(|(_, g)| g.clone())
+            .filter(|g| !late.iter().any(|m| m.get.as_ref() == Some(g)))
+            .collect();
         let puts: Vec<(String, Arc<str>, Option<PeerId>)> = st
             .puts
             .iter()
@@ -137,10 +228,11 @@ impl Mesh {
         out
     }
 
-    /// A connection closed: its subscriptions and routes are forgotten (routes
+    /// A connection closed: its subscriptions, open gets and routes are forgotten (routes
     /// through it now lead nowhere and expire with the dedup window). An
     /// outgoing URL keeps its reconnect bookkeeping.
     pub fn disconnect(&mut self, peer: PeerId) {
+        self.open.forget_peer(peer);
         if let Some(p) = self.peers.remove(&peer)
             && let Some(url) = p.url()
             && let Some(st) = self.urls.get_mut(url)

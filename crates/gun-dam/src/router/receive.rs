@@ -4,11 +4,14 @@
 
 use std::sync::Arc;
 
+use rand::Rng;
+
 use gun_graph::json;
 
-use super::subs::sub_target;
+use super::open::OpenGet;
+use super::subs::{SubTarget, sub_target};
 use super::track::{SignedPut, Track};
-use super::{FULL_PEER_MARKER, Mesh, Output, Peer, encode, parse_seen};
+use super::{FULL_PEER_MARKER, Mesh, Output, Peer, answer_key, encode, parse_seen};
 use crate::Error;
 use crate::auth::{self, Verdict};
 use crate::frame::parse_frame_with;
@@ -22,6 +25,22 @@ impl Mesh {
     /// frame over the size limit is answered `{"dam":"!","err":"Message too big!"}`,
     /// other bad frames are dropped with a debug event.
     pub fn receive(&mut self, peer: PeerId, frame: &str, now: u64) -> Vec<Output> {
+        self.receive_with(peer, frame, now, &mut |_| None)
+    }
+
+    /// [`Mesh::receive`], with a way to learn what we hold: `here(get)` is
+    /// the `##` of the answer this peer will send to `get` when it knows it
+    /// at once (from memory, in one message), else `None`. A get forwarded
+    /// without `##` then carries it, so that a peer holding the same data
+    /// does not answer (as a Gun.js relay does). Nothing waits for the
+    /// answer: a get we cannot answer from memory is forwarded at once.
+    pub fn receive_with(
+        &mut self,
+        peer: PeerId,
+        frame: &str,
+        now: u64,
+        here: &mut dyn FnMut(&Get) -> Option<i32>,
+    ) -> Vec<Output> {
         let mut out = Vec::new();
         if !self.peers.contains_key(&peer) {
             tracing::debug!(peer = peer.0, "frame from an unknown peer ignored");
@@ -29,7 +48,7 @@ impl Mesh {
         }
         for r in parse_frame_with(frame, &self.cfg.limits) {
             match r {
-                Ok(m) => self.hear(peer, m, now, &mut out),
+                Ok(m) => self.hear(peer, m, now, here, &mut out),
                 Err(Error::InvalidPut { id, error }) => {
                     if let Some(id) = &id
                         && self.dup.check_and_track(id, now)
@@ -91,7 +110,14 @@ impl Mesh {
         true
     }
 
-    fn hear(&mut self, from: PeerId, mut m: Message, now: u64, out: &mut Vec<Output>) {
+    fn hear(
+        &mut self,
+        from: PeerId,
+        mut m: Message,
+        now: u64,
+        here: &mut dyn FnMut(&Get) -> Option<i32>,
+        out: &mut Vec<Output>,
+    ) {
         let id = match &m.id {
             Some(id) => id.clone(),
             None => {
@@ -118,11 +144,16 @@ impl Mesh {
             return;
         }
         if let (Some(at), Some(h)) = (&m.reply_to, m.hash) {
-            let ash = format!("{at}\u{1}##{h}");
-            if self.dup.check_and_track(&ash, now) {
+            if self.dup.check_and_track(&answer_key(at, Some(h)), now) {
                 tracing::trace!(id, "duplicate reply (same @ and ##) dropped");
                 return;
             }
+        } else if let (Some(h), Some(_), None) = (m.hash, &m.get, &m.reply_to) {
+            // The asker (or a relay on the way) holds data hashing to `h`:
+            // our answer with the same `##` is not sent (see `Mesh::reply`),
+            // nor is a "not found".
+            self.dup.check_and_track(&answer_key(&id, Some(h)), now);
+            self.dup.check_and_track(&answer_key(&id, None), now);
         }
         if m.dam.is_some() {
             self.hear_dam(from, m, now, out);
@@ -148,6 +179,12 @@ impl Mesh {
             },
             now,
         );
+        if let Some(put) = &m.put {
+            // A writer holds what it wrote: a get for it may ask the writer.
+            for soul in put.souls() {
+                self.add_holder(soul.as_str(), from, true);
+            }
+        }
         let fwd = if let (Some(sub), Some(get)) = (&sub, &m.get) {
             let max = self.cfg.max_subscriptions_per_peer;
             if let Some(p) = self.peers.get_mut(&from) {
@@ -155,6 +192,10 @@ impl Mesh {
             }
             let mut fwd = m.clone();
             fwd.seen = self.seen_list();
+            if fwd.hash.is_none() && self.peers.len() > 1 {
+                // Only worth hashing when there is someone to forward to.
+                fwd.hash = here(get);
+            }
             Some((fwd, get.clone()))
         } else {
             None
@@ -165,24 +206,44 @@ impl Mesh {
             Output::Get { from, msg: m }
         });
         if let Some((fwd, get)) = fwd {
-            self.forward(Some(from), &fwd, &get, seen.as_deref(), out);
+            let asked = self.forward(Some(from), &fwd, &get, seen.as_deref(), out);
+            if let Some(soul) = get.exact_soul() {
+                self.add_holder(soul.as_str(), from, false);
+            }
+            if self.cfg.open_get_ms > 0 {
+                let (max, per_peer) = (self.cfg.max_open_gets, self.cfg.max_open_gets_per_peer);
+                self.open.open(
+                    OpenGet {
+                        id,
+                        from,
+                        msg: fwd,
+                        seen,
+                        since: now,
+                        asked,
+                    },
+                    max,
+                    per_peer,
+                );
+            }
         }
     }
 
-    /// Sends a get to every peer but `from` and those in `seen`, remembering it
-    /// for re-sending on the outgoing URLs it went to.
-    fn forward(
+    /// Sends a get on: to every full peer but `from` and those in `seen`
+    /// (remembering it for re-sending on the outgoing URLs it went to), and to
+    /// at most [`MeshConfig::get_fanout`](super::MeshConfig::get_fanout)
+    /// client peers ([`Mesh::pick_clients`]). Returns the clients asked.
+    pub(super) fn forward(
         &mut self,
         from: Option<PeerId>,
         m: &Message,
         get: &Get,
         seen: Option<&[String]>,
         out: &mut Vec<Output>,
-    ) {
+    ) -> Vec<PeerId> {
         let mut frame: Option<Arc<str>> = None;
         let max = self.cfg.max_resend_gets;
         for (id, p) in &self.peers {
-            if Some(*id) == from || seen.is_some_and(|s| p.listed_in(s)) {
+            if !p.full() || Some(*id) == from || seen.is_some_and(|s| p.listed_in(s)) {
                 continue;
             }
             let f = frame.get_or_insert_with(|| encode(m)).clone();
@@ -193,6 +254,90 @@ impl Mesh {
                 st.remember_get(url, get, max);
             }
         }
+        let n = self.cfg.get_fanout.min(self.cfg.max_get_asks);
+        let asked = self.pick_clients(from, get, seen, n, &[]);
+        for to in &asked {
+            let f = frame.get_or_insert_with(|| encode(m)).clone();
+            out.push(Output::Send { to: *to, frame: f });
+        }
+        asked
+    }
+
+    /// Up to `n` connected client peers (not full peers) to ask `get`, none
+    /// of them `from`, listed in `seen` or in `skip`: the holders of its soul
+    /// first ([`holders`](super::holders)), then others from a random point
+    /// of the peer table (a bounded walk), as AXE asks any peers once the
+    /// soul's route is exhausted — a few, never every browser.
+    pub(super) fn pick_clients(
+        &mut self,
+        from: Option<PeerId>,
+        get: &Get,
+        seen: Option<&[String]>,
+        n: usize,
+        skip: &[PeerId],
+    ) -> Vec<PeerId> {
+        let mut picked: Vec<PeerId> = Vec::with_capacity(n);
+        if n == 0 {
+            return picked;
+        }
+        let ok = |id: PeerId, p: &Peer, picked: &[PeerId]| {
+            !p.full()
+                && Some(id) != from
+                && !skip.contains(&id)
+                && !picked.contains(&id)
+                && !seen.is_some_and(|s| p.listed_in(s))
+        };
+        if let Some(soul) = get.exact_soul() {
+            for id in self.holders.of(soul.as_str()) {
+                if picked.len() >= n {
+                    return picked;
+                }
+                if let Some(p) = self.peers.get(&id)
+                    && ok(id, p, &picked)
+                {
+                    picked.push(id);
+                }
+            }
+        }
+        if picked.len() >= n || self.peers.is_empty() {
+            return picked;
+        }
+        let (Some(lo), Some(hi)) = (
+            self.peers.keys().next().copied(),
+            self.peers.keys().next_back().copied(),
+        ) else {
+            return picked;
+        };
+        let start = PeerId(self.rng.random_range(lo.0..=hi.0));
+        // Full peers and skipped ones are few; the walk is bounded anyway.
+        let budget = 4 * n + skip.len() + 16;
+        for (id, p) in self
+            .peers
+            .range(start..)
+            .chain(self.peers.range(..start))
+            .take(budget)
+        {
+            if picked.len() >= n {
+                break;
+            }
+            if ok(*id, p, &picked) {
+                picked.push(*id);
+            }
+        }
+        picked
+    }
+
+    /// Remembers `peer` as a holder of `soul` (a client peer: full peers are
+    /// asked every get anyway).
+    pub(super) fn add_holder(&mut self, soul: &str, peer: PeerId, data: bool) {
+        if self.peers.get(&peer).is_none_or(Peer::full) {
+            return;
+        }
+        let peers = &self.peers;
+        self.holders
+            .add(soul, peer, data, self.cfg.max_holder_souls, |p| {
+                peers.contains_key(&p)
+            });
     }
 
     fn hear_dam(&mut self, from: PeerId, m: Message, now: u64, out: &mut Vec<Output>) {
@@ -280,6 +425,25 @@ impl Mesh {
                 {
                     p.subs.add(sub, max);
                 }
+                let not_found = m.put.is_none() && m.ok.is_none() && m.err.is_none();
+                if m.put.as_ref().is_some_and(|g| !g.is_empty()) {
+                    // Data answered it: nobody else needs asking.
+                    self.open.close(at);
+                    self.dup.check_and_track(&answer_key(at, None), now);
+                    if let Some(SubTarget::Soul { soul, .. }) = &sub {
+                        self.add_holder(soul, from, true);
+                    }
+                } else if not_found {
+                    // One asked peer has nothing: ask the next one.
+                    self.next_turn(at, from, out);
+                    if self.dup.contains(&answer_key(at, None), now) {
+                        tracing::trace!(
+                            at,
+                            "not found after data (or for a get with ##) not sent on"
+                        );
+                        return;
+                    }
+                }
                 if self.peers.contains_key(&origin) {
                     out.push(Output::Send {
                         to: origin,
@@ -319,6 +483,39 @@ impl Mesh {
             Track::Seen => {
                 tracing::debug!(at, "reply to a message that was not a request: dropped")
             }
+        }
+    }
+
+    /// A client asked for the open get `at` answered "not found": ask one
+    /// more client in its place ([`Mesh::pick_clients`]), within
+    /// [`MeshConfig::max_get_asks`](super::MeshConfig::max_get_asks).
+    fn next_turn(&mut self, at: &str, from: PeerId, out: &mut Vec<Output>) {
+        let max = self.cfg.max_get_asks;
+        let Some(o) = self.open.get_mut(at) else {
+            return;
+        };
+        if !o.asked.contains(&from) || o.asked.len() >= max {
+            return;
+        }
+        let (asker, msg, seen, asked) = (o.from, o.msg.clone(), o.seen.clone(), o.asked.clone());
+        let Some(get) = msg.get.as_ref() else {
+            return;
+        };
+        let next = self.pick_clients(Some(asker), get, seen.as_deref(), 1, &asked);
+        if next.is_empty() {
+            return;
+        }
+        if let Some(o) = self.open.get_mut(at) {
+            o.asked.extend(next.iter().copied());
+        }
+        let mut m = msg;
+        m.seen = self.seen_list();
+        let frame = encode(&m);
+        for to in next {
+            out.push(Output::Send {
+                to,
+                frame: frame.clone(),
+            });
         }
     }
 }

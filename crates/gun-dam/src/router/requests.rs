@@ -2,7 +2,7 @@
 //! to messages received, replies to a peer's request, and the passing of time.
 
 use super::track::Track;
-use super::{Mesh, Output, Role, encode};
+use super::{Mesh, Output, Role, answer_key, encode};
 use crate::message::Message;
 use crate::peer::PeerId;
 
@@ -11,8 +11,10 @@ impl Mesh {
     /// and acks come back as [`Output::Reply`] and [`Output::Ack`]. Returns its `#` (the message's
     /// own when set, else a fresh one).
     ///
-    /// A get goes to every peer and is remembered for every outgoing URL
-    /// (re-sent on reconnect). A write (a `put` without `@`) is published as
+    /// A get goes to every full peer and to at most
+    /// [`MeshConfig::get_fanout`](crate::MeshConfig::get_fanout) client peers
+    /// (the soul's holders first, then others at random), and is remembered
+    /// for every outgoing URL (re-sent on reconnect). A write (a `put` without `@`) is published as
     /// [`Mesh::publish`] does for a local write, keeping the message's other
     /// fields on the full-peer copy. Anything else goes to every peer as is.
     pub fn request(&mut self, mut msg: Message, now: u64) -> (String, Vec<Output>) {
@@ -24,7 +26,21 @@ impl Mesh {
             }
             msg.seen = self.seen_list();
             self.sign(&mut msg);
-            return (id, self.to_every_peer(&msg));
+            // Full peers, and a few client peers (holders first), as a
+            // forwarded get: a relay's own read never asks every browser.
+            let n = self.cfg.get_fanout;
+            let clients = self.pick_clients(None, &get, None, n, &[]);
+            let frame = encode(&msg);
+            let out = self
+                .peers
+                .iter()
+                .filter(|(to, p)| p.full() || clients.contains(to))
+                .map(|(to, _)| Output::Send {
+                    to: *to,
+                    frame: frame.clone(),
+                })
+                .collect();
+            return (id, out);
         }
         if msg.reply_to.is_none() {
             if let Some(put) = msg.put.take() {
@@ -117,15 +133,47 @@ impl Mesh {
 
     /// Sends an answer (a get reply, a not-found, an ack) to the connection the
     /// request came from. Assigns a `#` when the message has none.
+    ///
+    /// A get reply with data gets its `##` ([`gun_graph::hash::graph_hash`] of
+    /// its `put`, as Gun.js computes it) when it has none, and is not sent
+    /// when the same `@`+`##` was seen: the get came with that `##` (the asker
+    /// holds the same data), or the same answer already went through here. A
+    /// "not found" is not sent for a get that came with a `##` or that data
+    /// answered already.
     pub fn reply(&mut self, to: PeerId, mut msg: Message, now: u64) -> Vec<Output> {
         if msg.id.is_none() {
             msg.id = Some(self.fresh_id());
+        }
+        if let Some(at) = msg.reply_to.clone() {
+            let data = msg.put.as_ref().is_some_and(|g| !g.is_empty());
+            if data {
+                let h = *msg
+                    .hash
+                    .get_or_insert_with(|| msg.put.as_ref().map_or(0, gun_graph::hash::graph_hash));
+                if self.dup.check_and_track(&answer_key(&at, Some(h)), now) {
+                    tracing::trace!(at, h, "answer with a ## already seen not sent");
+                    self.open.close(&at);
+                    return Vec::new();
+                }
+                self.dup.check_and_track(&answer_key(&at, None), now);
+            } else if msg.put.is_none()
+                && msg.ok.is_none()
+                && msg.err.is_none()
+                && self.dup.contains(&answer_key(&at, None), now)
+            {
+                tracing::trace!(at, "not found after data (or for a get with ##) not sent");
+                return Vec::new();
+            }
         }
         self.sign(&mut msg);
         self.track_sent(&msg, now);
         if let Some(at) = &msg.reply_to {
             // Streaming answers keep the request's route alive (as Gun.js).
             self.dup.refresh(at, now);
+            if msg.put.as_ref().is_some_and(|g| !g.is_empty()) {
+                // We answered with data: the get is no longer open.
+                self.open.close(at);
+            }
         }
         if !self.peers.contains_key(&to) {
             tracing::debug!(peer = to.0, "reply for a peer that is gone");
@@ -137,12 +185,14 @@ impl Mesh {
         }]
     }
 
-    /// Time passes: expires dedup entries (and the routes they hold) and old
-    /// un-acked puts, and (relays) sends the `[]` keep-alive to every peer every
-    /// [`MeshConfig::keepalive_ms`](crate::MeshConfig::keepalive_ms).
+    /// Time passes: expires dedup entries (and the routes they hold), open
+    /// gets older than [`MeshConfig::open_get_ms`](crate::MeshConfig::open_get_ms)
+    /// and old un-acked puts, and (relays) sends the `[]` keep-alive to every
+    /// peer every [`MeshConfig::keepalive_ms`](crate::MeshConfig::keepalive_ms).
     pub fn tick(&mut self, now: u64) -> Vec<Output> {
         let mut out = Vec::new();
         self.dup.expire(now);
+        self.open.expire(now, self.cfg.open_get_ms);
         let max_age = self.cfg.pending_put_max_age_ms;
         for (url, st) in self.urls.iter_mut() {
             st.expire_puts(url, now, max_age);

@@ -149,8 +149,14 @@ impl Node {
         self.run(o, now)
     }
 
+    /// A frame from `peer`; gets we can answer are forwarded with the `##`
+    /// of our answer (as the gun-core engine does from its cache).
     pub fn receive(&mut self, peer: PeerId, frame: &str, now: u64) -> Vec<(PeerId, String)> {
-        let o = self.mesh.receive(peer, frame, now);
+        let graph = &self.graph;
+        let o = self.mesh.receive_with(peer, frame, now, &mut |get| {
+            let g = answer_of(graph, get);
+            (!g.is_empty()).then(|| gun_graph::hash::graph_hash(&g))
+        });
         self.run(o, now)
     }
 
@@ -177,15 +183,8 @@ impl Node {
     }
 
     pub fn answer(&self, get: &Get) -> Graph {
-        let (souls, lexical_soul) = match &get.soul {
-            SoulQuery::Exact(s) => (Lex::exact(s.as_str()), false),
-            SoulQuery::Lex(l) => (l.clone(), true),
-        };
-        let keys = get.key.clone().unwrap_or_default();
-        let lexical = lexical_soul || !keys.is_exact();
-        lex::query_graph(&self.graph, &souls, &keys, lex::budget(get.budget, lexical))
+        answer_of(&self.graph, get)
     }
-
     fn engine(&mut self, from: PeerId, msg: Message, now: u64) -> Vec<Output> {
         let mut out = Vec::new();
         let id = msg.id.clone().unwrap_or_default();
@@ -291,4 +290,14 @@ impl Hub for TestHub {
         self.links.lock().unwrap().remove(&peer);
         self.node.lock().unwrap().mesh.disconnect(peer);
     }
+}
+
+pub fn answer_of(graph: &Graph, get: &Get) -> Graph {
+    let (souls, lexical_soul) = match &get.soul {
+        SoulQuery::Exact(s) => (Lex::exact(s.as_str()), false),
+        SoulQuery::Lex(l) => (l.clone(), true),
+    };
+    let keys = get.key.clone().unwrap_or_default();
+    let lexical = lexical_soul || !keys.is_exact();
+    lex::query_graph(graph, &souls, &keys, lex::budget(get.budget, lexical))
 }

@@ -1,0 +1,137 @@
+//! A write whose data reached the relay first in a get reply it routed (the
+//! holder answered a forwarded get, then its own put arrived) still reaches
+//! the relay's subscribers: HAM finds nothing new in the put, but nobody was
+//! pushed the reply. WebRTC signalling depends on it (a page's announcement
+//! must reach the other peers as a write, whose `#` their offer answers).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gun_core::{Engine, EngineOptions, MeshConfig};
+use gun_dam::{Direction, Hub, Link, LinkError, PeerId};
+use gun_store_memory::MemoryStore;
+use serde_json::{Value, json};
+
+#[derive(Default)]
+struct Rec(Mutex<Vec<Value>>);
+
+impl Link for Rec {
+    fn send(&self, frame: Arc<str>) -> Result<(), LinkError> {
+        let v: Value = serde_json::from_str(&frame).unwrap_or(Value::Null);
+        let mut got = self.0.lock().unwrap();
+        match v {
+            Value::Array(a) => got.extend(a),
+            v => got.push(v),
+        }
+        Ok(())
+    }
+    fn close(&self, _: &str) {}
+}
+
+impl Rec {
+    fn seen(&self) -> Vec<Value> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn attach(relay: &Engine) -> (Arc<Rec>, PeerId) {
+    let rec = Arc::new(Rec::default());
+    let link: Arc<dyn Link> = rec.clone();
+    let id = relay.attach(link, Direction::Incoming);
+    (rec, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_read_first_through_a_routed_reply_is_still_pushed_to_subscribers() {
+    let mut o = EngineOptions::new(Arc::new(MemoryStore::new()));
+    o.mesh = MeshConfig::relay();
+    let relay = Engine::new(o);
+    let (asker, a) = attach(&relay);
+    let (sub, s) = attach(&relay);
+    let (holder, h) = attach(&relay);
+    // `sub` listens to the room; `asker` asks for it, the get is forwarded to
+    // the holder (and the others).
+    relay.receive(
+        s,
+        &json!({"#": "sub1", "get": {"#": "room", ".": "+"}}).to_string(),
+    );
+    relay.receive(a, &json!({"#": "ask1", "get": {"#": "room"}}).to_string());
+    until("the get forwarded to the holder", || {
+        holder
+            .seen()
+            .iter()
+            .any(|m| m["#"] == "ask1" && m.get("get").is_some())
+    })
+    .await;
+    let put = json!({"room": {"_": {"#": "room", ">": {"+": 1000}}, "+": "holder-pid"}});
+    // The holder answers the get first, then its own write arrives.
+    relay.receive(
+        h,
+        &json!({"#": "ans1", "@": "ask1", "put": put}).to_string(),
+    );
+    until("the answer routed to the asker", || {
+        asker
+            .seen()
+            .iter()
+            .any(|m| m["@"] == "ask1" && m["put"]["room"]["+"] == "holder-pid")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    relay.receive(h, &json!({"#": "w1", "put": put}).to_string());
+    until("the holder's write acked", || {
+        holder
+            .seen()
+            .iter()
+            .any(|m| m["@"] == "w1" && m["ok"].is_boolean())
+    })
+    .await;
+    until("the write pushed to the subscriber", || {
+        sub.seen()
+            .iter()
+            .any(|m| m.get("@").is_none() && m["put"]["room"]["+"] == "holder-pid")
+    })
+    .await;
+    // Its ack goes back to the write's `#`: an offer answering the push
+    // reaches the announcer's put callback.
+    let push = sub
+        .seen()
+        .into_iter()
+        .find(|m| m.get("@").is_none() && m["put"]["room"]["+"] == "holder-pid")
+        .unwrap();
+    relay.receive(
+        s,
+        &json!({"#": "offer1", "@": push["#"], "ok": {"rtc": {"id": "x"}}}).to_string(),
+    );
+    until("the offer routed to the write's #", || {
+        holder
+            .seen()
+            .iter()
+            .any(|m| m["@"] == "w1" && m["ok"]["rtc"]["id"] == "x")
+    })
+    .await;
+    // A second identical write is not pushed again.
+    let pushes = |r: &Rec| {
+        r.seen()
+            .iter()
+            .filter(|m| m.get("@").is_none() && m["put"]["room"]["+"] == "holder-pid")
+            .count()
+    };
+    relay.receive(h, &json!({"#": "w2", "put": put}).to_string());
+    until("the second write acked", || {
+        holder.seen().iter().any(|m| m["@"] == "w2")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(pushes(&sub), 1, "{:#?}", sub.seen());
+}

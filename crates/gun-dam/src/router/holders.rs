@@ -1,0 +1,126 @@
+//! Who can answer a get for a soul (as AXE keeps a soul's route): the client
+//! peers that wrote it or answered a get for it with data, then those that
+//! asked for it (subscribers), most recent first. Bounded per soul
+//! ([`HOLDERS_PER_SOUL`]) and in souls ([`MeshConfig::max_holder_souls`](super::MeshConfig::max_holder_souls),
+//! the oldest soul forgotten first). Peers that left are skipped when read
+//! and pruned when their soul is next written.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::peer::PeerId;
+
+/// How many holders are remembered per soul.
+pub const HOLDERS_PER_SOUL: usize = 8;
+
+/// One soul's holders: `(peer, has data)`, data holders first, each group
+/// most recent first.
+type List = Vec<(PeerId, bool)>;
+
+#[derive(Debug, Default)]
+pub(super) struct Holders {
+    souls: HashMap<Box<str>, List>,
+    order: VecDeque<Box<str>>,
+}
+
+impl Holders {
+    /// `peer` wrote or answered `soul` (`data`), or asked for it. `alive`
+    /// tells which peers are still connected (the others are pruned).
+    pub(super) fn add(
+        &mut self,
+        soul: &str,
+        peer: PeerId,
+        data: bool,
+        max_souls: usize,
+        alive: impl Fn(PeerId) -> bool,
+    ) {
+        if max_souls == 0 {
+            return;
+        }
+        let list = match self.souls.get_mut(soul) {
+            Some(l) => l,
+            None => {
+                while self.souls.len() >= max_souls {
+                    let Some(old) = self.order.pop_front() else {
+                        break;
+                    };
+                    self.souls.remove(&old);
+                }
+                let key: Box<str> = Box::from(soul);
+                self.order.push_back(key.clone());
+                self.souls.entry(key).or_default()
+            }
+        };
+        let mut data = data;
+        if let Some(i) = list.iter().position(|(p, _)| *p == peer) {
+            data |= list.remove(i).1;
+        }
+        list.retain(|(p, _)| alive(*p));
+        let at = if data {
+            0
+        } else {
+            list.iter().take_while(|(_, d)| *d).count()
+        };
+        list.insert(at, (peer, data));
+        list.truncate(HOLDERS_PER_SOUL);
+        // Souls forgotten by eviction leave their name in `order` only once
+        // each; a soul added again after that is pushed again.
+        if self.order.len() > 2 * max_souls.max(1024) {
+            let souls = &self.souls;
+            self.order.retain(|s| souls.contains_key(s));
+        }
+    }
+
+    /// The holders of `soul`, in the order to ask them.
+    pub(super) fn of(&self, soul: &str) -> impl Iterator<Item = PeerId> + '_ {
+        self.souls
+            .get(soul)
+            .into_iter()
+            .flat_map(|l| l.iter().map(|(p, _)| *p))
+    }
+
+    /// Souls with holders now.
+    pub(super) fn len(&self) -> usize {
+        self.souls.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_holders_first_then_askers_most_recent_first_bounded() {
+        let mut h = Holders::default();
+        let all = |_| true;
+        h.add("s", PeerId(1), false, 10, all);
+        h.add("s", PeerId(2), true, 10, all);
+        h.add("s", PeerId(3), false, 10, all);
+        h.add("s", PeerId(4), true, 10, all);
+        assert_eq!(
+            h.of("s").collect::<Vec<_>>(),
+            [PeerId(4), PeerId(2), PeerId(3), PeerId(1)]
+        );
+        // Asking again keeps what it had (data).
+        h.add("s", PeerId(2), false, 10, all);
+        assert_eq!(h.of("s").next(), Some(PeerId(2)));
+        for p in 10..30 {
+            h.add("s", PeerId(p), false, 10, all);
+        }
+        assert_eq!(h.of("s").count(), HOLDERS_PER_SOUL);
+        assert!(h.of("s").take(2).all(|p| p == PeerId(2) || p == PeerId(4)));
+        // Peers that left are pruned.
+        h.add("s", PeerId(99), false, 10, |p| p == PeerId(99));
+        assert_eq!(h.of("s").collect::<Vec<_>>(), [PeerId(99)]);
+    }
+
+    #[test]
+    fn the_oldest_soul_is_forgotten_past_the_bound() {
+        let mut h = Holders::default();
+        for i in 0..5 {
+            h.add(&format!("s{i}"), PeerId(i), false, 3, |_| true);
+        }
+        assert_eq!(h.len(), 3);
+        assert_eq!(h.of("s0").count(), 0);
+        assert_eq!(h.of("s4").count(), 1);
+    }
+}
