@@ -24,6 +24,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONNS="${CONNS:-100000}"
 RELAYS="${RELAYS:-gun-rs gunjs}"
 SOURCES="${SOURCES:-8}"
+# Accept rate is reported per BLOCK connections.
+BLOCK="${BLOCK:-10000}"
 # Outside the ephemeral port range: a port some client socket holds in TIME_WAIT
 # cannot be bound.
 PORT="${PORT:-22765}"
@@ -92,7 +94,7 @@ for relay in $RELAYS; do
             PID=$!
             ready "$OUT/gun-rs.log"
             "$LOAD_BIN" --url "ws://127.0.0.1:$PORT/gun" --conns "$RUN_CONNS" --sources "$SOURCES" \
-                --relay-pid "$PID" --label gun-relay --stall-secs 60 \
+                --relay-pid "$PID" --label gun-relay --stall-secs 60 --block "$BLOCK" \
                 | tee "$OUT/gun-rs.result"
             ;;
         gunjs)
@@ -102,7 +104,7 @@ for relay in $RELAYS; do
             PID=$!
             ready "$OUT/gunjs.log"
             "$LOAD_BIN" --url "ws://127.0.0.1:$PORT/gun" --conns "$RUN_CONNS" --sources "$SOURCES" \
-                --relay-pid "$PID" --label gunjs --stall-secs 60 \
+                --relay-pid "$PID" --label gunjs --stall-secs 60 --block "$BLOCK" \
                 --max-connect-secs "$GUNJS_MAX_SECS" --settle-max-secs 60 \
                 | tee "$OUT/gunjs.result"
             ;;

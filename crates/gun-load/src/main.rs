@@ -222,7 +222,9 @@ async fn client(run: Arc<Run>, i: usize, permit: tokio::sync::OwnedSemaphorePerm
             return;
         }
     }
-    let mut reached = false;
+    // A client that subscribed after the write would read the written value in its get's
+    // answer: not a fan-out delivery.
+    let mut reached = run.write_at.get().is_some();
     while let Some(msg) = ws.next().await {
         let text = match msg {
             Ok(Message::Text(t)) => t,
@@ -359,8 +361,18 @@ async fn run(args: Args) -> Result<(), String> {
         async move {
             let mut last = 0;
             let mut last_change = Instant::now();
+            let mut last_report = Instant::now();
             loop {
                 tokio::time::sleep(Duration::from_millis(250)).await;
+                if last_report.elapsed() >= Duration::from_secs(10) {
+                    last_report = Instant::now();
+                    eprintln!(
+                        "gun-load: {} connected, {} failed, {:.0} s",
+                        run.totals.connected.load(Ordering::Relaxed),
+                        run.totals.failed.load(Ordering::Relaxed),
+                        run.start.elapsed().as_secs_f64()
+                    );
+                }
                 let now = run.totals.connected.load(Ordering::Relaxed)
                     + run.totals.failed.load(Ordering::Relaxed);
                 if now != last {
@@ -440,7 +452,9 @@ async fn run(args: Args) -> Result<(), String> {
     let settle_secs = settle_start.elapsed().as_secs_f64();
     let rss_idle = rss_kib(run.args.relay_pid);
     let gets_before_write = run.totals.foreign_gets.load(Ordering::Relaxed);
-    let open_before_write = connected - run.totals.closed.load(Ordering::Relaxed);
+    // Handshakes still under way when the connect phase stopped may complete later.
+    let open_before_write =
+        run.totals.connected.load(Ordering::Relaxed) - run.totals.closed.load(Ordering::Relaxed);
 
     // One write to the shared soul.
     let token = format!("fan-{}", run.run_id);
