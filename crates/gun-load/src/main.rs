@@ -196,7 +196,7 @@ async fn client(run: Arc<Run>, i: usize, permit: tokio::sync::OwnedSemaphorePerm
     };
     drop(permit);
     let n = run.totals.connected.fetch_add(1, Ordering::Relaxed) + 1;
-    if n % run.args.block == 0 {
+    if n.is_multiple_of(run.args.block) {
         run.totals
             .blocks
             .lock()
@@ -397,7 +397,7 @@ async fn run(args: Args) -> Result<(), String> {
         }
     });
     let connect_start = Instant::now();
-    let mut launched = 0;
+    let mut launched: usize = 0;
     for i in 0..conns {
         let permit = loop {
             if run.stop.load(Ordering::Relaxed) {
@@ -414,7 +414,7 @@ async fn run(args: Args) -> Result<(), String> {
         let Some(permit) = permit else { break };
         tokio::spawn(client(run.clone(), i, permit));
         launched += 1;
-        if launched % 10_000 == 0 {
+        if launched.is_multiple_of(10_000) {
             eprintln!(
                 "gun-load: {launched} launched, {} connected, {} failed, {:.1} s",
                 run.totals.connected.load(Ordering::Relaxed),

@@ -15,7 +15,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
 use crate::conn::{self, Attachment, CloseCause, ConnConfig, ConnShared, Traffic, WsLink};
 use crate::http::{self, HeadError, HttpHandler, HttpRequest, HttpResponse};
@@ -391,7 +391,10 @@ async fn accept_loop(
                     if slots.available_permits() > 0 {
                         refusing_logged = false;
                     }
-                    let span = info_span!("conn", %remote);
+                    // A debug span: at info, every open connection's span would hold about
+                    // 1.4 KB in the subscriber for its whole life. Closes the relay decides
+                    // are logged with the address (`run_websocket`).
+                    let span = debug_span!("conn", %remote);
                     tasks.spawn(handle_socket(tcp, remote, shared.clone(), permit).instrument(span));
                 }
                 Err(e) => {
@@ -667,6 +670,12 @@ where
         CloseCause::RateLimited => shared.registry().rate_limit_closes += 1,
         _ => {}
     }
+    if matches!(
+        cause,
+        CloseCause::SlowPeer | CloseCause::TooBig | CloseCause::RateLimited
+    ) {
+        info!(%remote, peer = peer.0, reason, "connection closed by the server");
+    }
     debug!(peer = peer.0, ?cause, reason, "websocket peer detached");
 }
 
@@ -751,7 +760,7 @@ mod tests {
         });
         let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
         let task = handle_socket(tcp, addr, shared, permit);
-        let size = std::mem::size_of_val(&task);
+        let size = size_of_val(&task);
         assert!(size <= 2048, "a connection's task future is {size} bytes");
     }
 }

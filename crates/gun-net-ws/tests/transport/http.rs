@@ -173,17 +173,21 @@ async fn connection_limit_refuses_extra_sockets() {
     let _a = raw_ws(&server.url()).await;
     let _b = raw_ws(&server.url()).await;
     hub.attached(1).await;
-    // A third socket is closed without an answer (EOF or reset, depending on timing).
+    // A third socket is answered 503 with the reason, before any upgrade.
     let mut tcp = TcpStream::connect(server.local_addr()).await.unwrap();
     let _ = tcp.write_all(b"GET / HTTP/1.1\r\n\r\n").await;
     let mut out = Vec::new();
-    match tokio::time::timeout(WAIT, tcp.read_to_end(&mut out))
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut out))
         .await
         .unwrap()
-    {
-        Ok(_) => assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out)),
-        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
-    }
+        .unwrap();
+    let resp = String::from_utf8_lossy(&out);
+    assert!(resp.starts_with("HTTP/1.1 503"), "{resp}");
+    assert!(resp.contains("Retry-After: 5"), "{resp}");
+    assert!(
+        resp.ends_with(&gun_net_ws::max_connections_refusal(2)),
+        "{resp}"
+    );
     assert_eq!(server.stats().refused, 1);
     server.shutdown().await;
 }
