@@ -6,6 +6,7 @@
 //! and pruned when their soul is next written.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::peer::PeerId;
 
@@ -18,8 +19,10 @@ type List = Vec<(PeerId, bool)>;
 
 #[derive(Debug, Default)]
 pub(super) struct Holders {
-    souls: HashMap<Box<str>, List>,
-    order: VecDeque<Box<str>>,
+    /// Keyed by the interned soul ([`super::subs::intern`]): one copy shared with the
+    /// subscriptions and the order below.
+    souls: HashMap<Arc<str>, List>,
+    order: VecDeque<Arc<str>>,
 }
 
 impl Holders {
@@ -45,7 +48,7 @@ impl Holders {
                     };
                     self.souls.remove(&old);
                 }
-                let key: Box<str> = Box::from(soul);
+                let key = super::subs::intern(soul);
                 self.order.push_back(key.clone());
                 self.souls.entry(key).or_default()
             }

@@ -313,6 +313,9 @@ pub struct Mesh {
     pid: String,
     rng: StdRng,
     peers: BTreeMap<PeerId, Peer>,
+    /// The full peers among `peers` (outgoing, or greeted with the marker): every get goes
+    /// to them, and scanning all peers for them made each get O(connections).
+    full_peers: std::collections::BTreeSet<PeerId>,
     dup: Dedup<Track>,
     urls: BTreeMap<String, UrlState>,
     open: OpenGets,
@@ -360,6 +363,7 @@ impl Mesh {
             pid,
             rng,
             peers: BTreeMap::new(),
+            full_peers: std::collections::BTreeSet::new(),
             urls: BTreeMap::new(),
             open: OpenGets::default(),
             holders: Holders::default(),

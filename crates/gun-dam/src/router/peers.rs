@@ -147,6 +147,9 @@ impl Mesh {
             Direction::Direct { pid } => Some(pid.clone()),
             _ => None,
         };
+        if !matches!(dir, Direction::Incoming) {
+            self.full_peers.insert(peer);
+        }
         self.peers.insert(
             peer,
             Peer {
@@ -233,6 +236,7 @@ impl Mesh {
     /// outgoing URL keeps its reconnect bookkeeping.
     pub fn disconnect(&mut self, peer: PeerId) {
         self.open.forget_peer(peer);
+        self.full_peers.remove(&peer);
         if let Some(p) = self.peers.remove(&peer)
             && let Some(url) = p.url()
             && let Some(st) = self.urls.get_mut(url)

@@ -242,7 +242,10 @@ impl Mesh {
     ) -> Vec<PeerId> {
         let mut frame: Option<Arc<str>> = None;
         let max = self.cfg.max_resend_gets;
-        for (id, p) in &self.peers {
+        for id in &self.full_peers {
+            let Some(p) = self.peers.get(id) else {
+                continue;
+            };
             if !p.full() || Some(*id) == from || seen.is_some_and(|s| p.listed_in(s)) {
                 continue;
             }
@@ -359,6 +362,9 @@ impl Mesh {
                         p.pid = m.pid.clone();
                     }
                     p.marker |= marker;
+                    if marker {
+                        self.full_peers.insert(from);
+                    }
                 }
                 if m.pid.is_some() && m.reply_to.is_some() {
                     return;
