@@ -9,11 +9,13 @@
 //!    is: a [`gun_dam::Output::Put`] or `Get` from a peer, a `Reply` or `Ack`
 //!    to one of ours, a `Relayed` reply to store; `dispatch.rs` hands each to
 //!    the code for it;
-//! 3. (`puts.rs`) validators run, then the souls concerned are loaded from the
-//!    store into the cache (so HAM compares against what is stored, not
-//!    against a partial cache), and HAM *previews* the merge;
-//! 4. the accepted diff is written to the store; only when the store says it is
-//!    durable is it applied to the cache and acked — a failed write answers
+//! 3. (`puts.rs`) validators run; keys whose state is ahead of the clock are
+//!    set aside (deferred); the rest is written to the store, which merges
+//!    it through HAM against what is stored and answers what it applied (no
+//!    read before the write, no preview: the store is the authority);
+//! 4. only once the store says it is durable is its answer merged into the
+//!    cache (`cache.rs`: one HAM pass per key, so a late answer never replaces
+//!    a newer cached value) and the write acked — a failed write answers
 //!    `err` and leaves nothing half-applied;
 //! 5. local subscribers are told once per accepted change, and the mesh pushes
 //!    the diff to the peers that need it.
@@ -40,6 +42,7 @@ use tokio::sync::Notify;
 use crate::{EngineOptions, Error};
 
 mod asks;
+mod cache;
 mod dispatch;
 mod listen;
 mod outbox;
@@ -73,7 +76,6 @@ fn now_u64() -> u64 {
 struct Shared {
     graph: Graph,
     mesh: Mesh,
-    clock: StateClock,
     links: HashMap<PeerId, Arc<dyn Link>>,
     listeners: HashMap<Soul, Vec<Listener>>,
     next_id: u64,
@@ -85,6 +87,10 @@ struct Shared {
     /// Whether local writes concern the mesh at all: a peer is attached, or an
     /// outgoing URL is known (writes made before it connects are sent then).
     remote: bool,
+    /// Souls being loaded from the store into the cache (`cache.rs`): the
+    /// number of loads in flight, and what writes applied to the soul while
+    /// it loaded (merged into the loaded node before it enters the cache).
+    loading: HashMap<Soul, cache::Loading>,
     /// Souls in the order they entered the cache, for eviction.
     cache_order: VecDeque<Soul>,
     /// Souls with incoming writes still in progress (count per soul).
@@ -133,6 +139,9 @@ struct Inner {
     opts: EngineOptions,
     store: Arc<dyn Store>,
     shared: Mutex<Shared>,
+    /// The state generator, apart from `shared`: a write asks it for the
+    /// machine state without taking the engine's lock.
+    clock: Mutex<StateClock>,
     validators: RwLock<Vec<Arc<dyn Validator>>>,
     deferred_wake: Notify,
     write_done: Notify,
@@ -165,10 +174,10 @@ impl Engine {
             },
             store: opts.store.clone(),
             opts,
+            clock: Mutex::new(StateClock::new()),
             shared: Mutex::new(Shared {
                 graph: Graph::new(),
                 mesh,
-                clock: StateClock::new(),
                 links: HashMap::new(),
                 listeners: HashMap::new(),
                 next_id: 1,
@@ -176,6 +185,7 @@ impl Engine {
                 deferred: BinaryHeap::new(),
                 deferred_pending: HashMap::new(),
                 remote: false,
+                loading: HashMap::new(),
                 cache_order: VecDeque::new(),
                 writing: HashMap::new(),
                 whole: HashSet::new(),
@@ -207,6 +217,16 @@ impl Engine {
             .shared
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The next state of the state generator (the machine state a write is
+    /// compared with: later states are deferred until due).
+    fn machine_state(&self) -> State {
+        self.inner
+            .clock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .next(now_ms())
     }
 
     /// The options in force.
@@ -277,7 +297,7 @@ impl Engine {
 
     /// The next state from this engine's state generator.
     pub fn next_state(&self) -> State {
-        self.lock().clock.next(now_ms())
+        self.machine_state()
     }
 
     /// The pid a connected peer announced (or, for a direct link, was
