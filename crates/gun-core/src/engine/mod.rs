@@ -45,6 +45,8 @@ mod asks;
 mod cache;
 mod dispatch;
 mod listen;
+#[cfg(feature = "lock-timing")]
+mod lock_timing;
 mod outbox;
 mod puts;
 mod reads;
@@ -154,7 +156,14 @@ struct Inner {
     closed: AtomicBool,
     stats: Stats,
     started: std::time::Instant,
+    #[cfg(feature = "lock-timing")]
+    lock_hold: lock_timing::Histogram,
 }
+
+#[cfg(not(feature = "lock-timing"))]
+type Guard<'a> = MutexGuard<'a, Shared>;
+#[cfg(feature = "lock-timing")]
+type Guard<'a> = lock_timing::Timed<'a, MutexGuard<'a, Shared>>;
 
 /// The engine. Cheap to clone; all clones share one state.
 ///
@@ -201,6 +210,8 @@ impl Engine {
             closed: AtomicBool::new(false),
             stats: Stats::default(),
             started: std::time::Instant::now(),
+            #[cfg(feature = "lock-timing")]
+            lock_hold: lock_timing::Histogram::default(),
         });
         let engine = Engine { inner };
         engine.spawn_timers();
@@ -209,14 +220,33 @@ impl Engine {
         engine
     }
 
-    fn lock(&self) -> MutexGuard<'_, Shared> {
+    fn lock(&self) -> Guard<'_> {
         // A panic while holding the lock leaves the data consistent enough to go on
         // (every critical section is short and does not unwind half-way through a
         // merge), so a poisoned lock is taken over rather than propagated.
-        self.inner
+        let g = self
+            .inner
             .shared
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        #[cfg(feature = "lock-timing")]
+        let g = lock_timing::Timed::new(g, &self.inner.lock_hold);
+        g
+    }
+
+    /// How long the engine's lock was held, each time it was taken: `(upper
+    /// bound in nanoseconds, count)` per power-of-two bucket (feature
+    /// `lock-timing`).
+    #[cfg(feature = "lock-timing")]
+    pub fn lock_hold_times(&self) -> Vec<(u64, u64)> {
+        self.inner.lock_hold.snapshot()
+    }
+
+    /// The total time the engine's lock was held, in nanoseconds (feature
+    /// `lock-timing`).
+    #[cfg(feature = "lock-timing")]
+    pub fn lock_hold_total_ns(&self) -> u64 {
+        self.inner.lock_hold.total_ns()
     }
 
     /// The next state of the state generator (the machine state a write is
