@@ -10,70 +10,90 @@ use gun_dam::{Direction, Get, Hub, Link, Message, Output, PeerId};
 use gun_graph::{Graph, Soul};
 
 use super::asks::AskEvent;
-use super::{Engine, now_u64};
+use super::{Engine, Shared, now_u64};
 
 impl Engine {
     /// Carries out what the mesh asked for: frames to send, connections to
     /// close, and messages to handle (each by what the mesh said it is).
     pub(super) fn execute(&self, outs: Vec<Output>) {
-        let mut queue = outs;
-        while !queue.is_empty() {
-            let mut dead: Vec<(PeerId, String)> = Vec::new();
-            let mut deliver: Vec<Output> = Vec::new();
-            let mut more: Vec<Output> = Vec::new();
-            {
-                let mut sh = self.lock();
-                for o in queue.drain(..) {
-                    match o {
-                        Output::Send { to, frame } => {
-                            if let Some(link) = sh.links.get(&to)
-                                && let Err(e) = link.send(frame)
-                            {
-                                dead.push((to, format!("send failed: {e:?}")));
-                            }
-                        }
-                        Output::InvalidPut { from, id, error } => {
-                            tracing::debug!(peer = ?from, %error, "invalid put");
-                            self.inner.stats.count_rejected(&error.to_string());
-                            if let Some(id) = id {
-                                let reply = Message::ack_err(&id, error.to_string());
-                                more.extend(sh.mesh.reply(from, reply, now_u64()));
-                            }
-                        }
-                        Output::Close { peer, reason } => dead.push((peer, reason)),
-                        o @ (Output::Put { .. }
-                        | Output::Get { .. }
-                        | Output::Reply { .. }
-                        | Output::Ack { .. }
-                        | Output::Relayed { .. }) => deliver.push(o),
+        if outs.is_empty() {
+            return;
+        }
+        let later = {
+            let mut sh = self.lock();
+            self.execute_locked(&mut sh, outs)
+        };
+        self.finish(later);
+    }
+
+    /// The part of [`Engine::execute`] done under the lock the caller holds
+    /// already (so that routing, sending and the bookkeeping of a message
+    /// take the lock once): frames go to their links, incoming writes are
+    /// marked as in progress for their souls (in arrival order, so that later
+    /// gets wait for them); the rest is returned for [`Engine::finish`],
+    /// which runs after the lock is released.
+    pub(super) fn execute_locked(&self, sh: &mut Shared, outs: Vec<Output>) -> Later {
+        let mut later = Later::default();
+        for o in outs {
+            match o {
+                Output::Send { to, frame } => {
+                    if let Some(link) = sh.links.get(&to)
+                        && let Err(e) = link.send(frame)
+                    {
+                        later.dead.push((to, format!("send failed: {e:?}")));
                     }
                 }
-            }
-            for (peer, reason) in dead {
-                tracing::info!(?peer, %reason, "closing peer");
-                let link = self.lock().links.get(&peer).cloned();
-                if let Some(link) = link {
-                    link.close(&reason);
+                Output::InvalidPut { from, id, error } => {
+                    tracing::debug!(peer = ?from, %error, "invalid put");
+                    self.inner.stats.count_rejected(&error.to_string());
+                    if let Some(id) = id {
+                        let reply = Message::ack_err(&id, error.to_string());
+                        later.more.extend(sh.mesh.reply(from, reply, now_u64()));
+                    }
                 }
-                self.detach(peer);
+                Output::Close { peer, reason } => later.dead.push((peer, reason)),
+                o @ (Output::Put { .. } | Output::Reply { .. } | Output::Relayed { .. }) => {
+                    let pending = match &o {
+                        Output::Put { msg, .. }
+                        | Output::Reply { msg, .. }
+                        | Output::Relayed { msg, .. } => writes_begin(sh, msg.put.as_ref()),
+                        _ => Vec::new(),
+                    };
+                    later.deliver.push((o, pending));
+                }
+                o @ (Output::Get { .. } | Output::Ack { .. }) => {
+                    later.deliver.push((o, Vec::new()));
+                }
             }
-            for o in deliver {
-                self.dispatch(o);
-            }
-            queue = more;
         }
+        later
+    }
+
+    /// What [`Engine::execute_locked`] left for after the lock.
+    pub(super) fn finish(&self, later: Later) {
+        for (peer, reason) in later.dead {
+            tracing::info!(?peer, %reason, "closing peer");
+            let link = self.lock().links.get(&peer).cloned();
+            if let Some(link) = link {
+                link.close(&reason);
+            }
+            self.detach(peer);
+        }
+        for (o, pending) in later.deliver {
+            self.dispatch(o, pending);
+        }
+        self.execute(later.more);
     }
 
     /// Hands one message to the code for what it is.
-    fn dispatch(&self, out: Output) {
+    fn dispatch(&self, out: Output, pending: Vec<Soul>) {
         match out {
             Output::Put { from, msg } => {
                 self.inner.stats.puts_in.fetch_add(1, Ordering::Relaxed);
                 let me = self.clone();
-                let pending = self.writes_begin(msg.put.as_ref());
                 tokio::spawn(async move {
-                    me.remote_put(from, msg).await;
-                    me.writes_end(pending);
+                    // Ends `pending` under the lock of its ack.
+                    me.remote_put(from, msg, pending).await;
                 });
             }
             Output::Get { from, msg } => {
@@ -92,11 +112,11 @@ impl Engine {
             // tell whoever waits on it.
             Output::Reply { from, msg } | Output::Relayed { from, msg } if msg.put.is_some() => {
                 let me = self.clone();
-                let pending = self.writes_begin(msg.put.as_ref());
                 tokio::spawn(async move {
                     let found = msg.put.as_ref().is_some_and(|g| !g.is_empty());
                     me.store_reply(from, &msg).await;
-                    me.writes_end(pending);
+                    Engine::writes_end(&mut me.lock(), pending);
+                    me.writes_ended();
                     if let Some(at) = &msg.reply_to {
                         me.notify_ask(at, AskEvent::Reply { from, found }, from, &msg);
                     }
@@ -125,35 +145,21 @@ impl Engine {
         }
     }
 
-    /// Marks the souls of an incoming write as being written, in arrival order,
-    /// so that later gets wait for it.
-    pub(super) fn writes_begin(&self, graph: Option<&Graph>) -> Vec<Soul> {
-        let Some(graph) = graph else {
-            return Vec::new();
-        };
-        let souls: Vec<Soul> = graph.souls().cloned().collect();
-        let mut sh = self.lock();
-        for s in &souls {
-            *sh.writing.entry(s.clone()).or_default() += 1;
-        }
-        souls
-    }
-
-    pub(super) fn writes_end(&self, souls: Vec<Soul>) {
-        if souls.is_empty() {
-            return;
-        }
-        {
-            let mut sh = self.lock();
-            for s in souls {
-                if let MapEntry::Occupied(mut o) = sh.writing.entry(s) {
-                    *o.get_mut() -= 1;
-                    if *o.get() == 0 {
-                        o.remove();
-                    }
+    /// Ends the writes [`writes_begin`] marked (call
+    /// [`Engine::writes_ended`] after releasing the lock).
+    pub(super) fn writes_end(sh: &mut Shared, souls: Vec<Soul>) {
+        for s in souls {
+            if let MapEntry::Occupied(mut o) = sh.writing.entry(s) {
+                *o.get_mut() -= 1;
+                if *o.get() == 0 {
+                    o.remove();
                 }
             }
         }
+    }
+
+    /// Wakes the gets waiting for writes to end.
+    pub(super) fn writes_ended(&self) {
         self.inner.write_done.notify_waiters();
     }
 
@@ -169,6 +175,28 @@ impl Engine {
             done.await;
         }
     }
+}
+
+/// What [`Engine::execute_locked`] leaves for after the lock.
+#[derive(Default)]
+pub(super) struct Later {
+    dead: Vec<(PeerId, String)>,
+    /// Messages for the engine, with the souls marked as being written.
+    deliver: Vec<(Output, Vec<Soul>)>,
+    more: Vec<Output>,
+}
+
+/// Marks the souls of an incoming write as being written, in arrival order,
+/// so that later gets wait for it.
+fn writes_begin(sh: &mut Shared, graph: Option<&Graph>) -> Vec<Soul> {
+    let Some(graph) = graph else {
+        return Vec::new();
+    };
+    let souls: Vec<Soul> = graph.souls().cloned().collect();
+    for s in &souls {
+        *sh.writing.entry(s.clone()).or_default() += 1;
+    }
+    souls
 }
 
 impl Hub for Engine {
@@ -202,9 +230,23 @@ impl Hub for Engine {
         peer
     }
 
+    /// Decoding (parse, signature checks, predicates) runs on the caller's
+    /// task outside the engine's lock; only routing takes it (and, when a
+    /// verifier is to run, one short look at the dedup table first so that
+    /// duplicates are not verified again).
     fn receive(&self, peer: PeerId, frame: &str) {
-        let outs = self.lock().mesh.receive(peer, frame, now_u64());
-        self.execute(outs);
+        let decoder = &self.inner.decoder;
+        let mut decoded = decoder.decode(frame);
+        if decoded.wants_verify(decoder) {
+            self.lock().mesh.drop_seen(&mut decoded, now_u64());
+        }
+        decoder.admit(peer, &mut decoded);
+        let later = {
+            let mut sh = self.lock();
+            let outs = sh.mesh.receive_decoded(peer, decoded, now_u64());
+            self.execute_locked(&mut sh, outs)
+        };
+        self.finish(later);
     }
 
     fn detach(&self, peer: PeerId) {

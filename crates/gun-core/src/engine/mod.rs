@@ -34,7 +34,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gun_dam::{Link, Mesh, PeerId, Validator};
+use gun_dam::{Decoder, Link, Mesh, PeerId, Validator};
 use gun_graph::{Graph, Node, Soul, State, StateClock};
 use gun_store::Store;
 use tokio::sync::Notify;
@@ -141,6 +141,8 @@ struct Inner {
     opts: EngineOptions,
     store: Arc<dyn Store>,
     shared: Mutex<Shared>,
+    /// Decodes incoming frames outside `shared` (the mesh's decoder).
+    decoder: Arc<Decoder>,
     /// The state generator, apart from `shared`: a write asks it for the
     /// machine state without taking the engine's lock.
     clock: Mutex<StateClock>,
@@ -177,12 +179,14 @@ impl Engine {
     /// A new engine on the given options.
     pub fn new(opts: EngineOptions) -> Engine {
         let mesh = Mesh::new(opts.mesh.clone());
+        let decoder = mesh.decoder();
         let inner = Arc::new(Inner {
             interner: Interner {
                 set: Mutex::new(HashSet::new()),
             },
             store: opts.store.clone(),
             opts,
+            decoder,
             clock: Mutex::new(StateClock::new()),
             shared: Mutex::new(Shared {
                 graph: Graph::new(),

@@ -72,44 +72,57 @@ pub(super) struct Ingested {
 }
 
 impl Engine {
-    pub(super) async fn remote_put(&self, from: PeerId, msg: Message) {
-        let Some(graph) = msg.put.clone() else {
-            return;
-        };
+    /// A peer's write: ingest it, ack it, and end `pending` (the souls
+    /// marked as being written when it arrived) under the ack's lock.
+    pub(super) async fn remote_put(&self, from: PeerId, msg: Message, pending: Vec<Soul>) {
         let dispatched = std::time::Instant::now();
         let id = msg.id.clone().unwrap_or_default();
-        let origin = Origin::Peer {
-            peer: from,
-            id: id.clone(),
+        let answer = match &msg.put {
+            None => None,
+            Some(graph) => {
+                let origin = Origin::Peer {
+                    peer: from,
+                    id: id.clone(),
+                };
+                match self
+                    .ingest(graph.clone(), origin, Some(&msg), Wants::Events)
+                    .await
+                    .map(|r| r.0)
+                {
+                    Ok(r) if r.deferred > 0 && r.accepted == 0 && r.rejected == 0 => None,
+                    Ok(_) => Some(Message::ack_ok(&id)),
+                    Err(Error::Rejected(text)) => Some(Message::ack_err(&id, &text)),
+                    Err(e) => Some(Message::ack_err(&id, e.to_string())),
+                }
+            }
         };
-        let answer = match self
-            .ingest(graph, origin, Some(&msg), Wants::Events)
-            .await
-            .map(|r| r.0)
-        {
-            Ok(r) if r.deferred > 0 && r.accepted == 0 && r.rejected == 0 => None,
-            Ok(_) => Some(Message::ack_ok(&id)),
-            Err(Error::Rejected(text)) => Some(Message::ack_err(&id, &text)),
-            Err(e) => Some(Message::ack_err(&id, e.to_string())),
-        };
-        if let Some(reply) = answer
-            && !id.is_empty()
-        {
+        let reply = answer.filter(|_| !id.is_empty());
+        if let Some(reply) = &reply {
             match &reply.err {
                 None => {
                     self.inner.stats.acks_out.fetch_add(1, Ordering::Relaxed);
                 }
                 Some(err) => self.inner.stats.count_rejected(err),
             }
-            let ok = reply.err.is_none();
-            let outs = self.lock().mesh.reply(from, reply, now_u64());
-            if ok {
-                self.inner
-                    .stats
-                    .put_ack_latency
-                    .observe(dispatched.elapsed());
-            }
-            self.execute(outs);
+        }
+        let later = {
+            let mut sh = self.lock();
+            Engine::writes_end(&mut sh, pending);
+            reply.map(|reply| {
+                let ok = reply.err.is_none();
+                let outs = sh.mesh.reply(from, reply, now_u64());
+                if ok {
+                    self.inner
+                        .stats
+                        .put_ack_latency
+                        .observe(dispatched.elapsed());
+                }
+                self.execute_locked(&mut sh, outs)
+            })
+        };
+        self.writes_ended();
+        if let Some(later) = later {
+            self.finish(later);
         }
     }
 
@@ -182,7 +195,7 @@ impl Engine {
         let mut outbox_copy: Option<Graph> = None;
         let mut unloaded_listened: Vec<Soul> = Vec::new();
         let mut late_news: Option<Graph> = None;
-        {
+        let later = {
             let mut sh = self.lock();
             self.inner
                 .stats
@@ -245,11 +258,21 @@ impl Engine {
                 }
                 self.inner.deferred_wake.notify_one();
             }
-        }
+            // Frames leave under this lock, unless the outbox must hold the
+            // write first.
+            if outbox_copy.is_none() {
+                Some(self.execute_locked(&mut sh, std::mem::take(&mut outs)))
+            } else {
+                None
+            }
+        };
         // A durable outbox holds the write before its frames leave: killed
         // after this put resolved, the program sends it when it starts again.
         if let (Some(id), Some(diff)) = (&result.id, &outbox_copy) {
             self.outbox_store(id, diff).await;
+        }
+        if let Some(later) = later {
+            self.finish(later);
         }
         self.execute(outs);
         // Listeners of a soul that is not cached get the whole node, read

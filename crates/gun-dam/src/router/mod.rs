@@ -132,6 +132,7 @@ use crate::message::Message;
 use crate::peer::PeerId;
 
 mod config;
+mod decode;
 mod peers;
 mod publish;
 mod receive;
@@ -145,6 +146,7 @@ pub use config::{
     MAX_SOUL_QUERY_SUBSCRIPTIONS, MAX_SUBSCRIPTIONS_PER_PEER, MeshConfig, PENDING_PUT_MAX_AGE_MS,
     Role, SEEN_MAX,
 };
+pub use decode::{Decoded, Decoder};
 use peers::Peer;
 use resend::UrlState;
 use track::Track;
@@ -265,6 +267,7 @@ pub struct Mesh {
     dup: Dedup<Track>,
     urls: BTreeMap<String, UrlState>,
     keepalive: Arc<str>,
+    decoder: Arc<Decoder>,
 }
 
 pub(super) fn parse_seen(s: &str) -> Arc<[String]> {
@@ -293,6 +296,7 @@ impl Mesh {
             .unwrap_or_else(|| gun_graph::ids::random_text(&mut rng, 9));
         Mesh {
             dup: Dedup::new(cfg.dedup_ttl_ms, cfg.dedup_max_entries),
+            decoder: Arc::new(Decoder::new(&cfg)),
             cfg,
             pid,
             rng,
