@@ -76,5 +76,5 @@ pub use frame::{
 pub use message::{Get, Message, SoulQuery};
 pub use peer::{Direction, PeerId};
 pub use router::{Decoded, Decoder, Mesh, MeshConfig, Output, Role};
-pub use transport::{Hub, Link};
+pub use transport::{Hub, Link, Ready};
 pub use validate::{Origin, PutContext, Validator};

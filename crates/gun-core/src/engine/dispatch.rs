@@ -6,8 +6,9 @@ use std::collections::hash_map::Entry as MapEntry;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use gun_dam::{Direction, Get, Hub, Link, Message, Output, PeerId};
+use gun_dam::{Direction, Get, Hub, Link, Message, Output, PeerId, Ready};
 use gun_graph::{Graph, Soul};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::asks::AskEvent;
 use super::{Engine, Shared, now_u64};
@@ -53,16 +54,27 @@ impl Engine {
                 }
                 Output::Close { peer, reason } => later.dead.push((peer, reason)),
                 o @ (Output::Put { .. } | Output::Reply { .. } | Output::Relayed { .. }) => {
-                    let pending = match &o {
-                        Output::Put { msg, .. }
-                        | Output::Reply { msg, .. }
-                        | Output::Relayed { msg, .. } => writes_begin(sh, msg.put.as_ref()),
-                        _ => Vec::new(),
+                    let (pending, slot) = match &o {
+                        Output::Put { msg, from }
+                        | Output::Reply { msg, from }
+                        | Output::Relayed { msg, from } => (
+                            writes_begin(sh, msg.put.as_ref()),
+                            if msg.put.is_some() {
+                                self.slot(*from)
+                            } else {
+                                Slot::Free
+                            },
+                        ),
+                        _ => (Vec::new(), Slot::Free),
                     };
-                    later.deliver.push((o, pending));
+                    later.deliver.push((o, pending, slot));
                 }
-                o @ (Output::Get { .. } | Output::Ack { .. }) => {
-                    later.deliver.push((o, Vec::new()));
+                o @ Output::Get { from, .. } => {
+                    let slot = self.slot(from);
+                    later.deliver.push((o, Vec::new(), slot));
+                }
+                o @ Output::Ack { .. } => {
+                    later.deliver.push((o, Vec::new(), Slot::Free));
                 }
             }
         }
@@ -79,19 +91,25 @@ impl Engine {
             }
             self.detach(peer);
         }
-        for (o, pending) in later.deliver {
-            self.dispatch(o, pending);
+        for (o, pending, slot) in later.deliver {
+            self.dispatch(o, pending, slot);
         }
         self.execute(later.more);
     }
 
     /// Hands one message to the code for what it is.
-    fn dispatch(&self, out: Output, pending: Vec<Soul>) {
+    ///
+    /// A message that takes time (a put, a get, a reply with data) runs in a
+    /// task holding one of its peer's in-flight slots (`slot`), released when
+    /// it ends; [`Hub::ready`] holds the peer's reading back while none is
+    /// free.
+    fn dispatch(&self, out: Output, pending: Vec<Soul>, slot: Slot) {
         match out {
             Output::Put { from, msg } => {
                 self.inner.stats.puts_in.fetch_add(1, Ordering::Relaxed);
                 let me = self.clone();
                 tokio::spawn(async move {
+                    let _permit = slot.take().await;
                     // Ends `pending` under the lock of its ack.
                     me.remote_put(from, msg, pending).await;
                 });
@@ -100,6 +118,7 @@ impl Engine {
                 self.inner.stats.gets_in.fetch_add(1, Ordering::Relaxed);
                 let me = self.clone();
                 tokio::spawn(async move {
+                    let _permit = slot.take().await;
                     // A get sees every write that arrived before it (read your
                     // writes, as Gun.js's in-order processing gives).
                     if let Some(soul) = msg.get.as_ref().and_then(|g| g.exact_soul()) {
@@ -113,6 +132,7 @@ impl Engine {
             Output::Reply { from, msg } | Output::Relayed { from, msg } if msg.put.is_some() => {
                 let me = self.clone();
                 tokio::spawn(async move {
+                    let _permit = slot.take().await;
                     let found = msg.put.as_ref().is_some_and(|g| !g.is_empty());
                     me.store_reply(from, &msg).await;
                     Engine::writes_end(&mut me.lock(), pending);
@@ -177,12 +197,54 @@ impl Engine {
     }
 }
 
+/// One of a peer's in-flight slots for a message's task.
+pub(super) enum Slot {
+    /// Not counted (the engine's own answers, unknown peers).
+    Free,
+    /// Taken when the message arrived.
+    Held(OwnedSemaphorePermit),
+    /// None was free (several messages in one frame): the task waits for one
+    /// before it works.
+    Wait(Arc<Semaphore>),
+}
+
+impl Slot {
+    async fn take(self) -> Option<OwnedSemaphorePermit> {
+        match self {
+            Slot::Free => None,
+            Slot::Held(p) => Some(p),
+            Slot::Wait(s) => s.acquire_owned().await.ok(),
+        }
+    }
+}
+
+impl Engine {
+    /// A slot for a message of `peer` (see [`Slot`]).
+    fn slot(&self, peer: PeerId) -> Slot {
+        let sem = self
+            .inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&peer)
+            .cloned();
+        match sem {
+            None => Slot::Free,
+            Some(s) => match s.clone().try_acquire_owned() {
+                Ok(p) => Slot::Held(p),
+                Err(_) => Slot::Wait(s),
+            },
+        }
+    }
+}
+
 /// What [`Engine::execute_locked`] leaves for after the lock.
 #[derive(Default)]
 pub(super) struct Later {
     dead: Vec<(PeerId, String)>,
-    /// Messages for the engine, with the souls marked as being written.
-    deliver: Vec<(Output, Vec<Soul>)>,
+    /// Messages for the engine, with the souls marked as being written and
+    /// their in-flight slots.
+    deliver: Vec<(Output, Vec<Soul>, Slot)>,
     more: Vec<Output>,
 }
 
@@ -199,6 +261,12 @@ fn writes_begin(sh: &mut Shared, graph: Option<&Graph>) -> Vec<Soul> {
     souls
 }
 
+/// Waits until `s` has a free permit (taking none).
+async fn wait_for_permit(s: Arc<Semaphore>) {
+    // A closed semaphore (never closed here) ends the wait too.
+    drop(s.acquire().await);
+}
+
 impl Hub for Engine {
     fn attach(&self, link: Arc<dyn Link>, dir: Direction) -> PeerId {
         let outs;
@@ -208,6 +276,16 @@ impl Hub for Engine {
             peer = PeerId(sh.next_id);
             sh.next_id += 1;
             sh.links.insert(peer, link);
+            self.inner
+                .in_flight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(
+                    peer,
+                    Arc::new(Semaphore::new(
+                        self.inner.opts.max_in_flight_per_peer.max(1),
+                    )),
+                );
             sh.remote = true;
             let direct = matches!(dir, Direction::Direct { .. });
             let now = now_u64();
@@ -249,7 +327,30 @@ impl Hub for Engine {
         self.finish(later);
     }
 
+    /// Ready while the peer has a free in-flight slot
+    /// ([`EngineOptions::max_in_flight_per_peer`](crate::EngineOptions::max_in_flight_per_peer)).
+    fn ready(&self, peer: PeerId) -> Ready {
+        let sem = self
+            .inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&peer)
+            .cloned();
+        match sem {
+            Some(s) if s.available_permits() == 0 => Box::pin(async move {
+                wait_for_permit(s).await;
+            }),
+            _ => Box::pin(std::future::ready(())),
+        }
+    }
+
     fn detach(&self, peer: PeerId) {
+        self.inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&peer);
         let mut sh = self.lock();
         sh.links.remove(&peer);
         sh.mesh.disconnect(peer);

@@ -143,6 +143,9 @@ struct Inner {
     shared: Mutex<Shared>,
     /// Decodes incoming frames outside `shared` (the mesh's decoder).
     decoder: Arc<Decoder>,
+    /// Per peer, the messages it may have in progress here
+    /// ([`EngineOptions::max_in_flight_per_peer`], `dispatch.rs`).
+    in_flight: Mutex<HashMap<PeerId, Arc<tokio::sync::Semaphore>>>,
     /// The state generator, apart from `shared`: a write asks it for the
     /// machine state without taking the engine's lock.
     clock: Mutex<StateClock>,
@@ -187,6 +190,7 @@ impl Engine {
             store: opts.store.clone(),
             opts,
             decoder,
+            in_flight: Mutex::new(HashMap::new()),
             clock: Mutex::new(StateClock::new()),
             shared: Mutex::new(Shared {
                 graph: Graph::new(),
