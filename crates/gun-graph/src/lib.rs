@@ -50,7 +50,6 @@ pub mod lex;
 mod node;
 mod value;
 mod wire;
-mod wire_fast;
 
 pub use error::Error;
 pub use graph::{Deferred, Graph, Merge, Rejected, Rejection};

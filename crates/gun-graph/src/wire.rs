@@ -497,26 +497,10 @@ fn finish<T>(r: Result<T, serde_json::Error>, ctx: Ctx) -> Result<T, Error> {
     })
 }
 
-/// [`Graph::from_wire`] without the shortcut.
-pub(crate) fn general_from_wire(text: &str) -> Result<Graph, Error> {
-    // From a `str`, serde_json need not check each string for UTF-8 again.
-    let ctx = Ctx {
-        err: RefCell::new(None),
-    };
-    let mut de = serde_json::Deserializer::from_str(text);
-    let r = GraphSeed { ctx: &ctx }
-        .deserialize(&mut de)
-        .and_then(|g| de.end().map(|()| g));
-    finish(r, ctx)
-}
-
 impl Graph {
     /// Parses and validates the wire form of a graph, `{soul: node, …}` (the value
     /// of a put's `put` field), from JSON bytes.
     pub fn from_wire_bytes(bytes: &[u8]) -> Result<Graph, Error> {
-        if let Ok(text) = std::str::from_utf8(bytes) {
-            return Graph::from_wire(text);
-        }
         let ctx = Ctx {
             err: RefCell::new(None),
         };
@@ -528,15 +512,16 @@ impl Graph {
     }
 
     /// Parses and validates the wire form of a graph from JSON text.
-    ///
-    /// The usual shape (what Gun.js sends) takes a specialised shortcut
-    /// (`wire_fast.rs`); anything else, and every error, goes through the
-    /// general parser, so both give the same graph or the same error.
     pub fn from_wire(text: &str) -> Result<Graph, Error> {
-        if let Some(g) = crate::wire_fast::parse(text) {
-            return Ok(g);
-        }
-        general_from_wire(text)
+        // From a `str`, serde_json need not check each string for UTF-8 again.
+        let ctx = Ctx {
+            err: RefCell::new(None),
+        };
+        let mut de = serde_json::Deserializer::from_str(text);
+        let r = GraphSeed { ctx: &ctx }
+            .deserialize(&mut de)
+            .and_then(|g| de.end().map(|()| g));
+        finish(r, ctx)
     }
 
     /// Reads a graph out of any serde deserializer (for example a field of a
