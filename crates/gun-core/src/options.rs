@@ -30,7 +30,18 @@ pub struct EngineOptions {
     /// read again from the store when needed (souls with local listeners stay).
     /// Default 20,000.
     pub cache_souls: usize,
+    /// How many messages of one peer (puts, gets, replies with data) the
+    /// engine works on at once; past it, [`Hub::ready`](gun_dam::Hub::ready)
+    /// makes the peer's transport stop reading until some finish, so a peer
+    /// that floods is slowed down by TCP instead of growing tasks and memory.
+    /// Default [`MAX_IN_FLIGHT_PER_PEER`].
+    pub max_in_flight_per_peer: usize,
 }
+
+/// Default of [`EngineOptions::max_in_flight_per_peer`]: 256, about what a
+/// Gun.js client keeps in flight, and enough to keep the store's group commit
+/// full.
+pub const MAX_IN_FLIGHT_PER_PEER: usize = 256;
 
 impl EngineOptions {
     /// Defaults around the given store.
@@ -43,6 +54,7 @@ impl EngineOptions {
             settle: Duration::from_millis(50),
             reply_chunk_keys: 2_000,
             cache_souls: 20_000,
+            max_in_flight_per_peer: MAX_IN_FLIGHT_PER_PEER,
         }
     }
 }

@@ -12,9 +12,14 @@
 //! queues the frame (bounded) and reports [`LinkError::Full`] when the queue is
 //! full, after which the hub disconnects the slow peer.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 pub use crate::{Direction, LinkError, PeerId};
+
+/// What [`Hub::ready`] returns (no runtime types: any executor can await it).
+pub type Ready = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// One open connection, as seen by the engine.
 pub trait Link: Send + Sync {
@@ -31,6 +36,14 @@ pub trait Hub: Send + Sync {
     fn attach(&self, link: Arc<dyn Link>, dir: Direction) -> PeerId;
     /// A text frame arrived on `peer`.
     fn receive(&self, peer: PeerId, frame: &str);
+    /// Resolves when the hub takes more frames from `peer`: a transport
+    /// awaits it before reading the next frame, so that a peer sending faster
+    /// than the hub works is held back by the transport's flow control (TCP)
+    /// rather than by growing queues. The default is always ready.
+    fn ready(&self, peer: PeerId) -> Ready {
+        let _ = peer;
+        Box::pin(std::future::ready(()))
+    }
     /// The connection closed (either side).
     fn detach(&self, peer: PeerId);
     /// A transport calls this before its first connection attempt to `url`

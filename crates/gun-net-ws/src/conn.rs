@@ -396,6 +396,10 @@ async fn read_loop<S>(
 {
     let mut bucket = rate_limit.map(|l| Bucket::new(l, Instant::now()));
     loop {
+        // Backpressure: while the hub is busy with this peer's earlier
+        // messages, nothing more is read (the socket's buffers fill and TCP
+        // slows the peer down).
+        hub.ready(peer).await;
         let next = match idle {
             Some(limit) => match timeout(limit, stream.next()).await {
                 Ok(next) => next,

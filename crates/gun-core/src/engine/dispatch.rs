@@ -6,80 +6,119 @@ use std::collections::hash_map::Entry as MapEntry;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use gun_dam::{Direction, Get, Hub, Link, Message, Output, PeerId};
+use gun_dam::{Direction, Get, Hub, Link, Message, Output, PeerId, Ready};
 use gun_graph::{Graph, Soul};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::asks::AskEvent;
-use super::{Engine, now_u64};
+use super::{Engine, Shared, now_u64};
 
 impl Engine {
     /// Carries out what the mesh asked for: frames to send, connections to
     /// close, and messages to handle (each by what the mesh said it is).
     pub(super) fn execute(&self, outs: Vec<Output>) {
-        let mut queue = outs;
-        while !queue.is_empty() {
-            let mut dead: Vec<(PeerId, String)> = Vec::new();
-            let mut deliver: Vec<Output> = Vec::new();
-            let mut more: Vec<Output> = Vec::new();
-            {
-                let mut sh = self.lock();
-                for o in queue.drain(..) {
-                    match o {
-                        Output::Send { to, frame } => {
-                            if let Some(link) = sh.links.get(&to)
-                                && let Err(e) = link.send(frame)
-                            {
-                                dead.push((to, format!("send failed: {e:?}")));
-                            }
-                        }
-                        Output::InvalidPut { from, id, error } => {
-                            tracing::debug!(peer = ?from, %error, "invalid put");
-                            self.inner.stats.count_rejected(&error.to_string());
-                            if let Some(id) = id {
-                                let reply = Message::ack_err(&id, error.to_string());
-                                more.extend(sh.mesh.reply(from, reply, now_u64()));
-                            }
-                        }
-                        Output::Close { peer, reason } => dead.push((peer, reason)),
-                        o @ (Output::Put { .. }
-                        | Output::Get { .. }
-                        | Output::Reply { .. }
-                        | Output::Ack { .. }
-                        | Output::Relayed { .. }) => deliver.push(o),
+        if outs.is_empty() {
+            return;
+        }
+        let later = {
+            let mut sh = self.lock();
+            self.execute_locked(&mut sh, outs)
+        };
+        self.finish(later);
+    }
+
+    /// The part of [`Engine::execute`] done under the lock the caller holds
+    /// already (so that routing, sending and the bookkeeping of a message
+    /// take the lock once): frames go to their links, incoming writes are
+    /// marked as in progress for their souls (in arrival order, so that later
+    /// gets wait for them); the rest is returned for [`Engine::finish`],
+    /// which runs after the lock is released.
+    pub(super) fn execute_locked(&self, sh: &mut Shared, outs: Vec<Output>) -> Later {
+        let mut later = Later::default();
+        for o in outs {
+            match o {
+                Output::Send { to, frame } => {
+                    if let Some(link) = sh.links.get(&to)
+                        && let Err(e) = link.send(frame)
+                    {
+                        later.dead.push((to, format!("send failed: {e:?}")));
                     }
                 }
-            }
-            for (peer, reason) in dead {
-                tracing::info!(?peer, %reason, "closing peer");
-                let link = self.lock().links.get(&peer).cloned();
-                if let Some(link) = link {
-                    link.close(&reason);
+                Output::InvalidPut { from, id, error } => {
+                    tracing::debug!(peer = ?from, %error, "invalid put");
+                    self.inner.stats.count_rejected(&error.to_string());
+                    if let Some(id) = id {
+                        let reply = Message::ack_err(&id, error.to_string());
+                        later.more.extend(sh.mesh.reply(from, reply, now_u64()));
+                    }
                 }
-                self.detach(peer);
+                Output::Close { peer, reason } => later.dead.push((peer, reason)),
+                o @ (Output::Put { .. } | Output::Reply { .. } | Output::Relayed { .. }) => {
+                    let (pending, slot) = match &o {
+                        Output::Put { msg, from }
+                        | Output::Reply { msg, from }
+                        | Output::Relayed { msg, from } => (
+                            writes_begin(sh, msg.put.as_ref()),
+                            if msg.put.is_some() {
+                                self.slot(*from)
+                            } else {
+                                Slot::Free
+                            },
+                        ),
+                        _ => (Vec::new(), Slot::Free),
+                    };
+                    later.deliver.push((o, pending, slot));
+                }
+                o @ Output::Get { from, .. } => {
+                    let slot = self.slot(from);
+                    later.deliver.push((o, Vec::new(), slot));
+                }
+                o @ Output::Ack { .. } => {
+                    later.deliver.push((o, Vec::new(), Slot::Free));
+                }
             }
-            for o in deliver {
-                self.dispatch(o);
-            }
-            queue = more;
         }
+        later
+    }
+
+    /// What [`Engine::execute_locked`] left for after the lock.
+    pub(super) fn finish(&self, later: Later) {
+        for (peer, reason) in later.dead {
+            tracing::info!(?peer, %reason, "closing peer");
+            let link = self.lock().links.get(&peer).cloned();
+            if let Some(link) = link {
+                link.close(&reason);
+            }
+            self.detach(peer);
+        }
+        for (o, pending, slot) in later.deliver {
+            self.dispatch(o, pending, slot);
+        }
+        self.execute(later.more);
     }
 
     /// Hands one message to the code for what it is.
-    fn dispatch(&self, out: Output) {
+    ///
+    /// A message that takes time (a put, a get, a reply with data) runs in a
+    /// task holding one of its peer's in-flight slots (`slot`), released when
+    /// it ends; [`Hub::ready`] holds the peer's reading back while none is
+    /// free.
+    fn dispatch(&self, out: Output, pending: Vec<Soul>, slot: Slot) {
         match out {
             Output::Put { from, msg } => {
                 self.inner.stats.puts_in.fetch_add(1, Ordering::Relaxed);
                 let me = self.clone();
-                let pending = self.writes_begin(msg.put.as_ref());
                 tokio::spawn(async move {
-                    me.remote_put(from, msg).await;
-                    me.writes_end(pending);
+                    let _permit = slot.take().await;
+                    // Ends `pending` under the lock of its ack.
+                    me.remote_put(from, msg, pending).await;
                 });
             }
             Output::Get { from, msg } => {
                 self.inner.stats.gets_in.fetch_add(1, Ordering::Relaxed);
                 let me = self.clone();
                 tokio::spawn(async move {
+                    let _permit = slot.take().await;
                     // A get sees every write that arrived before it (read your
                     // writes, as Gun.js's in-order processing gives).
                     if let Some(soul) = msg.get.as_ref().and_then(|g| g.exact_soul()) {
@@ -92,11 +131,12 @@ impl Engine {
             // tell whoever waits on it.
             Output::Reply { from, msg } | Output::Relayed { from, msg } if msg.put.is_some() => {
                 let me = self.clone();
-                let pending = self.writes_begin(msg.put.as_ref());
                 tokio::spawn(async move {
+                    let _permit = slot.take().await;
                     let found = msg.put.as_ref().is_some_and(|g| !g.is_empty());
                     me.store_reply(from, &msg).await;
-                    me.writes_end(pending);
+                    Engine::writes_end(&mut me.lock(), pending);
+                    me.writes_ended();
                     if let Some(at) = &msg.reply_to {
                         me.notify_ask(at, AskEvent::Reply { from, found }, from, &msg);
                     }
@@ -125,35 +165,21 @@ impl Engine {
         }
     }
 
-    /// Marks the souls of an incoming write as being written, in arrival order,
-    /// so that later gets wait for it.
-    pub(super) fn writes_begin(&self, graph: Option<&Graph>) -> Vec<Soul> {
-        let Some(graph) = graph else {
-            return Vec::new();
-        };
-        let souls: Vec<Soul> = graph.souls().cloned().collect();
-        let mut sh = self.lock();
-        for s in &souls {
-            *sh.writing.entry(s.clone()).or_default() += 1;
-        }
-        souls
-    }
-
-    pub(super) fn writes_end(&self, souls: Vec<Soul>) {
-        if souls.is_empty() {
-            return;
-        }
-        {
-            let mut sh = self.lock();
-            for s in souls {
-                if let MapEntry::Occupied(mut o) = sh.writing.entry(s) {
-                    *o.get_mut() -= 1;
-                    if *o.get() == 0 {
-                        o.remove();
-                    }
+    /// Ends the writes [`writes_begin`] marked (call
+    /// [`Engine::writes_ended`] after releasing the lock).
+    pub(super) fn writes_end(sh: &mut Shared, souls: Vec<Soul>) {
+        for s in souls {
+            if let MapEntry::Occupied(mut o) = sh.writing.entry(s) {
+                *o.get_mut() -= 1;
+                if *o.get() == 0 {
+                    o.remove();
                 }
             }
         }
+    }
+
+    /// Wakes the gets waiting for writes to end.
+    pub(super) fn writes_ended(&self) {
         self.inner.write_done.notify_waiters();
     }
 
@@ -171,6 +197,76 @@ impl Engine {
     }
 }
 
+/// One of a peer's in-flight slots for a message's task.
+pub(super) enum Slot {
+    /// Not counted (the engine's own answers, unknown peers).
+    Free,
+    /// Taken when the message arrived.
+    Held(OwnedSemaphorePermit),
+    /// None was free (several messages in one frame): the task waits for one
+    /// before it works.
+    Wait(Arc<Semaphore>),
+}
+
+impl Slot {
+    async fn take(self) -> Option<OwnedSemaphorePermit> {
+        match self {
+            Slot::Free => None,
+            Slot::Held(p) => Some(p),
+            Slot::Wait(s) => s.acquire_owned().await.ok(),
+        }
+    }
+}
+
+impl Engine {
+    /// A slot for a message of `peer` (see [`Slot`]).
+    fn slot(&self, peer: PeerId) -> Slot {
+        let sem = self
+            .inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&peer)
+            .cloned();
+        match sem {
+            None => Slot::Free,
+            Some(s) => match s.clone().try_acquire_owned() {
+                Ok(p) => Slot::Held(p),
+                Err(_) => Slot::Wait(s),
+            },
+        }
+    }
+}
+
+/// What [`Engine::execute_locked`] leaves for after the lock.
+#[derive(Default)]
+pub(super) struct Later {
+    dead: Vec<(PeerId, String)>,
+    /// Messages for the engine, with the souls marked as being written and
+    /// their in-flight slots.
+    deliver: Vec<(Output, Vec<Soul>, Slot)>,
+    more: Vec<Output>,
+}
+
+/// Marks the souls of an incoming write as being written, in arrival order,
+/// so that later gets wait for it.
+fn writes_begin(sh: &mut Shared, graph: Option<&Graph>) -> Vec<Soul> {
+    let Some(graph) = graph else {
+        return Vec::new();
+    };
+    let souls: Vec<Soul> = graph.souls().cloned().collect();
+    for s in &souls {
+        *sh.writing.entry(s.clone()).or_default() += 1;
+    }
+    souls
+}
+
+/// Waits until `s` has a free permit (taking none).
+async fn wait_for_permit(s: Arc<Semaphore>) {
+    // A closed semaphore (never closed here) ends the wait too.
+    drop(s.acquire().await);
+}
+
 impl Hub for Engine {
     fn attach(&self, link: Arc<dyn Link>, dir: Direction) -> PeerId {
         let outs;
@@ -180,6 +276,16 @@ impl Hub for Engine {
             peer = PeerId(sh.next_id);
             sh.next_id += 1;
             sh.links.insert(peer, link);
+            self.inner
+                .in_flight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(
+                    peer,
+                    Arc::new(Semaphore::new(
+                        self.inner.opts.max_in_flight_per_peer.max(1),
+                    )),
+                );
             sh.remote = true;
             let direct = matches!(dir, Direction::Direct { .. });
             let now = now_u64();
@@ -202,22 +308,58 @@ impl Hub for Engine {
         peer
     }
 
+    /// Decoding (parse, signature checks, predicates) runs on the caller's
+    /// task outside the engine's lock; only routing takes it (and, when a
+    /// verifier is to run, one short look at the dedup table first so that
+    /// duplicates are not verified again).
     fn receive(&self, peer: PeerId, frame: &str) {
+        let decoder = &self.inner.decoder;
+        let mut decoded = decoder.decode(frame);
+        if decoded.wants_verify(decoder) {
+            self.lock().mesh.drop_seen(&mut decoded, now_u64());
+        }
+        decoder.admit(peer, &mut decoded);
         let chunk = self.inner.opts.reply_chunk_keys.max(1);
-        let outs = {
-            let mut sh = self.lock();
-            let sh = &mut *sh;
+        let later = {
+            let mut guard = self.lock();
+            let sh = &mut *guard;
             let graph = &sh.graph;
             // A get we can answer from memory is forwarded with the `##` of
             // our answer, so that peers holding the same data stay silent.
-            sh.mesh.receive_with(peer, frame, now_u64(), &mut |get| {
-                super::reads::cached_answer_hash(graph, get, chunk)
-            })
+            let outs = sh
+                .mesh
+                .receive_decoded_with(peer, decoded, now_u64(), &mut |get| {
+                    super::reads::cached_answer_hash(graph, get, chunk)
+                });
+            self.execute_locked(&mut guard, outs)
         };
-        self.execute(outs);
+        self.finish(later);
+    }
+
+    /// Ready while the peer has a free in-flight slot
+    /// ([`EngineOptions::max_in_flight_per_peer`](crate::EngineOptions::max_in_flight_per_peer)).
+    fn ready(&self, peer: PeerId) -> Ready {
+        let sem = self
+            .inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&peer)
+            .cloned();
+        match sem {
+            Some(s) if s.available_permits() == 0 => Box::pin(async move {
+                wait_for_permit(s).await;
+            }),
+            _ => Box::pin(std::future::ready(())),
+        }
     }
 
     fn detach(&self, peer: PeerId) {
+        self.inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&peer);
         let mut sh = self.lock();
         sh.links.remove(&peer);
         sh.mesh.disconnect(peer);

@@ -11,9 +11,10 @@
 //!
 //! A load from the store racing with a change (the read saw the database
 //! before the change committed, the change arrives before the read's node is
-//! cached) must not leave the older node in the cache: loads go through
-//! [`Engine::load_from_store`], which registers the soul while it reads;
-//! changes arriving meanwhile are merged into the node before it is cached.
+//! cached) must not leave the older node in the cache: a load registers the
+//! soul while it reads (`cache.rs`, `Shared::loading`), and changes arriving
+//! meanwhile are merged into the node before it is cached, as our own writes
+//! are; a load during a feed gap reads again.
 //!
 //! [`ExternalChange::Gap`] (the feed missed changes, e.g. it reconnected
 //! after the database restarted) drops the cache; the souls that were cached
@@ -23,22 +24,15 @@
 use std::sync::Arc;
 
 use gun_dam::Origin;
-use gun_graph::{Graph, Node, Soul};
+use gun_graph::{Graph, Soul};
 use gun_store::{ExternalChange, machine_state};
 
+use super::cache::note_while_loading;
 use super::listen::notify_listeners;
-use super::puts::evict;
-use super::{Engine, Shared, now_u64};
-use crate::Error;
+use super::{Engine, now_u64};
 
 /// Most souls read again and republished after a gap.
 const MAX_GAP_REFRESH: usize = 10_000;
-
-/// A load in progress: how many readers, and changes that arrived meanwhile.
-pub(super) struct Loading {
-    readers: usize,
-    changes: Option<Node>,
-}
 
 impl Engine {
     /// Subscribes to the store's change feed, if it has one (at start).
@@ -70,16 +64,7 @@ impl Engine {
             let mut cached = Graph::new();
             let mut applied = Graph::new();
             for (soul, node) in diff.iter() {
-                if let Some(l) = sh.loading.get_mut(soul.as_str()) {
-                    match &mut l.changes {
-                        Some(n) => {
-                            for (k, e) in node.iter() {
-                                n.merge_key(k, e.state, &e.value, machine_state());
-                            }
-                        }
-                        None => l.changes = Some(node.clone()),
-                    }
-                }
+                note_while_loading(&mut sh, node);
                 if sh.graph.get(soul.as_str()).is_some() {
                     cached.insert_node(node.clone());
                 } else {
@@ -125,76 +110,14 @@ impl Engine {
         for soul in souls {
             // Cached again (reads during a later outage are answered), and
             // pushed whole to its subscribers.
-            match self.load_from_store(&soul).await {
-                Ok(Some(node)) => {
-                    self.apply_external(&std::iter::once(node).collect());
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(%e, "re-reading after a feed gap failed");
-                    return;
-                }
+            if let Err(e) = self.ensure_loaded(std::iter::once(&soul)).await {
+                tracing::warn!(%e, "re-reading after a feed gap failed");
+                return;
+            }
+            let node = self.lock().graph.get(soul.as_str()).cloned();
+            if let Some(node) = node.filter(|n| !n.is_empty()) {
+                self.apply_external(&std::iter::once(node).collect());
             }
         }
     }
-
-    /// Reads `soul` from the store into the cache (unless it got cached
-    /// meanwhile), with the external changes that arrived during the read
-    /// merged in. What `ensure_loaded` calls.
-    pub(super) async fn load_from_store(&self, soul: &Soul) -> Result<Option<Node>, Error> {
-        let mut gaps = {
-            let mut sh = self.lock();
-            sh.loading
-                .entry(soul.clone())
-                .or_insert(Loading {
-                    readers: 0,
-                    changes: None,
-                })
-                .readers += 1;
-            sh.gaps
-        };
-        let mut read = self.inner.store.get_node(soul.as_str()).await;
-        // A feed gap while reading: what was read may lack changes the feed
-        // missed; read again (a few times at most, then it is not cached).
-        for _ in 0..3 {
-            let now = self.lock().gaps;
-            if now == gaps || read.is_err() {
-                break;
-            }
-            gaps = now;
-            read = self.inner.store.get_node(soul.as_str()).await;
-        }
-        let mut sh = self.lock();
-        let stale = sh.gaps != gaps;
-        let changes = finish_load(&mut sh, soul);
-        let mut node = read?;
-        if stale {
-            return Err(Error::Storage(
-                "the store's change feed kept reconnecting during the read".to_owned(),
-            ));
-        }
-        if let Some(c) = changes {
-            let n = node.get_or_insert_with(|| Node::new(soul.clone()));
-            for (k, e) in c.iter() {
-                n.merge_key(k, e.state, &e.value, machine_state());
-            }
-        }
-        if sh.graph.get(soul.as_str()).is_none() {
-            sh.graph
-                .insert_node(node.clone().unwrap_or_else(|| Node::new(soul.clone())));
-            sh.cache_order.push_back(soul.clone());
-            evict(&mut sh, self.inner.opts.cache_souls);
-        }
-        Ok(node)
-    }
-}
-
-fn finish_load(sh: &mut Shared, soul: &Soul) -> Option<Node> {
-    let l = sh.loading.get_mut(soul.as_str())?;
-    l.readers = l.readers.saturating_sub(1);
-    let changes = l.changes.clone();
-    if l.readers == 0 {
-        sh.loading.remove(soul.as_str());
-    }
-    changes
 }

@@ -40,6 +40,22 @@ impl Engine {
         (id, rx)
     }
 
+    /// Tells the listeners of `souls` (not cached when `news` was applied)
+    /// about it, once the souls are loaded from the store.
+    pub(super) async fn notify_loaded(&self, souls: &[Soul], news: &Graph, origin: &Origin) {
+        if let Err(e) = self.ensure_loaded(souls.iter()).await {
+            tracing::debug!(%e, "listened souls not loaded");
+            return;
+        }
+        let mut part = Graph::new();
+        for s in souls {
+            if let Some(n) = news.get(s.as_str()) {
+                part.insert_node(n.clone());
+            }
+        }
+        notify_listeners(&mut self.lock(), &part, origin);
+    }
+
     /// Stops a listener.
     pub fn unlisten(&self, id: u64) {
         let mut sh = self.lock();

@@ -9,11 +9,13 @@
 //!    is: a [`gun_dam::Output::Put`] or `Get` from a peer, a `Reply` or `Ack`
 //!    to one of ours, a `Relayed` reply to store; `dispatch.rs` hands each to
 //!    the code for it;
-//! 3. (`puts.rs`) validators run, then the souls concerned are loaded from the
-//!    store into the cache (so HAM compares against what is stored, not
-//!    against a partial cache), and HAM *previews* the merge;
-//! 4. the accepted diff is written to the store; only when the store says it is
-//!    durable is it applied to the cache and acked — a failed write answers
+//! 3. (`puts.rs`) validators run; keys whose state is ahead of the clock are
+//!    set aside (deferred); the rest is written to the store, which merges
+//!    it through HAM against what is stored and answers what it applied (no
+//!    read before the write, no preview: the store is the authority);
+//! 4. only once the store says it is durable is its answer merged into the
+//!    cache (`cache.rs`: one HAM pass per key, so a late answer never replaces
+//!    a newer cached value) and the write acked — a failed write answers
 //!    `err` and leaves nothing half-applied;
 //! 5. local subscribers are told once per accepted change, and the mesh pushes
 //!    the diff to the peers that need it.
@@ -32,7 +34,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gun_dam::{Link, Mesh, PeerId, Validator};
+use gun_dam::{Decoder, Link, Mesh, PeerId, Validator};
 use gun_graph::{Graph, Node, Soul, State, StateClock};
 use gun_store::Store;
 use tokio::sync::Notify;
@@ -40,9 +42,12 @@ use tokio::sync::Notify;
 use crate::{EngineOptions, Error};
 
 mod asks;
+mod cache;
 mod dispatch;
 mod external;
 mod listen;
+#[cfg(feature = "lock-timing")]
+mod lock_timing;
 mod outbox;
 mod puts;
 mod reads;
@@ -74,7 +79,6 @@ fn now_u64() -> u64 {
 struct Shared {
     graph: Graph,
     mesh: Mesh,
-    clock: StateClock,
     links: HashMap<PeerId, Arc<dyn Link>>,
     listeners: HashMap<Soul, Vec<Listener>>,
     next_id: u64,
@@ -86,6 +90,11 @@ struct Shared {
     /// Whether local writes concern the mesh at all: a peer is attached, or an
     /// outgoing URL is known (writes made before it connects are sent then).
     remote: bool,
+    /// Souls being loaded from the store into the cache (`cache.rs`): the
+    /// number of loads in flight, and what writes applied to the soul while
+    /// it loaded, ours or other writers' of a shared store (`external.rs`),
+    /// merged into the loaded node before it enters the cache.
+    loading: HashMap<Soul, cache::Loading>,
     /// Souls in the order they entered the cache, for eviction.
     cache_order: VecDeque<Soul>,
     /// Souls with incoming writes still in progress (count per soul).
@@ -99,9 +108,6 @@ struct Shared {
     restored: Vec<(String, Graph)>,
     /// Keys learned from get replies and not pushed to subscribers (`reads.rs`).
     read_not_pushed: reads::ReadNotPushed,
-    /// Souls being read from the store, with the store's external changes
-    /// that arrived meanwhile (`external.rs`).
-    loading: HashMap<Soul, external::Loading>,
     /// Gaps in the store's change feed so far (`external.rs`).
     gaps: u64,
 }
@@ -141,6 +147,14 @@ struct Inner {
     opts: EngineOptions,
     store: Arc<dyn Store>,
     shared: Mutex<Shared>,
+    /// Decodes incoming frames outside `shared` (the mesh's decoder).
+    decoder: Arc<Decoder>,
+    /// Per peer, the messages it may have in progress here
+    /// ([`EngineOptions::max_in_flight_per_peer`], `dispatch.rs`).
+    in_flight: Mutex<HashMap<PeerId, Arc<tokio::sync::Semaphore>>>,
+    /// The state generator, apart from `shared`: a write asks it for the
+    /// machine state without taking the engine's lock.
+    clock: Mutex<StateClock>,
     validators: RwLock<Vec<Arc<dyn Validator>>>,
     deferred_wake: Notify,
     write_done: Notify,
@@ -153,7 +167,14 @@ struct Inner {
     closed: AtomicBool,
     stats: Stats,
     started: std::time::Instant,
+    #[cfg(feature = "lock-timing")]
+    lock_hold: lock_timing::Histogram,
 }
+
+#[cfg(not(feature = "lock-timing"))]
+type Guard<'a> = MutexGuard<'a, Shared>;
+#[cfg(feature = "lock-timing")]
+type Guard<'a> = lock_timing::Timed<'a, MutexGuard<'a, Shared>>;
 
 /// The engine. Cheap to clone; all clones share one state.
 ///
@@ -167,16 +188,19 @@ impl Engine {
     /// A new engine on the given options.
     pub fn new(opts: EngineOptions) -> Engine {
         let mesh = Mesh::new(opts.mesh.clone());
+        let decoder = mesh.decoder();
         let inner = Arc::new(Inner {
             interner: Interner {
                 set: Mutex::new(HashSet::new()),
             },
             store: opts.store.clone(),
             opts,
+            decoder,
+            in_flight: Mutex::new(HashMap::new()),
+            clock: Mutex::new(StateClock::new()),
             shared: Mutex::new(Shared {
                 graph: Graph::new(),
                 mesh,
-                clock: StateClock::new(),
                 links: HashMap::new(),
                 listeners: HashMap::new(),
                 next_id: 1,
@@ -184,13 +208,13 @@ impl Engine {
                 deferred: BinaryHeap::new(),
                 deferred_pending: HashMap::new(),
                 remote: false,
+                loading: HashMap::new(),
                 cache_order: VecDeque::new(),
                 writing: HashMap::new(),
                 whole: HashSet::new(),
                 outbox: HashMap::new(),
                 restored: Vec::new(),
                 read_not_pushed: reads::ReadNotPushed::default(),
-                loading: HashMap::new(),
                 gaps: 0,
             }),
             validators: RwLock::new(Vec::new()),
@@ -202,6 +226,8 @@ impl Engine {
             closed: AtomicBool::new(false),
             stats: Stats::default(),
             started: std::time::Instant::now(),
+            #[cfg(feature = "lock-timing")]
+            lock_hold: lock_timing::Histogram::default(),
         });
         let engine = Engine { inner };
         engine.spawn_timers();
@@ -211,14 +237,43 @@ impl Engine {
         engine
     }
 
-    fn lock(&self) -> MutexGuard<'_, Shared> {
+    fn lock(&self) -> Guard<'_> {
         // A panic while holding the lock leaves the data consistent enough to go on
         // (every critical section is short and does not unwind half-way through a
         // merge), so a poisoned lock is taken over rather than propagated.
-        self.inner
+        let g = self
+            .inner
             .shared
             .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        #[cfg(feature = "lock-timing")]
+        let g = lock_timing::Timed::new(g, &self.inner.lock_hold);
+        g
+    }
+
+    /// How long the engine's lock was held, each time it was taken: `(upper
+    /// bound in nanoseconds, count)` per power-of-two bucket (feature
+    /// `lock-timing`).
+    #[cfg(feature = "lock-timing")]
+    pub fn lock_hold_times(&self) -> Vec<(u64, u64)> {
+        self.inner.lock_hold.snapshot()
+    }
+
+    /// The total time the engine's lock was held, in nanoseconds (feature
+    /// `lock-timing`).
+    #[cfg(feature = "lock-timing")]
+    pub fn lock_hold_total_ns(&self) -> u64 {
+        self.inner.lock_hold.total_ns()
+    }
+
+    /// The next state of the state generator (the machine state a write is
+    /// compared with: later states are deferred until due).
+    fn machine_state(&self) -> State {
+        self.inner
+            .clock
+            .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .next(now_ms())
     }
 
     /// The options in force.
@@ -289,7 +344,7 @@ impl Engine {
 
     /// The next state from this engine's state generator.
     pub fn next_state(&self) -> State {
-        self.lock().clock.next(now_ms())
+        self.machine_state()
     }
 
     /// The pid a connected peer announced (or, for a direct link, was

@@ -8,12 +8,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use gun_dam::{Message, Origin, PeerId, PutContext, Validator};
-use gun_graph::{Graph, Node, Soul, State};
+use gun_graph::{Deferred, Graph, Node, Soul, State};
 
 use super::asks::{AskGuard, Replies, Wants};
+use super::cache::apply_answer;
 use super::listen::notify_listeners;
 use super::timers::Due;
-use super::{Engine, Shared, now_ms, now_u64};
+use super::{Engine, now_u64};
 use crate::Error;
 
 /// Options of a write ([`Engine::put_local`], `Chain::put_with`).
@@ -71,44 +72,57 @@ pub(super) struct Ingested {
 }
 
 impl Engine {
-    pub(super) async fn remote_put(&self, from: PeerId, msg: Message) {
-        let Some(graph) = msg.put.clone() else {
-            return;
-        };
+    /// A peer's write: ingest it, ack it, and end `pending` (the souls
+    /// marked as being written when it arrived) under the ack's lock.
+    pub(super) async fn remote_put(&self, from: PeerId, msg: Message, pending: Vec<Soul>) {
         let dispatched = std::time::Instant::now();
         let id = msg.id.clone().unwrap_or_default();
-        let origin = Origin::Peer {
-            peer: from,
-            id: id.clone(),
+        let answer = match &msg.put {
+            None => None,
+            Some(graph) => {
+                let origin = Origin::Peer {
+                    peer: from,
+                    id: id.clone(),
+                };
+                match self
+                    .ingest(graph.clone(), origin, Some(&msg), Wants::Events)
+                    .await
+                    .map(|r| r.0)
+                {
+                    Ok(r) if r.deferred > 0 && r.accepted == 0 && r.rejected == 0 => None,
+                    Ok(_) => Some(Message::ack_ok(&id)),
+                    Err(Error::Rejected(text)) => Some(Message::ack_err(&id, &text)),
+                    Err(e) => Some(Message::ack_err(&id, e.to_string())),
+                }
+            }
         };
-        let answer = match self
-            .ingest(graph, origin, Some(&msg), Wants::Events)
-            .await
-            .map(|r| r.0)
-        {
-            Ok(r) if r.deferred > 0 && r.accepted == 0 && r.rejected == 0 => None,
-            Ok(_) => Some(Message::ack_ok(&id)),
-            Err(Error::Rejected(text)) => Some(Message::ack_err(&id, &text)),
-            Err(e) => Some(Message::ack_err(&id, e.to_string())),
-        };
-        if let Some(reply) = answer
-            && !id.is_empty()
-        {
+        let reply = answer.filter(|_| !id.is_empty());
+        if let Some(reply) = &reply {
             match &reply.err {
                 None => {
                     self.inner.stats.acks_out.fetch_add(1, Ordering::Relaxed);
                 }
                 Some(err) => self.inner.stats.count_rejected(err),
             }
-            let ok = reply.err.is_none();
-            let outs = self.lock().mesh.reply(from, reply, now_u64());
-            if ok {
-                self.inner
-                    .stats
-                    .put_ack_latency
-                    .observe(dispatched.elapsed());
-            }
-            self.execute(outs);
+        }
+        let later = {
+            let mut sh = self.lock();
+            Engine::writes_end(&mut sh, pending);
+            reply.map(|reply| {
+                let ok = reply.err.is_none();
+                let outs = sh.mesh.reply(from, reply, now_u64());
+                if ok {
+                    self.inner
+                        .stats
+                        .put_ack_latency
+                        .observe(dispatched.elapsed());
+                }
+                self.execute_locked(&mut sh, outs)
+            })
+        };
+        self.writes_ended();
+        if let Some(later) = later {
+            self.finish(later);
         }
     }
 
@@ -124,31 +138,6 @@ impl Engine {
         if let Err(e) = self.ingest(graph, origin, Some(msg), Wants::Events).await {
             tracing::debug!(peer = ?from, %e, "reply not stored");
         }
-    }
-
-    /// Loads the souls of `souls` that are not cached from the store.
-    pub(super) async fn ensure_loaded<'a>(
-        &self,
-        souls: impl Iterator<Item = &'a Soul>,
-    ) -> Result<(), Error> {
-        let missing: Vec<Soul> = {
-            let sh = self.lock();
-            souls
-                .filter(|s| sh.graph.get(s.as_str()).is_none())
-                .cloned()
-                .collect()
-        };
-        for soul in missing {
-            let node = self.load_from_store(&soul).await?;
-            let mut sh = self.lock();
-            if sh.graph.get(soul.as_str()).is_none() {
-                sh.graph
-                    .insert_node(node.unwrap_or_else(|| Node::new(soul.clone())));
-                sh.cache_order.push_back(soul.clone());
-                evict(&mut sh, self.inner.opts.cache_souls);
-            }
-        }
-        Ok(())
     }
 
     /// Validates, merges through HAM, stores, applies, announces. A local
@@ -182,31 +171,36 @@ impl Engine {
                 v.check(&ctx).map_err(Error::Rejected)?;
             }
         }
-        self.ensure_loaded(graph.souls()).await?;
-        let (preview, machine) = {
-            let mut sh = self.lock();
-            let machine = sh.clock.next(now_ms());
-            (sh.graph.preview(&graph, machine), machine)
+        // Keys ahead of the machine clock wait until due (state against the
+        // clock: no HAM needed); the rest goes to the store, which answers
+        // what it applied (its HAM pass is the only one against what is
+        // stored: no read before the write, no preview against the cache).
+        let machine = self.machine_state();
+        let (now, deferred) = split_deferred(graph, machine);
+        let offered = now.key_count();
+        let answer = if now.is_empty() {
+            Graph::new()
+        } else {
+            self.inner.store.put(&now).await?
         };
         let mut result = Ingested {
-            accepted: preview.accepted.key_count(),
-            deferred: preview.deferred.len(),
-            rejected: preview.rejected.len(),
+            accepted: answer.key_count(),
+            deferred: deferred.len(),
+            rejected: offered.saturating_sub(answer.key_count()),
             id: None,
         };
-        if !preview.accepted.is_empty() {
-            self.inner.store.put(&preview.accepted).await?;
-        }
         let mut outs = Vec::new();
         let mut ack_guard = None;
         let mut outbox_copy: Option<Graph> = None;
-        {
+        let mut unloaded_listened: Vec<Soul> = Vec::new();
+        let mut late_news: Option<Graph> = None;
+        let later = {
             let mut sh = self.lock();
-            let applied = merge_cached(&mut sh.graph, &preview.accepted, machine);
             self.inner
                 .stats
                 .keys_accepted
-                .fetch_add(applied.key_count() as u64, Ordering::Relaxed);
+                .fetch_add(answer.key_count() as u64, Ordering::Relaxed);
+            let applied = apply_answer(&mut sh, answer);
             // Keys a reply brought before this write are the write's all the
             // same, for listeners and subscribers (see `ReadNotPushed`).
             let applied = match &origin {
@@ -215,8 +209,7 @@ impl Engine {
                     applied
                 }
                 Origin::Peer { .. } => {
-                    let sh = &mut *sh;
-                    let mut all = sh.read_not_pushed.take_unpushed(&graph, &sh.graph);
+                    let mut all = sh.read_not_pushed.take_unpushed(&now);
                     sh.read_not_pushed.pushed(&applied);
                     if !all.is_empty() {
                         tracing::debug!(
@@ -237,7 +230,20 @@ impl Engine {
                     applied
                 }
             };
+            drop(now);
+            if !sh.listeners.is_empty() {
+                unloaded_listened = applied
+                    .souls()
+                    .filter(|s| {
+                        sh.listeners.contains_key(s.as_str()) && sh.graph.get(s.as_str()).is_none()
+                    })
+                    .cloned()
+                    .collect();
+            }
             notify_listeners(&mut sh, &applied, &origin);
+            if !unloaded_listened.is_empty() {
+                late_news = Some(applied.clone());
+            }
             if !applied.is_empty() {
                 match &origin {
                     // A purely local engine (no peer, no URL) skips the mesh.
@@ -263,15 +269,15 @@ impl Engine {
                     Origin::Reply { .. } => {}
                 }
             }
-            if !preview.deferred.is_empty() {
+            if !deferred.is_empty() {
                 let message_id = match &origin {
                     Origin::Peer { id, .. } => Some(id.clone()),
                     _ => None,
                 };
                 if let Some(mid) = &message_id {
-                    *sh.deferred_pending.entry(mid.clone()).or_default() += preview.deferred.len();
+                    *sh.deferred_pending.entry(mid.clone()).or_default() += deferred.len();
                 }
-                for d in preview.deferred {
+                for d in deferred {
                     sh.deferred.push(Reverse(Due {
                         state: d.state,
                         item: d,
@@ -281,13 +287,28 @@ impl Engine {
                 }
                 self.inner.deferred_wake.notify_one();
             }
-        }
+            // Frames leave under this lock, unless the outbox must hold the
+            // write first.
+            if outbox_copy.is_none() {
+                Some(self.execute_locked(&mut sh, std::mem::take(&mut outs)))
+            } else {
+                None
+            }
+        };
         // A durable outbox holds the write before its frames leave: killed
         // after this put resolved, the program sends it when it starts again.
         if let (Some(id), Some(diff)) = (&result.id, &outbox_copy) {
             self.outbox_store(id, diff).await;
         }
+        if let Some(later) = later {
+            self.finish(later);
+        }
         self.execute(outs);
+        // Listeners of a soul that is not cached get the whole node, read
+        // from the store after the write (rare: a listened soul stays cached).
+        if let Some(news) = late_news {
+            self.notify_loaded(&unloaded_listened, &news, &origin).await;
+        }
         Ok((result, ack_guard))
     }
 
@@ -335,47 +356,36 @@ impl Engine {
     }
 }
 
-/// Applies an accepted diff to the cache. Souls no longer cached (evicted while
-/// the store wrote) are not re-created partially: the next read loads them from
-/// the store, which has the write. Returns what changed.
-fn merge_cached(cache: &mut Graph, accepted: &Graph, machine: State) -> Graph {
-    if accepted.souls().all(|s| cache.get(s.as_str()).is_some()) {
-        return cache.merge(accepted, machine).accepted;
+/// Splits a write into the keys due now and those whose state is ahead of
+/// `machine` (to apply when due).
+fn split_deferred(graph: Graph, machine: State) -> (Graph, Vec<Deferred>) {
+    let ahead = graph
+        .nodes()
+        .any(|n| n.iter().any(|(_, e)| e.state > machine));
+    if !ahead {
+        return (graph, Vec::new());
     }
-    let mut cached = Graph::new();
-    let mut applied = Graph::new();
-    for (soul, node) in accepted.iter() {
-        if cache.get(soul.as_str()).is_some() {
-            cached.insert_node(node.clone());
-        } else {
-            applied.insert_node(node.clone());
+    let mut now = Graph::new();
+    let mut deferred = Vec::new();
+    for node in graph.nodes() {
+        let soul = node.soul();
+        let mut due = Node::new(soul.clone());
+        for (key, e) in node.iter() {
+            if e.state > machine {
+                deferred.push(Deferred {
+                    soul: soul.clone(),
+                    key: key.clone(),
+                    state: e.state,
+                    value: e.value.clone(),
+                });
+            } else {
+                // Keys inside a node are never `_`.
+                let _ = due.insert(key.clone(), e.state, e.value.clone());
+            }
+        }
+        if !due.is_empty() {
+            now.insert_node(due);
         }
     }
-    for (_, n) in cache.merge(&cached, machine).accepted {
-        applied.insert_node(n);
-    }
-    applied
-}
-
-/// Keeps the cache within `max` souls, dropping the oldest first; souls with
-/// local listeners stay.
-pub(super) fn evict(sh: &mut Shared, max: usize) {
-    let mut guard = sh.cache_order.len();
-    while sh.graph.len() > max && guard > 0 {
-        guard -= 1;
-        let Some(soul) = sh.cache_order.pop_front() else {
-            break;
-        };
-        if sh.listeners.contains_key(soul.as_str()) {
-            sh.cache_order.push_back(soul);
-            continue;
-        }
-        sh.graph.remove(soul.as_str());
-    }
-    // Souls removed by merges (empty nodes) leave stale entries behind; keep the
-    // queue from growing past the cache by much.
-    if sh.cache_order.len() > max.saturating_mul(2).max(1024) {
-        let graph = &sh.graph;
-        sh.cache_order.retain(|s| graph.get(s.as_str()).is_some());
-    }
+    (now, deferred)
 }

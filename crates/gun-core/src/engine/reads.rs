@@ -283,6 +283,14 @@ fn get_for(soul: &Soul, key: Option<&str>) -> Get {
     }
 }
 
+/// A hash of a value's JSON text, to recognise the value a reply brought.
+fn value_hash(v: &gun_graph::Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.to_json_text().hash(&mut h);
+    h.finish()
+}
+
 /// Bound on the keys remembered as [`ReadNotPushed`].
 pub(super) const MAX_READ_NOT_PUSHED: usize = 10_000;
 
@@ -297,8 +305,10 @@ pub(super) const MAX_READ_NOT_PUSHED: usize = 10_000;
 /// `#` their offer answers), even when the relay read it first from the page.
 #[derive(Debug, Default)]
 pub(super) struct ReadNotPushed {
-    /// Per soul: key → the state a reply brought.
-    souls: HashMap<Soul, HashMap<Arc<str>, State>>,
+    /// Per soul: key → the state a reply brought and a hash of its value's
+    /// JSON text (the value itself may be large, and the cache may not hold
+    /// the soul: writes do not load it).
+    souls: HashMap<Soul, HashMap<Arc<str>, (State, u64)>>,
     /// Keys remembered, oldest first (some may be gone since).
     order: VecDeque<(Soul, Arc<str>)>,
     len: usize,
@@ -310,7 +320,10 @@ impl ReadNotPushed {
         for (soul, node) in applied.iter() {
             let keys = self.souls.entry(soul.clone()).or_default();
             for (k, e) in node.iter() {
-                if keys.insert(k.clone(), e.state).is_none() {
+                if keys
+                    .insert(k.clone(), (e.state, value_hash(&e.value)))
+                    .is_none()
+                {
                     self.len += 1;
                     self.order.push_back((soul.clone(), k.clone()));
                 }
@@ -329,7 +342,7 @@ impl ReadNotPushed {
         }
     }
 
-    fn forget(&mut self, soul: &str, key: &str) -> Option<State> {
+    fn forget(&mut self, soul: &str, key: &str) -> Option<(State, u64)> {
         let keys = self.souls.get_mut(soul)?;
         let st = keys.remove(key)?;
         self.len -= 1;
@@ -355,26 +368,22 @@ impl ReadNotPushed {
     }
 
     /// The part of a peer's write `incoming` that HAM found unchanged only
-    /// because a reply brought the same keys first (same state and value in
-    /// `cache`): to publish all the same. Those keys are forgotten.
-    pub(super) fn take_unpushed(&mut self, incoming: &Graph, cache: &Graph) -> Graph {
+    /// because a reply brought the same keys first (the same state and value
+    /// as that reply): to publish all the same. Those keys are forgotten.
+    pub(super) fn take_unpushed(&mut self, incoming: &Graph) -> Graph {
         let mut out = Graph::new();
         if self.len == 0 {
             return out;
         }
         for (soul, node) in incoming.iter() {
-            let (Some(keys), Some(have)) =
-                (self.souls.get(soul.as_str()), cache.get(soul.as_str()))
-            else {
+            let Some(keys) = self.souls.get(soul.as_str()) else {
                 continue;
             };
             let same: Vec<Arc<str>> = node
                 .iter()
                 .filter(|(k, e)| {
-                    keys.get(&***k) == Some(&e.state)
-                        && have
-                            .get(k)
-                            .is_some_and(|h| h.state == e.state && h.value == e.value)
+                    keys.get(&***k)
+                        .is_some_and(|&(st, h)| st == e.state && h == value_hash(&e.value))
                 })
                 .map(|(k, _)| k.clone())
                 .collect();
@@ -413,14 +422,14 @@ mod tests {
         let g = one("s", "k", 5.0, "v");
         r.read(&g);
         // Another state or value: HAM decides, nothing here.
-        assert!(r.take_unpushed(&one("s", "k", 4.0, "v"), &g).is_empty());
-        assert!(r.take_unpushed(&one("s", "k", 5.0, "w"), &g).is_empty());
-        assert_eq!(r.take_unpushed(&g, &g).key_count(), 1);
-        assert!(r.take_unpushed(&g, &g).is_empty(), "once");
+        assert!(r.take_unpushed(&one("s", "k", 4.0, "v")).is_empty());
+        assert!(r.take_unpushed(&one("s", "k", 5.0, "w")).is_empty());
+        assert_eq!(r.take_unpushed(&g).key_count(), 1);
+        assert!(r.take_unpushed(&g).is_empty(), "once");
         // Published otherwise first: forgotten.
         r.read(&g);
         r.pushed(&g);
-        assert!(r.take_unpushed(&g, &g).is_empty());
+        assert!(r.take_unpushed(&g).is_empty());
     }
 
     #[test]
@@ -431,8 +440,8 @@ mod tests {
         }
         assert_eq!(r.len, MAX_READ_NOT_PUSHED);
         let first = one("s0", "k", 1.0, "v");
-        assert!(r.take_unpushed(&first, &first).is_empty());
+        assert!(r.take_unpushed(&first).is_empty());
         let last = one(&format!("s{}", MAX_READ_NOT_PUSHED + 9), "k", 1.0, "v");
-        assert_eq!(r.take_unpushed(&last, &last).key_count(), 1);
+        assert_eq!(r.take_unpushed(&last).key_count(), 1);
     }
 }

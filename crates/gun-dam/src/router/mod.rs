@@ -177,6 +177,7 @@ use crate::message::Message;
 use crate::peer::PeerId;
 
 mod config;
+mod decode;
 mod holders;
 mod open;
 mod peers;
@@ -193,6 +194,7 @@ pub use config::{
     MAX_SOUL_QUERY_SUBSCRIPTIONS, MAX_SUBSCRIPTIONS_PER_PEER, MeshConfig, OPEN_GET_MS,
     OPEN_GETS_PER_CONNECT, PENDING_PUT_MAX_AGE_MS, Role, SEEN_MAX,
 };
+pub use decode::{Decoded, Decoder};
 pub use holders::HOLDERS_PER_SOUL;
 use holders::Holders;
 use open::OpenGets;
@@ -321,6 +323,7 @@ pub struct Mesh {
     open: OpenGets,
     holders: Holders,
     keepalive: Arc<str>,
+    decoder: Arc<Decoder>,
 }
 
 pub(super) fn parse_seen(s: &str) -> Arc<[String]> {
@@ -359,6 +362,7 @@ impl Mesh {
             .unwrap_or_else(|| gun_graph::ids::random_text(&mut rng, 9));
         Mesh {
             dup: Dedup::new(cfg.dedup_ttl_ms, cfg.dedup_max_entries),
+            decoder: Arc::new(Decoder::new(&cfg)),
             cfg,
             pid,
             rng,

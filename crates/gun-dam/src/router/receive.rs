@@ -8,13 +8,12 @@ use rand::Rng;
 
 use gun_graph::json;
 
+use super::decode::{Admission, Decoded};
 use super::open::OpenGet;
 use super::subs::{SubTarget, sub_target};
 use super::track::{SignedPut, Track};
 use super::{FULL_PEER_MARKER, Mesh, Output, Peer, answer_key, encode, parse_seen};
 use crate::Error;
-use crate::auth::{self, Verdict};
-use crate::frame::parse_frame_with;
 use crate::message::{Get, Message};
 use crate::peer::PeerId;
 
@@ -41,14 +40,33 @@ impl Mesh {
         now: u64,
         here: &mut dyn FnMut(&Get) -> Option<i32>,
     ) -> Vec<Output> {
+        let decoded = self.decoder.decode(frame);
+        self.receive_decoded_with(peer, decoded, now, here)
+    }
+
+    /// A frame decoded with [`Mesh::decoder`] (outside the mesh: parsed, and
+    /// perhaps admitted) arrived from `peer`: the routing part of
+    /// [`Mesh::receive`] (the module docs of `decode.rs` give the steps).
+    pub fn receive_decoded(&mut self, peer: PeerId, decoded: Decoded, now: u64) -> Vec<Output> {
+        self.receive_decoded_with(peer, decoded, now, &mut |_| None)
+    }
+
+    /// [`Mesh::receive_decoded`] with the `here` of [`Mesh::receive_with`].
+    pub fn receive_decoded_with(
+        &mut self,
+        peer: PeerId,
+        decoded: Decoded,
+        now: u64,
+        here: &mut dyn FnMut(&Get) -> Option<i32>,
+    ) -> Vec<Output> {
         let mut out = Vec::new();
         if !self.peers.contains_key(&peer) {
             tracing::debug!(peer = peer.0, "frame from an unknown peer ignored");
             return out;
         }
-        for r in parse_frame_with(frame, &self.cfg.limits) {
+        for (r, admission) in decoded.items {
             match r {
-                Ok(m) => self.hear(peer, m, now, here, &mut out),
+                Ok(m) => self.hear(peer, m, admission, now, here, &mut out),
                 Err(Error::InvalidPut { id, error }) => {
                     if let Some(id) = &id
                         && self.dup.check_and_track(id, now)
@@ -87,33 +105,11 @@ impl Mesh {
         out
     }
 
-    /// The signature check ([`AuthPolicy`]) and the predicates, for an incoming
-    /// non-`dam` message: whether it may go on.
-    fn admit(&self, from: PeerId, m: &Message) -> bool {
-        match auth::check(self.cfg.auth_policy, self.cfg.verifier.as_deref(), m) {
-            Verdict::Pass => {}
-            Verdict::Drop(why) => {
-                if m.extra.contains_key(auth::SIG_FIELD) {
-                    tracing::warn!(peer = from.0, id = ?m.id, why, "message dropped: signature check failed");
-                } else {
-                    tracing::debug!(peer = from.0, id = ?m.id, why, "message dropped by the auth policy");
-                }
-                return false;
-            }
-        }
-        for (i, p) in self.cfg.predicates.iter().enumerate() {
-            if !p.allow(from, m) {
-                tracing::debug!(peer = from.0, id = ?m.id, predicate = i, "message dropped by a predicate");
-                return false;
-            }
-        }
-        true
-    }
-
     fn hear(
         &mut self,
         from: PeerId,
         mut m: Message,
+        admission: Admission,
         now: u64,
         here: &mut dyn FnMut(&Get) -> Option<i32>,
         out: &mut Vec<Output>,
@@ -126,7 +122,7 @@ impl Mesh {
                 id
             }
         };
-        if m.dam.is_none() {
+        if m.dam.is_none() && admission == Admission::Unchecked {
             // Before the dedup marks it seen: a refused copy (a forgery) must
             // not make the genuine message look like a duplicate. Duplicates
             // are dropped first, so each message is verified once.
@@ -135,7 +131,7 @@ impl Mesh {
                 tracing::trace!(id, "duplicate message dropped");
                 return;
             }
-            if !self.admit(from, &m) {
+            if !self.decoder.allows(from, &m) {
                 return;
             }
         }

@@ -1,0 +1,183 @@
+//! The engine's cache of nodes, kept from the store's answers.
+//!
+//! The store is the authority for a write: [`gun_store::Store::put`] answers
+//! the keys it applied, and the cache is updated from that answer with one HAM
+//! pass per key. A soul enters the cache only whole, read from the store
+//! ([`Engine::ensure_loaded`]); a write to a soul that is not cached leaves the
+//! cache alone (the next read loads the soul, write included). Answers are
+//! merged, never copied over, so a late answer never replaces a newer value
+//! that another write put in the cache first; and an answer that arrives while
+//! the soul is being loaded is kept and merged into the loaded node, so a load
+//! that read the store before the write cannot bring the older value back.
+
+use gun_graph::{Graph, Node, Soul};
+use gun_store::machine_state;
+
+use super::{Engine, Shared};
+use crate::Error;
+
+/// A load of one soul in flight (see [`Shared::loading`]).
+#[derive(Default)]
+pub(super) struct Loading {
+    /// Loads of this soul in flight.
+    loads: usize,
+    /// What writes applied to the soul since the first load began.
+    applied: Option<Node>,
+}
+
+impl Engine {
+    /// Loads the souls of `souls` that are not cached from the store.
+    pub(super) async fn ensure_loaded<'a>(
+        &self,
+        souls: impl Iterator<Item = &'a Soul>,
+    ) -> Result<(), Error> {
+        let (missing, mut gaps) = {
+            let mut sh = self.lock();
+            let missing: Vec<Soul> = souls
+                .filter(|s| sh.graph.get(s.as_str()).is_none())
+                .cloned()
+                .collect();
+            for s in &missing {
+                sh.loading.entry(s.clone()).or_default().loads += 1;
+            }
+            (missing, sh.gaps)
+        };
+        let mut result = Ok(());
+        for soul in &missing {
+            // After a failed read, the other souls are released unread.
+            let mut read = if result.is_ok() {
+                self.inner.store.get_node(soul.as_str()).await
+            } else {
+                Ok(None)
+            };
+            // A gap in a shared store's change feed during the read
+            // (`external.rs`): what was read may lack changes the feed missed;
+            // read again, a few times at most.
+            for _ in 0..3 {
+                let now = self.lock().gaps;
+                if now == gaps || read.is_err() || result.is_err() {
+                    break;
+                }
+                gaps = now;
+                read = self.inner.store.get_node(soul.as_str()).await;
+            }
+            let mut sh = self.lock();
+            let applied = finish_load(&mut sh, soul);
+            if sh.gaps != gaps && result.is_ok() && read.is_ok() {
+                result = Err(Error::Storage(
+                    "the store's change feed kept reconnecting during the read".to_owned(),
+                ));
+                continue;
+            }
+            match read {
+                Ok(node) if result.is_ok() => {
+                    if sh.graph.get(soul.as_str()).is_none() {
+                        let mut node = node.unwrap_or_else(|| Node::new(soul.clone()));
+                        if let Some(applied) = applied {
+                            let mut g = Graph::new();
+                            g.insert_node(applied);
+                            let mut whole = Graph::new();
+                            whole.insert_node(node);
+                            whole.merge(&g, machine_state());
+                            node = whole
+                                .remove(soul.as_str())
+                                .unwrap_or_else(|| Node::new(soul.clone()));
+                        }
+                        sh.graph.insert_node(node);
+                        sh.cache_order.push_back(soul.clone());
+                        evict(&mut sh, self.inner.opts.cache_souls);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(%soul, %e, "load from the store failed");
+                    result = Err(e.into());
+                }
+            }
+        }
+        result
+    }
+}
+
+/// Keeps `node` (keys the store applied) for the load of its soul in flight,
+/// if any: merged into the loaded node before it is cached.
+pub(super) fn note_while_loading(sh: &mut Shared, node: &Node) {
+    let soul = node.soul();
+    if let Some(l) = sh.loading.get_mut(soul.as_str()) {
+        let mut g = Graph::new();
+        if let Some(prev) = l.applied.take() {
+            g.insert_node(prev);
+        }
+        let mut one = Graph::new();
+        one.insert_node(node.clone());
+        g.merge(&one, machine_state());
+        l.applied = g.remove(soul.as_str());
+    }
+}
+
+/// Ends one load of `soul`; returns what writes applied while it loaded when
+/// it was the last load in flight.
+fn finish_load(sh: &mut Shared, soul: &Soul) -> Option<Node> {
+    let entry = sh.loading.get_mut(soul.as_str())?;
+    entry.loads = entry.loads.saturating_sub(1);
+    if entry.loads == 0 {
+        return sh.loading.remove(soul.as_str()).and_then(|l| l.applied);
+    }
+    entry.applied.clone()
+}
+
+/// Updates the cache from a store's answer (the keys the store applied): one
+/// HAM pass per key against the cached node. Returns what changed here — the
+/// part to announce to listeners and subscribers: for a cached soul what won
+/// against the cache (a late answer loses to a newer value already cached);
+/// for a soul not cached, the store's answer as is (kept for a load in flight).
+pub(super) fn apply_answer(sh: &mut Shared, answer: Graph) -> Graph {
+    let mut cached = Graph::new();
+    let mut changed = Graph::new();
+    for (soul, node) in answer_nodes(answer) {
+        if sh.graph.get(soul.as_str()).is_some() {
+            cached.insert_node(node);
+            continue;
+        }
+        note_while_loading(sh, &node);
+        changed.insert_node(node);
+    }
+    if !cached.is_empty() {
+        for (_, n) in sh.graph.merge(&cached, machine_state()).accepted {
+            changed.insert_node(n);
+        }
+    }
+    changed
+}
+
+fn answer_nodes(answer: Graph) -> impl Iterator<Item = (Soul, Node)> {
+    let souls: Vec<Soul> = answer.souls().cloned().collect();
+    let mut answer = answer;
+    souls.into_iter().filter_map(move |s| {
+        let n = answer.remove(s.as_str())?;
+        Some((s, n))
+    })
+}
+
+/// Keeps the cache within `max` souls, dropping the oldest first; souls with
+/// local listeners stay.
+pub(super) fn evict(sh: &mut Shared, max: usize) {
+    let mut guard = sh.cache_order.len();
+    while sh.graph.len() > max && guard > 0 {
+        guard -= 1;
+        let Some(soul) = sh.cache_order.pop_front() else {
+            break;
+        };
+        if sh.listeners.contains_key(soul.as_str()) {
+            sh.cache_order.push_back(soul);
+            continue;
+        }
+        sh.graph.remove(soul.as_str());
+    }
+    // Souls removed by merges (empty nodes) leave stale entries behind; keep the
+    // queue from growing past the cache by much.
+    if sh.cache_order.len() > max.saturating_mul(2).max(1024) {
+        let graph = &sh.graph;
+        sh.cache_order.retain(|s| graph.get(s.as_str()).is_some());
+    }
+}
