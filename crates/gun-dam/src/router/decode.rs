@@ -27,6 +27,12 @@ use crate::{Error, MeshConfig};
 
 /// What decodes frames for a mesh, without the mesh: its limits, signature
 /// policy, verifier and predicates (cheap to share between tasks).
+///
+/// A frame goes [`Decoder::decode`] (parse), then optionally
+/// [`Mesh::drop_seen`] (drop duplicates before verifying them, when
+/// [`Decoded::wants_verify`]), [`Decoder::admit`] (signatures and
+/// predicates), and [`Mesh::receive_decoded`] (dedup and routing, under the
+/// caller's lock). [`Mesh::receive`] does the same in one call.
 pub struct Decoder {
     limits: Limits,
     policy: AuthPolicy,
@@ -138,7 +144,7 @@ impl Decoder {
 
 impl Mesh {
     /// The decoder for this mesh's configuration, to decode frames without
-    /// the mesh (see the [module docs](self)).
+    /// the mesh (see [`Decoder`]).
     pub fn decoder(&self) -> Arc<Decoder> {
         self.decoder.clone()
     }
