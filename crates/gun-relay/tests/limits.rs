@@ -244,14 +244,24 @@ async fn connections_past_the_maximum_get_503_with_the_reason() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(
+    // The relay's log is read on another thread: wait for the line, then
+    // check it came once.
+    let logged = || {
         r.log
             .snapshot()
             .iter()
             .filter(|l| l.contains("max_connections open: refusing"))
-            .count(),
+            .count()
+    };
+    let deadline = Instant::now() + WAIT;
+    while logged() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        logged(),
         1,
-        "logged once while full"
+        "logged once while full; the log's tail:\n{}",
+        r.log.tail(30)
     );
 }
 
