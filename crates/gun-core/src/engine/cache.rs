@@ -3,8 +3,9 @@
 //! The store is the authority for a write: [`gun_store::Store::put`] answers
 //! the keys it applied, and the cache is updated from that answer with one HAM
 //! pass per key. A soul enters the cache only whole, read from the store
-//! ([`Engine::ensure_loaded`]); a write to a soul that is not cached leaves the
-//! cache alone (the next read loads the soul, write included). Answers are
+//! ([`Engine::ensure_loaded`]); a write to a soul that is not cached does not
+//! put the write alone in the cache: the soul is read whole after the write,
+//! off its path, while the cache has room (`puts.rs`), or by the next read. Answers are
 //! merged, never copied over, so a late answer never replaces a newer value
 //! that another write put in the cache first; and an answer that arrives while
 //! the soul is being loaded is kept and merged into the loaded node, so a load

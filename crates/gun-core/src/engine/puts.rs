@@ -194,6 +194,7 @@ impl Engine {
         let mut outbox_copy: Option<Graph> = None;
         let mut unloaded_listened: Vec<Soul> = Vec::new();
         let mut late_news: Option<Graph> = None;
+        let mut warm: Vec<Soul> = Vec::new();
         let later = {
             let mut sh = self.lock();
             self.inner
@@ -243,6 +244,24 @@ impl Engine {
             notify_listeners(&mut sh, &applied, &origin);
             if !unloaded_listened.is_empty() {
                 late_news = Some(applied.clone());
+            }
+            // Written souls that are not cached are read into the cache after
+            // the write (off the write's path), while the cache has room: a
+            // get that follows is then answered from memory, and a get this
+            // relay forwards carries the `##` of its copy, so peers holding
+            // the same data stay silent. A full cache is not churned for it.
+            if !matches!(origin, Origin::Reply { .. })
+                && sh.remote
+                && sh.cache_order.len() < self.inner.opts.cache_souls
+            {
+                warm = applied
+                    .souls()
+                    .filter(|s| {
+                        sh.graph.get(s.as_str()).is_none() && !sh.loading.contains_key(s.as_str())
+                    })
+                    .filter(|s| !unloaded_listened.contains(s))
+                    .cloned()
+                    .collect();
             }
             if !applied.is_empty() {
                 match &origin {
@@ -308,6 +327,14 @@ impl Engine {
         // from the store after the write (rare: a listened soul stays cached).
         if let Some(news) = late_news {
             self.notify_loaded(&unloaded_listened, &news, &origin).await;
+        }
+        if !warm.is_empty() {
+            let engine = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.ensure_loaded(warm.iter()).await {
+                    tracing::debug!(%e, "reading written souls into the cache failed");
+                }
+            });
         }
         Ok((result, ack_guard))
     }
