@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use common::{Node, TestHub};
-use gun_dam::mock::{Faults, MockNet, Stats};
-use gun_dam::{Get, Hub};
+use common::{Node, TestHub, World};
+use gun_dam::Get;
+use gun_dam::mock::{Faults, Stats};
 use gun_graph::{Graph, Soul, Value};
 
 fn write(soul: &str, key: &str, value: &str, state: u64) -> Graph {
@@ -21,31 +19,6 @@ fn write(soul: &str, key: &str, value: &str, state: u64) -> Graph {
 
 fn value(h: &TestHub, soul: &str, key: &str) -> Option<Value> {
     h.graph().get(soul).and_then(|n| n.value(key)).cloned()
-}
-
-struct World {
-    net: MockNet,
-    hubs: Vec<Arc<TestHub>>,
-}
-
-impl World {
-    fn new(seed: u64) -> World {
-        World {
-            net: MockNet::new(seed),
-            hubs: Vec::new(),
-        }
-    }
-
-    fn add(&mut self, node: Node) -> usize {
-        let h = TestHub::new(node, self.net.clock());
-        self.hubs.push(h.clone());
-        self.net.add_hub(h as Arc<dyn Hub>)
-    }
-
-    fn settle(&self) {
-        self.net.advance(1);
-        self.net.run_until_idle(1_000_000);
-    }
 }
 
 /// Client A and client B on relay R: B subscribes by reading, A writes, B gets

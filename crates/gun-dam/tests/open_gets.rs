@@ -6,11 +6,8 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use common::{Node, TestHub, msgs, sends};
-use gun_dam::mock::MockNet;
-use gun_dam::{Direction, Get, Hub, Mesh, MeshConfig, Message, PeerId};
+use common::{Node, World, msgs, sends};
+use gun_dam::{Direction, Get, Mesh, MeshConfig, Message, PeerId};
 use gun_graph::{Graph, Soul, Value};
 
 fn write(soul: &str, key: &str, value: &str, state: u64) -> Graph {
@@ -20,30 +17,7 @@ fn write(soul: &str, key: &str, value: &str, state: u64) -> Graph {
     .unwrap()
 }
 
-struct World {
-    net: MockNet,
-    hubs: Vec<Arc<TestHub>>,
-}
-
 impl World {
-    fn new(seed: u64) -> World {
-        World {
-            net: MockNet::new(seed),
-            hubs: Vec::new(),
-        }
-    }
-
-    fn add(&mut self, node: Node) -> usize {
-        let h = TestHub::new(node, self.net.clock());
-        self.hubs.push(h.clone());
-        self.net.add_hub(h as Arc<dyn Hub>)
-    }
-
-    fn settle(&self) {
-        self.net.advance(1);
-        self.net.run_until_idle(1_000_000);
-    }
-
     fn value(&self, hub: usize, soul: &str, key: &str) -> Option<Value> {
         self.hubs[hub]
             .graph()

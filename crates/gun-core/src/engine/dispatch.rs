@@ -219,16 +219,19 @@ impl Slot {
 }
 
 impl Engine {
-    /// A slot for a message of `peer` (see [`Slot`]).
-    fn slot(&self, peer: PeerId) -> Slot {
-        let sem = self
-            .inner
+    /// The semaphore of `peer`'s in-flight slots, when it has one.
+    fn in_flight_of(&self, peer: PeerId) -> Option<Arc<Semaphore>> {
+        self.inner
             .in_flight
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&peer)
-            .cloned();
-        match sem {
+            .cloned()
+    }
+
+    /// A slot for a message of `peer` (see [`Slot`]).
+    fn slot(&self, peer: PeerId) -> Slot {
+        match self.in_flight_of(peer) {
             None => Slot::Free,
             Some(s) => match s.clone().try_acquire_owned() {
                 Ok(p) => Slot::Held(p),
@@ -339,14 +342,7 @@ impl Hub for Engine {
     /// Ready while the peer has a free in-flight slot
     /// ([`EngineOptions::max_in_flight_per_peer`](crate::EngineOptions::max_in_flight_per_peer)).
     fn ready(&self, peer: PeerId) -> Ready {
-        let sem = self
-            .inner
-            .in_flight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&peer)
-            .cloned();
-        match sem {
+        match self.in_flight_of(peer) {
             Some(s) if s.available_permits() == 0 => Box::pin(async move {
                 wait_for_permit(s).await;
             }),

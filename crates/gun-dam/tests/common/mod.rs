@@ -301,3 +301,31 @@ pub fn answer_of(graph: &Graph, get: &Get) -> Graph {
     let lexical = lexical_soul || !keys.is_exact();
     lex::query_graph(graph, &souls, &keys, lex::budget(get.budget, lexical))
 }
+
+/// Hubs on a [`gun_dam::mock::MockNet`], for tests that drive several meshes.
+pub struct World {
+    pub net: gun_dam::mock::MockNet,
+    pub hubs: Vec<Arc<TestHub>>,
+}
+
+impl World {
+    pub fn new(seed: u64) -> World {
+        World {
+            net: gun_dam::mock::MockNet::new(seed),
+            hubs: Vec::new(),
+        }
+    }
+
+    /// Adds a node as a hub; its index on the network.
+    pub fn add(&mut self, node: Node) -> usize {
+        let h = TestHub::new(node, self.net.clock());
+        self.hubs.push(h.clone());
+        self.net.add_hub(h as Arc<dyn Hub>)
+    }
+
+    /// Runs the network until nothing is in flight.
+    pub fn settle(&self) {
+        self.net.advance(1);
+        self.net.run_until_idle(1_000_000);
+    }
+}
