@@ -62,6 +62,7 @@ mod layout;
 mod query;
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -198,9 +199,9 @@ struct Commit {
 struct Staged {
     /// The persisted counters, including staged writes.
     meta: Meta,
-    /// The group's writes, in order.
-    batch: sled::Batch,
-    /// What the staged writes changed (`None`: removed), read before sled.
+    /// What the staged writes changed (`None`: removed): read before sled,
+    /// and turned into the group's one `sled::Batch` when it is applied (a
+    /// batch keeps the last write of each key, as this map does).
     overlay: BTreeMap<Vec<u8>, Option<sled::IVec>>,
     /// Puts staged in `batch`.
     puts: u64,
@@ -210,20 +211,16 @@ impl Staged {
     fn new(meta: Meta) -> Staged {
         Staged {
             meta,
-            batch: sled::Batch::default(),
             overlay: BTreeMap::new(),
             puts: 0,
         }
     }
 
     fn insert(&mut self, k: Vec<u8>, v: Vec<u8>) {
-        let v = sled::IVec::from(v);
-        self.batch.insert(k.clone(), v.clone());
-        self.overlay.insert(k, Some(v));
+        self.overlay.insert(k, Some(sled::IVec::from(v)));
     }
 
     fn remove(&mut self, k: Vec<u8>) {
-        self.batch.remove(k.clone());
         self.overlay.insert(k, None);
     }
 }
@@ -393,6 +390,35 @@ impl Inner {
         }
     }
 
+    /// Where `soul` is kept: its whole record (`bk`) if it has one, and
+    /// whether it has per-key records, staged writes included. With nothing
+    /// staged for the soul (the common case) one range step over
+    /// `[esc(s) 00 00, esc(s) 00 02)` answers both, since the whole record
+    /// sorts just before the per-key range.
+    fn locate(
+        &self,
+        st: &Staged,
+        soul: &str,
+        bk: &[u8],
+    ) -> Result<(Option<sled::IVec>, bool), Error> {
+        let hi = layout::node_end(soul);
+        let staged = st
+            .overlay
+            .range::<[u8], _>((Bound::Included(bk), Bound::Excluded(hi.as_slice())))
+            .next();
+        if staged.is_none() {
+            return match self.tree.range(bk..hi.as_slice()).next() {
+                None => Ok((None, false)),
+                Some(Err(e)) => Err(self.sled(e)),
+                Some(Ok((k, v))) if k.as_ref() == bk => Ok((Some(v), false)),
+                Some(Ok(_)) => Ok((None, true)),
+            };
+        }
+        let blob = self.read(st, bk)?;
+        let per_key = blob.is_none() && self.has_keys(st, soul)?;
+        Ok((blob, per_key))
+    }
+
     /// Whether `soul` has per-key records, staged writes included.
     fn has_keys(&self, st: &Staged, soul: &str) -> Result<bool, Error> {
         let lo = layout::node_prefix(soul);
@@ -435,8 +461,7 @@ impl Inner {
         for (soul_id, node) in diff.iter() {
             let soul = soul_id.as_str();
             let bk = layout::blob_key(soul);
-            let blob = self.read(&st, &bk)?;
-            let per_key = blob.is_none() && self.has_keys(&st, soul)?;
+            let (blob, per_key) = self.locate(&st, soul, &bk)?;
             if !per_key {
                 self.apply_whole(
                     soul,
@@ -578,11 +603,16 @@ impl Inner {
             return Ok(target);
         }
         let meta = st.meta;
-        let mut batch = std::mem::take(&mut st.batch);
+        let mut batch = sled::Batch::default();
+        for (k, v) in std::mem::take(&mut st.overlay) {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
         batch.insert(META_KEY, meta.encode().to_vec());
         let result = self.tree.apply_batch(batch).map_err(|e| self.sled(e));
         // Applied (or failed and poisoned below): sled now answers for it.
-        st.overlay.clear();
         st.puts = 0;
         result.map(|()| target)
     }

@@ -2,6 +2,7 @@
 //! writes all go through one [`Engine::ingest`]: validators, HAM against what
 //! is stored, the store, the cache, local listeners, the mesh.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -85,7 +86,7 @@ impl Engine {
                     id: id.clone(),
                 };
                 match self
-                    .ingest(graph.clone(), origin, Some(&msg), Wants::Events)
+                    .ingest(graph, origin, Some(&msg), Wants::Events)
                     .await
                     .map(|r| r.0)
                 {
@@ -128,7 +129,7 @@ impl Engine {
 
     /// Stores the data of a get reply (ours, or one this mesh routed).
     pub(super) async fn store_reply(&self, from: PeerId, msg: &Message) {
-        let Some(graph) = msg.put.clone() else {
+        let Some(graph) = &msg.put else {
             return;
         };
         let origin = Origin::Reply {
@@ -145,7 +146,7 @@ impl Engine {
     /// (registered before anything was sent), which wants them as `wants` says.
     pub(super) async fn ingest(
         &self,
-        graph: Graph,
+        graph: &Graph,
         origin: Origin,
         message: Option<&Message>,
         wants: Wants,
@@ -163,7 +164,7 @@ impl Engine {
                 if v.is_empty() { Vec::new() } else { v.clone() }
             };
             let ctx = PutContext {
-                graph: &graph,
+                graph,
                 origin: &origin,
                 message,
             };
@@ -354,7 +355,7 @@ impl Engine {
         } else {
             Wants::Events
         };
-        let (r, guard) = self.ingest(graph, Origin::Local, None, wants).await?;
+        let (r, guard) = self.ingest(&graph, Origin::Local, None, wants).await?;
         let mut ack = PutAck {
             accepted: r.accepted,
             deferred: r.deferred,
@@ -385,12 +386,14 @@ impl Engine {
 
 /// Splits a write into the keys due now and those whose state is ahead of
 /// `machine` (to apply when due).
-fn split_deferred(graph: Graph, machine: State) -> (Graph, Vec<Deferred>) {
+/// The keys due now (borrowed when that is all of them: the common case costs
+/// no copy) and those ahead of the machine clock.
+fn split_deferred(graph: &Graph, machine: State) -> (Cow<'_, Graph>, Vec<Deferred>) {
     let ahead = graph
         .nodes()
         .any(|n| n.iter().any(|(_, e)| e.state > machine));
     if !ahead {
-        return (graph, Vec::new());
+        return (Cow::Borrowed(graph), Vec::new());
     }
     let mut now = Graph::new();
     let mut deferred = Vec::new();
@@ -414,5 +417,5 @@ fn split_deferred(graph: Graph, machine: State) -> (Graph, Vec<Deferred>) {
             now.insert_node(due);
         }
     }
-    (now, deferred)
+    (Cow::Owned(now), deferred)
 }

@@ -99,7 +99,7 @@ impl Engine {
         }
         let origin = d.origin.clone();
         let r = self
-            .ingest(g, origin, None, Wants::Events)
+            .ingest(&g, origin, None, Wants::Events)
             .await
             .map(|r| r.0);
         if let Err(e) = &r {

@@ -2,8 +2,6 @@
 //! subscribed part to subscribers (AXE pushes), and kept for re-sending on
 //! every outgoing URL that has not acked it.
 
-use std::collections::HashSet;
-
 use gun_graph::Graph;
 use serde_json::Value;
 
@@ -69,56 +67,72 @@ impl Mesh {
             );
         }
         let seen_list = self.seen_list();
-        // (a) full peers, with the original id.
-        let mut full_msg = template.cloned().unwrap_or_default();
-        full_msg.id = Some(id.to_owned());
-        full_msg.reply_to = None;
-        full_msg.get = None;
-        full_msg.seen = seen_list.clone();
-        full_msg.put = Some(diff.clone());
-        // The write as it was signed goes on with its signature; anything else
-        // (a part of it, an unsigned or a local write) is signed by us, if at all.
-        match signed.filter(|s| s.put == put_digest(diff)) {
-            Some(s) => {
-                for (k, v) in &s.fields {
-                    full_msg.extra.insert(k.clone(), v.clone());
-                }
-            }
-            None => {
-                auth::strip(&mut full_msg);
-                self.sign(&mut full_msg);
-            }
-        }
-        let full_frame = encode(&full_msg);
-        let mut got_full = HashSet::new();
+        // (a) full peers, with the original id; the write is also kept for
+        // re-sending on every outgoing URL that did not ack it yet (connected
+        // ones it is sent to now, and disconnected ones). The frame is built
+        // only if one of them needs it: a relay with only clients never
+        // encodes the full write.
+        // In the peers' order (a Vec: full peers are few).
+        let mut got_full: Vec<PeerId> = Vec::new();
         for (pid, p) in &self.peers {
             if !p.full() || Some(*pid) == origin || seen.as_deref().is_some_and(|s| p.listed_in(s))
             {
                 continue;
             }
-            got_full.insert(*pid);
-            out.push(Output::Send {
-                to: *pid,
-                frame: full_frame.clone(),
-            });
+            got_full.push(*pid);
         }
-        // Keep it for re-sending on every outgoing URL that did not ack it yet:
-        // connected ones it was just sent to, and disconnected ones.
         let origin_url = origin
             .and_then(|o| self.peers.get(&o))
             .and_then(Peer::url)
             .map(str::to_owned);
-        for (url, st) in self.urls.iter_mut() {
-            let sent = st.peer.is_some_and(|p| got_full.contains(&p));
-            let down = st.peer.is_none_or(|p| !self.peers.contains_key(&p));
-            if (sent || down) && Some(url) != origin_url.as_ref() {
-                let p = PendingPut {
-                    id: id.to_owned(),
+        let resend_urls: Vec<String> = self
+            .urls
+            .iter()
+            .filter(|(url, st)| {
+                let sent = st.peer.is_some_and(|p| got_full.contains(&p));
+                let down = st.peer.is_none_or(|p| !self.peers.contains_key(&p));
+                (sent || down) && Some(*url) != origin_url.as_ref()
+            })
+            .map(|(url, _)| url.clone())
+            .collect();
+        if !got_full.is_empty() || !resend_urls.is_empty() {
+            let mut full_msg = template.cloned().unwrap_or_default();
+            full_msg.id = Some(id.to_owned());
+            full_msg.reply_to = None;
+            full_msg.get = None;
+            full_msg.seen = seen_list.clone();
+            full_msg.put = Some(diff.clone());
+            // The write as it was signed goes on with its signature; anything
+            // else (a part of it, an unsigned or a local write) is signed by
+            // us, if at all.
+            match signed.filter(|s| s.put == put_digest(diff)) {
+                Some(s) => {
+                    for (k, v) in &s.fields {
+                        full_msg.extra.insert(k.clone(), v.clone());
+                    }
+                }
+                None => {
+                    auth::strip(&mut full_msg);
+                    self.sign(&mut full_msg);
+                }
+            }
+            let full_frame = encode(&full_msg);
+            for pid in &got_full {
+                out.push(Output::Send {
+                    to: *pid,
                     frame: full_frame.clone(),
-                    at: now,
-                    origin,
-                };
-                st.add_put(url, p, &self.cfg);
+                });
+            }
+            for url in resend_urls {
+                if let Some(st) = self.urls.get_mut(&url) {
+                    let p = PendingPut {
+                        id: id.to_owned(),
+                        frame: full_frame.clone(),
+                        at: now,
+                        origin,
+                    };
+                    st.add_put(&url, p, &self.cfg);
+                }
             }
         }
         // (b) other subscribers: a push of their part, with a fresh id. Full

@@ -135,9 +135,16 @@ impl Mesh {
                 return;
             }
         }
-        if self.dup.check_and_track(&id, now) {
+        if self.dup.refresh(&id, now) {
             tracing::trace!(id, "duplicate message dropped");
             return;
+        }
+        // A get or a put is tracked below with its route (one insert); every
+        // other message now.
+        let routed =
+            m.dam.is_none() && m.reply_to.is_none() && (m.get.is_some() || m.put.is_some());
+        if !routed {
+            self.dup.insert(&id, Track::default(), now);
         }
         if let (Some(at), Some(h)) = (&m.reply_to, m.hash) {
             if self.dup.check_and_track(&answer_key(at, Some(h)), now) {

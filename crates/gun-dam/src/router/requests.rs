@@ -141,7 +141,8 @@ impl Mesh {
     /// "not found" is not sent for a get that came with a `##` or that data
     /// answered already.
     pub fn reply(&mut self, to: PeerId, mut msg: Message, now: u64) -> Vec<Output> {
-        if msg.id.is_none() {
+        let fresh = msg.id.is_none();
+        if fresh {
             msg.id = Some(self.fresh_id());
         }
         if let Some(at) = msg.reply_to.clone() {
@@ -166,7 +167,11 @@ impl Mesh {
             }
         }
         self.sign(&mut msg);
-        self.track_sent(&msg, now);
+        match (&msg.id, fresh) {
+            // An id of ours, just made: nothing to refresh.
+            (Some(id), true) => self.dup.insert(id, Track::Seen, now),
+            _ => self.track_sent(&msg, now),
+        }
         if let Some(at) = &msg.reply_to {
             // Streaming answers keep the request's route alive (as Gun.js).
             self.dup.refresh(at, now);
