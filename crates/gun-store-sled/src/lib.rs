@@ -194,24 +194,31 @@ struct Commit {
 /// `sled::Tree::apply_batch` rolls sled's I/O buffer twice per call, so every
 /// batch costs two writes and a `sync_file_range` whatever its size. Puts are
 /// therefore merged here, into one batch per group, which the flusher applies
-/// (under this lock, so a put never reads stale entries) just before the flush
-/// that makes the group durable.
+/// just before the flush that makes the group durable. While sled applies a
+/// group (milliseconds for a large one) puts go on: the group is moved to
+/// `applying`, read after the new overlay and before sled, so no put waits for
+/// the batch nor reads stale entries.
 struct Staged {
     /// The persisted counters, including staged writes.
     meta: Meta,
     /// What the staged writes changed (`None`: removed): read before sled,
     /// and turned into the group's one `sled::Batch` when it is applied (a
     /// batch keeps the last write of each key, as this map does).
-    overlay: BTreeMap<Vec<u8>, Option<sled::IVec>>,
-    /// Puts staged in `batch`.
+    overlay: Overlay,
+    /// The group sled is applying now (empty when none).
+    applying: Arc<Overlay>,
+    /// Puts staged in `overlay`.
     puts: u64,
 }
+
+type Overlay = BTreeMap<Vec<u8>, Option<sled::IVec>>;
 
 impl Staged {
     fn new(meta: Meta) -> Staged {
         Staged {
             meta,
             overlay: BTreeMap::new(),
+            applying: Arc::new(BTreeMap::new()),
             puts: 0,
         }
     }
@@ -222,6 +229,27 @@ impl Staged {
 
     fn remove(&mut self, k: Vec<u8>) {
         self.overlay.insert(k, None);
+    }
+
+    /// The staged record under `k`, newest group first: `Some(None)` when a
+    /// staged write removed it, `None` when sled answers for it.
+    fn get(&self, k: &[u8]) -> Option<&Option<sled::IVec>> {
+        self.overlay.get(k).or_else(|| self.applying.get(k))
+    }
+
+    /// Staged records in `[lo, hi)`, each key's newest (both groups).
+    fn range<'a>(
+        &'a self,
+        lo: &'a [u8],
+        hi: &'a [u8],
+    ) -> impl Iterator<Item = (&'a [u8], &'a Option<sled::IVec>)> + 'a {
+        let bounds = (Bound::Included(lo), Bound::Excluded(hi));
+        let newer = self.overlay.range::<[u8], _>(bounds);
+        let older = self
+            .applying
+            .range::<[u8], _>(bounds)
+            .filter(|(k, _)| !self.overlay.contains_key(k.as_slice()));
+        newer.chain(older).map(|(k, v)| (k.as_slice(), v))
     }
 }
 
@@ -384,7 +412,7 @@ impl Inner {
 
     /// The stored record under `k`, staged writes first.
     fn read(&self, st: &Staged, k: &[u8]) -> Result<Option<sled::IVec>, Error> {
-        match st.overlay.get(k) {
+        match st.get(k) {
             Some(v) => Ok(v.clone()),
             None => self.tree.get(k).map_err(|e| self.sled(e)),
         }
@@ -402,11 +430,7 @@ impl Inner {
         bk: &[u8],
     ) -> Result<(Option<sled::IVec>, bool), Error> {
         let hi = layout::node_end(soul);
-        let staged = st
-            .overlay
-            .range::<[u8], _>((Bound::Included(bk), Bound::Excluded(hi.as_slice())))
-            .next();
-        if staged.is_none() {
+        if st.range(bk, &hi).next().is_none() {
             return match self.tree.range(bk..hi.as_slice()).next() {
                 None => Ok((None, false)),
                 Some(Err(e)) => Err(self.sled(e)),
@@ -423,18 +447,14 @@ impl Inner {
     fn has_keys(&self, st: &Staged, soul: &str) -> Result<bool, Error> {
         let lo = layout::node_prefix(soul);
         let hi = layout::node_end(soul);
-        if st
-            .overlay
-            .range(lo.clone()..hi.clone())
-            .any(|(_, v)| v.is_some())
-        {
+        if st.range(&lo, &hi).any(|(_, v)| v.is_some()) {
             return Ok(true);
         }
-        for item in self.tree.range(lo..hi) {
+        for item in self.tree.range(lo.as_slice()..hi.as_slice()) {
             let (k, _) = item.map_err(|e| self.sled(e))?;
             // Removed by a staged write? (Only a move to the whole form,
             // which never happens: kept for correctness.)
-            if !matches!(st.overlay.get(k.as_ref()), Some(None)) {
+            if !matches!(st.get(k.as_ref()), Some(None)) {
                 return Ok(true);
             }
         }
@@ -560,12 +580,28 @@ impl Inner {
             return Ok(());
         }
         let before = current.as_ref().map_or(0, Node::len);
-        let merged = current.get_or_insert_with(|| node.select(std::iter::empty()));
-        for (key, e) in accepted {
-            // Keys of a parsed node are never "_", the only key insert refuses.
-            let _ = merged.insert(key.clone(), e.state, e.value.clone());
-            let _ = applied.put(node.soul().clone(), key.clone(), e.state, e.value.clone());
-        }
+        let merged = if accepted.len() == node.len() {
+            // All of it (a new soul, or every key newer): applied as it came,
+            // one copy of the node instead of key by key.
+            applied.insert_node(node.clone());
+            match &mut current {
+                None => current.insert(node.clone()),
+                Some(merged) => {
+                    for (key, e) in node.iter() {
+                        let _ = merged.insert(key.clone(), e.state, e.value.clone());
+                    }
+                    merged
+                }
+            }
+        } else {
+            let merged = current.get_or_insert_with(|| node.select(std::iter::empty()));
+            for (key, e) in accepted {
+                // Keys of a parsed node are never "_", the only key insert refuses.
+                let _ = merged.insert(key.clone(), e.state, e.value.clone());
+                let _ = applied.put(node.soul().clone(), key.clone(), e.state, e.value.clone());
+            }
+            merged
+        };
         let mut record = Vec::with_capacity(64 * merged.len());
         for (key, e) in merged.iter() {
             layout::blob_push(key, e.state, &e.value, &mut record);
@@ -597,23 +633,35 @@ impl Inner {
     /// Applies the staged group to sled as one batch (with the counters).
     /// Returns the sequence number it covers.
     fn apply_staged(&self) -> Result<u64, Error> {
-        let mut st = lock(&self.write);
-        let target = lock(&self.commit).applied;
-        if st.puts == 0 {
-            return Ok(target);
-        }
-        let meta = st.meta;
+        let (group, meta, target) = {
+            let mut st = lock(&self.write);
+            let target = lock(&self.commit).applied;
+            if st.puts == 0 {
+                return Ok(target);
+            }
+            let group = Arc::new(std::mem::take(&mut st.overlay));
+            st.applying = Arc::clone(&group);
+            st.puts = 0;
+            (group, st.meta, target)
+        };
+        // Outside the lock: puts go on, reading `applying` before sled.
         let mut batch = sled::Batch::default();
-        for (k, v) in std::mem::take(&mut st.overlay) {
+        for (k, v) in group.iter() {
             match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
+                Some(v) => batch.insert(k.as_slice(), v.clone()),
+                None => batch.remove(k.as_slice()),
             }
         }
         batch.insert(META_KEY, meta.encode().to_vec());
         let result = self.tree.apply_batch(batch).map_err(|e| self.sled(e));
-        // Applied (or failed and poisoned below): sled now answers for it.
-        st.puts = 0;
+        // Applied (or failed, and the store poisoned by the caller): sled
+        // answers for it now.
+        if result.is_ok() {
+            let mut st = lock(&self.write);
+            if Arc::ptr_eq(&st.applying, &group) {
+                st.applying = Arc::new(BTreeMap::new());
+            }
+        }
         result.map(|()| target)
     }
 
@@ -850,6 +898,62 @@ mod tests {
         .unwrap();
         store.put(&d).await.unwrap();
         assert_eq!(store.inner.flushes.load(Ordering::Relaxed), before);
+    }
+
+    fn one(soul: &str, key: &str, state: f64, v: &str) -> Graph {
+        let mut d = Graph::new();
+        d.put(
+            Soul::new(soul).unwrap(),
+            key,
+            State::new(state).unwrap(),
+            Value::from(v),
+        )
+        .unwrap();
+        d
+    }
+
+    /// While sled applies a group (outside the staging lock), puts merge
+    /// against that group, not against the older copy in sled.
+    #[test]
+    fn puts_during_a_group_apply_see_the_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let inner = &store.inner;
+        let (_, a) = inner.apply(&one("s", "a", 10.0, "first")).unwrap();
+        assert_eq!(a.key_count(), 1);
+        // The moment apply_staged has moved the group aside and not yet
+        // applied it to sled.
+        {
+            let mut st = lock(&inner.write);
+            st.applying = Arc::new(std::mem::take(&mut st.overlay));
+            st.puts = 0;
+        }
+        // Older than the group's entry: refused by HAM.
+        let (_, older) = inner.apply(&one("s", "a", 5.0, "older")).unwrap();
+        assert!(older.is_empty(), "an older write won over the applying group");
+        // Another key of the same soul is merged into the whole record, not
+        // written as a new node that would drop "a".
+        let (_, b) = inner.apply(&one("s", "b", 11.0, "second")).unwrap();
+        assert_eq!(b.key_count(), 1);
+        {
+            let st = lock(&inner.write);
+            let rec = st.overlay.get(&layout::blob_key("s")).unwrap().clone().unwrap();
+            let keys: Vec<String> = layout::decode_blob(&rec)
+                .unwrap()
+                .into_iter()
+                .map(|(k, _, _)| k)
+                .collect();
+            assert_eq!(keys, ["a", "b"]);
+        }
+        // Nothing of the group is lost once both groups reach sled.
+        inner.apply_staged().unwrap();
+        {
+            let mut st = lock(&inner.write);
+            st.applying = Arc::new(BTreeMap::new());
+        }
+        let node = inner.reader().node("s").unwrap().unwrap();
+        assert_eq!(node.get("a").unwrap().value, Value::from("first"));
+        assert_eq!(node.get("b").unwrap().value, Value::from("second"));
     }
 
     #[test]
