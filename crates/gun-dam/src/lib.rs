@@ -75,6 +75,6 @@ pub use frame::{
 };
 pub use message::{Get, Message, SoulQuery};
 pub use peer::{Direction, PeerId};
-pub use router::{Decoded, Decoder, Mesh, MeshConfig, Output, Role};
+pub use router::{Decoded, Decoder, Mesh, MeshConfig, OutFrame, Output, Role};
 pub use transport::{Hub, Link, Ready};
 pub use validate::{Origin, PutContext, Validator};

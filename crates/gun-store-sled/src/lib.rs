@@ -930,14 +930,22 @@ mod tests {
         }
         // Older than the group's entry: refused by HAM.
         let (_, older) = inner.apply(&one("s", "a", 5.0, "older")).unwrap();
-        assert!(older.is_empty(), "an older write won over the applying group");
+        assert!(
+            older.is_empty(),
+            "an older write won over the applying group"
+        );
         // Another key of the same soul is merged into the whole record, not
         // written as a new node that would drop "a".
         let (_, b) = inner.apply(&one("s", "b", 11.0, "second")).unwrap();
         assert_eq!(b.key_count(), 1);
         {
             let st = lock(&inner.write);
-            let rec = st.overlay.get(&layout::blob_key("s")).unwrap().clone().unwrap();
+            let rec = st
+                .overlay
+                .get(&layout::blob_key("s"))
+                .unwrap()
+                .clone()
+                .unwrap();
             let keys: Vec<String> = layout::decode_blob(&rec)
                 .unwrap()
                 .into_iter()

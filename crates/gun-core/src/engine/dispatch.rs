@@ -6,7 +6,7 @@ use std::collections::hash_map::Entry as MapEntry;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use gun_dam::{Direction, Get, Hub, Link, Message, Output, PeerId, Ready};
+use gun_dam::{Direction, Get, Hub, Link, Message, OutFrame, Output, PeerId, Ready};
 use gun_graph::{Graph, Soul};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -37,11 +37,10 @@ impl Engine {
         let mut later = Later::default();
         for o in outs {
             match o {
+                // Sent (and acks and pushes encoded) after the lock, in order.
                 Output::Send { to, frame } => {
-                    if let Some(link) = sh.links.get(&to)
-                        && let Err(e) = link.send(frame)
-                    {
-                        later.dead.push((to, format!("send failed: {e:?}")));
+                    if let Some(link) = sh.links.get(&to) {
+                        later.sends.push((to, Arc::clone(link), frame));
                     }
                 }
                 Output::InvalidPut { from, id, error } => {
@@ -82,7 +81,12 @@ impl Engine {
     }
 
     /// What [`Engine::execute_locked`] left for after the lock.
-    pub(super) fn finish(&self, later: Later) {
+    pub(super) fn finish(&self, mut later: Later) {
+        for (to, link, frame) in later.sends {
+            if let Err(e) = link.send(Arc::clone(frame.text())) {
+                later.dead.push((to, format!("send failed: {e:?}")));
+            }
+        }
         for (peer, reason) in later.dead {
             tracing::info!(?peer, %reason, "closing peer");
             let link = self.lock().links.get(&peer).cloned();
@@ -244,6 +248,9 @@ impl Engine {
 /// What [`Engine::execute_locked`] leaves for after the lock.
 #[derive(Default)]
 pub(super) struct Later {
+    /// Frames for links, in the order the mesh gave them: sent, and encoded
+    /// if they were not yet, once the lock is released.
+    sends: Vec<(PeerId, Arc<dyn Link>, OutFrame)>,
     dead: Vec<(PeerId, String)>,
     /// Messages for the engine, with the souls marked as being written and
     /// their in-flight slots.

@@ -165,7 +165,7 @@
 //! | `resend` | per-URL reconnect bookkeeping (gets and un-acked puts) |
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -214,8 +214,9 @@ pub enum Output {
     Send {
         /// The connection.
         to: PeerId,
-        /// The frame (shared between the peers that get the same text).
-        frame: Arc<str>,
+        /// The frame (shared between the peers that get the same text;
+        /// acks and pushes are encoded when their text is first taken).
+        frame: OutFrame,
     },
     /// A write from a peer (a `put` without `@`): validate it, merge it
     /// through HAM, store it, ack it with [`Mesh::reply`] (`ok`, or `err` with
@@ -322,7 +323,7 @@ pub struct Mesh {
     urls: BTreeMap<String, UrlState>,
     open: OpenGets,
     holders: Holders,
-    keepalive: Arc<str>,
+    keepalive: OutFrame,
     decoder: Arc<Decoder>,
 }
 
@@ -349,6 +350,76 @@ pub(super) fn encode(m: &Message) -> Arc<str> {
     Arc::from(m.to_json())
 }
 
+/// The text of an outgoing frame ([`Output::Send`]): either encoded already
+/// (a frame shared by several peers, or kept for re-sending), or a message
+/// encoded when the text is first asked for. An engine that routes under a
+/// lock takes the text after releasing it, so acks and pushes are encoded
+/// outside the lock.
+#[derive(Clone)]
+pub struct OutFrame(Arc<FrameText>);
+
+struct FrameText {
+    msg: Option<Message>,
+    text: OnceLock<Arc<str>>,
+}
+
+impl OutFrame {
+    /// A message to encode when its text is first needed.
+    pub fn later(msg: Message) -> OutFrame {
+        OutFrame(Arc::new(FrameText {
+            msg: Some(msg),
+            text: OnceLock::new(),
+        }))
+    }
+
+    /// The frame's text (encoding it now if it was not yet).
+    pub fn text(&self) -> &Arc<str> {
+        self.0.text.get_or_init(|| match &self.0.msg {
+            Some(m) => encode(m),
+            None => Arc::from(""),
+        })
+    }
+
+    /// Whether the text is there already (not encoded lazily, or encoded since).
+    pub fn is_encoded(&self) -> bool {
+        self.0.text.get().is_some()
+    }
+}
+
+impl From<Arc<str>> for OutFrame {
+    fn from(text: Arc<str>) -> OutFrame {
+        OutFrame(Arc::new(FrameText {
+            msg: None,
+            text: OnceLock::from(text),
+        }))
+    }
+}
+
+impl std::ops::Deref for OutFrame {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.text()
+    }
+}
+
+impl std::fmt::Display for OutFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
+impl std::fmt::Debug for OutFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self.text(), f)
+    }
+}
+
+impl PartialEq for OutFrame {
+    fn eq(&self, other: &OutFrame) -> bool {
+        **self.text() == **other.text()
+    }
+}
+
 impl Mesh {
     /// A mesh with no peers.
     pub fn new(cfg: MeshConfig) -> Mesh {
@@ -371,7 +442,7 @@ impl Mesh {
             urls: BTreeMap::new(),
             open: OpenGets::default(),
             holders: Holders::default(),
-            keepalive: Arc::from("[]"),
+            keepalive: OutFrame::from(Arc::<str>::from("[]")),
         }
     }
 

@@ -69,7 +69,7 @@ impl Mesh {
                 m.seen = seen.clone();
                 out.push(Output::Send {
                     to: peer,
-                    frame: encode(&m),
+                    frame: encode(&m).into(),
                 });
             }
         }
@@ -170,7 +170,7 @@ impl Mesh {
             self.track_sent(&m, now);
             out.push(Output::Send {
                 to: peer,
-                frame: encode(&m),
+                frame: encode(&m).into(),
             });
             return out;
         };
@@ -179,7 +179,7 @@ impl Mesh {
             self.track_sent(&m, now);
             out.push(Output::Send {
                 to: peer,
-                frame: encode(&m),
+                frame: encode(&m).into(),
             });
         }
         let max_age = self.cfg.pending_put_max_age_ms;
@@ -210,7 +210,7 @@ impl Mesh {
             self.sign(&mut m);
             out.push(Output::Send {
                 to: peer,
-                frame: encode(&m),
+                frame: encode(&m).into(),
             });
         }
         for (id, frame, origin) in puts {
@@ -226,7 +226,10 @@ impl Mesh {
                 };
                 self.dup.insert(&id, t, now);
             }
-            out.push(Output::Send { to: peer, frame });
+            out.push(Output::Send {
+                to: peer,
+                frame: frame.into(),
+            });
         }
         out
     }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::resend::PendingPut;
 use super::track::{Track, put_digest};
-use super::{Mesh, Output, Peer, encode};
+use super::{Mesh, OutFrame, Output, Peer, encode};
 use crate::auth;
 use crate::message::Message;
 use crate::peer::PeerId;
@@ -117,10 +117,11 @@ impl Mesh {
                 }
             }
             let full_frame = encode(&full_msg);
+            let shared: OutFrame = full_frame.clone().into();
             for pid in &got_full {
                 out.push(Output::Send {
                     to: *pid,
-                    frame: full_frame.clone(),
+                    frame: shared.clone(),
                 });
             }
             for url in resend_urls {
@@ -169,9 +170,10 @@ impl Mesh {
                 ..Message::default()
             };
             self.sign(&mut m);
+            // Encoded when the engine sends it, after its lock.
             out.push(Output::Send {
                 to,
-                frame: encode(&m),
+                frame: OutFrame::later(m),
             });
         }
     }

@@ -2,8 +2,6 @@
 //! each message by what it is (handshake, request, reply) — the rules of the
 //! [module docs](super).
 
-use std::sync::Arc;
-
 use rand::Rng;
 
 use gun_graph::json;
@@ -12,7 +10,7 @@ use super::decode::{Admission, Decoded};
 use super::open::OpenGet;
 use super::subs::{SubTarget, sub_target};
 use super::track::{SignedPut, Track};
-use super::{FULL_PEER_MARKER, Mesh, Output, Peer, answer_key, encode, parse_seen};
+use super::{FULL_PEER_MARKER, Mesh, OutFrame, Output, Peer, answer_key, encode, parse_seen};
 use crate::Error;
 use crate::message::{Get, Message};
 use crate::peer::PeerId;
@@ -91,7 +89,7 @@ impl Mesh {
                     self.track_sent(&m, now);
                     out.push(Output::Send {
                         to: peer,
-                        frame: encode(&m),
+                        frame: encode(&m).into(),
                     });
                 }
                 Err(e) => {
@@ -243,7 +241,7 @@ impl Mesh {
         seen: Option<&[String]>,
         out: &mut Vec<Output>,
     ) -> Vec<PeerId> {
-        let mut frame: Option<Arc<str>> = None;
+        let mut frame: Option<OutFrame> = None;
         let max = self.cfg.max_resend_gets;
         for id in &self.full_peers {
             let Some(p) = self.peers.get(id) else {
@@ -252,7 +250,7 @@ impl Mesh {
             if !p.full() || Some(*id) == from || seen.is_some_and(|s| p.listed_in(s)) {
                 continue;
             }
-            let f = frame.get_or_insert_with(|| encode(m)).clone();
+            let f = frame.get_or_insert_with(|| encode(m).into()).clone();
             out.push(Output::Send { to: *id, frame: f });
             if let Some(url) = p.url()
                 && let Some(st) = self.urls.get_mut(url)
@@ -263,7 +261,7 @@ impl Mesh {
         let n = self.cfg.get_fanout.min(self.cfg.max_get_asks);
         let asked = self.pick_clients(from, get, seen, n, &[]);
         for to in &asked {
-            let f = frame.get_or_insert_with(|| encode(m)).clone();
+            let f = frame.get_or_insert_with(|| encode(m).into()).clone();
             out.push(Output::Send { to: *to, frame: f });
         }
         asked
@@ -376,7 +374,7 @@ impl Mesh {
                 self.track_sent(&answer, now);
                 out.push(Output::Send {
                     to: from,
-                    frame: encode(&answer),
+                    frame: encode(&answer).into(),
                 });
             }
             "hi" => tracing::trace!(peer = from.0, "dam hi"),
@@ -456,7 +454,7 @@ impl Mesh {
                 if self.peers.contains_key(&origin) {
                     out.push(Output::Send {
                         to: origin,
-                        frame: encode(&m),
+                        frame: encode(&m).into(),
                     });
                 } else {
                     tracing::debug!(at, "reply for a peer that is gone");
@@ -483,7 +481,7 @@ impl Mesh {
                     Some(o) if self.peers.contains_key(&o) => {
                         out.push(Output::Send {
                             to: o,
-                            frame: encode(&ack),
+                            frame: encode(&ack).into(),
                         });
                     }
                     Some(_) => tracing::debug!(at, "push ack for a writer that is gone"),
@@ -519,7 +517,7 @@ impl Mesh {
         }
         let mut m = msg;
         m.seen = self.seen_list();
-        let frame = encode(&m);
+        let frame: OutFrame = encode(&m).into();
         for to in next {
             out.push(Output::Send {
                 to,

@@ -2,7 +2,7 @@
 //! to messages received, replies to a peer's request, and the passing of time.
 
 use super::track::Track;
-use super::{Mesh, Output, Role, answer_key, encode};
+use super::{Mesh, OutFrame, Output, Role, answer_key, encode};
 use crate::message::Message;
 use crate::peer::PeerId;
 
@@ -30,7 +30,7 @@ impl Mesh {
             // forwarded get: a relay's own read never asks every browser.
             let n = self.cfg.get_fanout;
             let clients = self.pick_clients(None, &get, None, n, &[]);
-            let frame = encode(&msg);
+            let frame: OutFrame = encode(&msg).into();
             let out = self
                 .peers
                 .iter()
@@ -68,7 +68,7 @@ impl Mesh {
 
     /// One frame of `msg`, sent to every connected peer.
     fn to_every_peer(&self, msg: &Message) -> Vec<Output> {
-        let frame = encode(msg);
+        let frame: OutFrame = encode(msg).into();
         self.peers
             .keys()
             .map(|to| Output::Send {
@@ -108,7 +108,7 @@ impl Mesh {
             id,
             vec![Output::Send {
                 to,
-                frame: encode(&msg),
+                frame: encode(&msg).into(),
             }],
         )
     }
@@ -126,7 +126,7 @@ impl Mesh {
             id,
             vec![Output::Send {
                 to,
-                frame: encode(&msg),
+                frame: encode(&msg).into(),
             }],
         )
     }
@@ -184,9 +184,10 @@ impl Mesh {
             tracing::debug!(peer = to.0, "reply for a peer that is gone");
             return Vec::new();
         }
+        // Encoded when the engine sends it, after its lock.
         vec![Output::Send {
             to,
-            frame: encode(&msg),
+            frame: OutFrame::later(msg),
         }]
     }
 
