@@ -174,3 +174,75 @@ fn late_clients_are_asked_within_the_bounds_and_full_peers_always() {
     );
     assert_eq!(up.len(), 40);
 }
+
+/// A write is checked against the peers subscribed to its souls (an index),
+/// not against every connection: with 3,000 clients each subscribed to its
+/// own soul and to a shared one, a write to one client's soul is pushed to
+/// that client alone, a write to the shared soul to all of them, and the index
+/// forgets the clients that leave.
+#[test]
+fn writes_reach_their_subscribers_through_an_index_that_forgets_leavers() {
+    let mut r = relay();
+    let n = 3_000;
+    clients(&mut r, n);
+    for i in 1..=n {
+        r.receive(
+            PeerId(i),
+            &format!(r##"{{"#":"own{i}","get":{{"#":"own/{i}"}}}}"##),
+            1,
+        );
+        r.receive(
+            PeerId(i),
+            &format!(r##"{{"#":"sh{i}","get":{{"#":"shared"}}}}"##),
+            1,
+        );
+    }
+    assert_eq!(r.indexed_subscriptions(), 2 * n as usize);
+    let put = |soul: &str, id: &str| {
+        format!(
+            r##"{{"#":"{id}","put":{{"{soul}":{{"_":{{"#":"{soul}",">":{{"k":1}}}},"k":"v"}}}}}}"##
+        )
+    };
+    // A write to client 7's soul, from client 8: one push, to client 7.
+    let out = r.receive(PeerId(8), &put("own/7", "w1"), 2);
+    let pushed: Vec<PeerId> = sends(&out)
+        .into_iter()
+        .filter(|(_, f)| msgs(f).iter().any(|v| v.get("put").is_some()))
+        .map(|(p, _)| p)
+        .collect();
+    assert!(
+        pushed.is_empty(),
+        "pushed before the engine accepted it: {pushed:?}"
+    );
+    let w1 = Soul::new("own/7").unwrap();
+    let mut g = gun_graph::Graph::new();
+    g.put(
+        w1,
+        "k",
+        gun_graph::State::new(1.0).unwrap(),
+        gun_graph::Value::from("v"),
+    )
+    .unwrap();
+    let out = r.publish(&g, Some((PeerId(8), "w1".into())), 3);
+    let pushed: Vec<PeerId> = sends(&out).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(pushed, [PeerId(7)]);
+    // The shared soul reaches every subscriber (the writer too: it is pushed
+    // its write with a fresh id, as before the index).
+    let mut g = gun_graph::Graph::new();
+    g.put(
+        Soul::new("shared").unwrap(),
+        "k",
+        gun_graph::State::new(1.0).unwrap(),
+        gun_graph::Value::from("v"),
+    )
+    .unwrap();
+    let out = r.publish(&g, Some((PeerId(8), "w2".into())), 4);
+    assert_eq!(sends(&out).len(), n as usize);
+    // Half of the clients leave: their index entries go with them.
+    for i in 1..=n / 2 {
+        r.disconnect(PeerId(i));
+    }
+    assert_eq!(r.indexed_subscriptions(), n as usize);
+    let out = r.publish(&g, Some((PeerId(n), "w3".into())), 5);
+    assert_eq!(sends(&out).len(), (n / 2) as usize);
+}

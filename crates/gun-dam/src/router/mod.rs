@@ -185,6 +185,7 @@ mod publish;
 mod receive;
 mod requests;
 mod resend;
+mod subindex;
 mod subs;
 mod track;
 
@@ -200,6 +201,7 @@ use holders::Holders;
 use open::OpenGets;
 use peers::Peer;
 use resend::UrlState;
+use subindex::SubIndex;
 use track::Track;
 
 /// What the mesh asks of whoever drives it (the engine), in order. The mesh
@@ -323,6 +325,8 @@ pub struct Mesh {
     urls: BTreeMap<String, UrlState>,
     open: OpenGets,
     holders: Holders,
+    /// Who subscribed to each soul (see `subindex`).
+    subindex: SubIndex,
     keepalive: OutFrame,
     decoder: Arc<Decoder>,
 }
@@ -442,6 +446,7 @@ impl Mesh {
             urls: BTreeMap::new(),
             open: OpenGets::default(),
             holders: Holders::default(),
+            subindex: SubIndex::default(),
             keepalive: OutFrame::from(Arc::<str>::from("[]")),
         }
     }
@@ -468,6 +473,12 @@ impl Mesh {
     /// [`MeshConfig::max_holder_souls`].
     pub fn holder_souls(&self) -> usize {
         self.holders.len()
+    }
+
+    /// (soul, peer) pairs in the subscription index that publishing a write
+    /// consults (stale pairs included until the next sweep, every 30 s).
+    pub fn indexed_subscriptions(&self) -> usize {
+        self.subindex.len()
     }
 
     /// The connected peers, in id order.

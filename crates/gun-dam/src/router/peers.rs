@@ -240,6 +240,12 @@ impl Mesh {
     pub fn disconnect(&mut self, peer: PeerId) {
         self.open.forget_peer(peer);
         self.full_peers.remove(&peer);
+        if let Some(p) = self.peers.get(&peer) {
+            for soul in p.subs.soul_names() {
+                self.subindex.forget(soul, peer);
+            }
+            self.subindex.forget_lex(peer);
+        }
         if let Some(p) = self.peers.remove(&peer)
             && let Some(url) = p.url()
             && let Some(st) = self.urls.get_mut(url)

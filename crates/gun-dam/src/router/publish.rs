@@ -142,13 +142,35 @@ impl Mesh {
         // `#` its dedup cannot recognise) would only carry the write back
         // over the link.
         let n = self.peers.len();
-        let pushes: Vec<(PeerId, Graph)> = self
-            .peers
-            .iter()
-            .filter(|(pid, p)| !got_full.contains(*pid) && !p.full())
-            .map(|(pid, p)| (*pid, p.subs.select(diff)))
-            .filter(|(_, g)| !g.is_empty())
-            .collect();
+        // Only the peers the index names for these souls are checked (a
+        // write costs O(its subscribers), not O(connections)); the index's
+        // stale entries met here are dropped.
+        let mut candidates = self.subindex.candidates(diff.souls().map(|s| s.as_str()));
+        candidates.sort_unstable();
+        let mut pushes: Vec<(PeerId, Graph)> = Vec::new();
+        for pid in candidates {
+            match self.peers.get(&pid) {
+                Some(p) if got_full.contains(&pid) || p.full() => {}
+                Some(p) => {
+                    let part = p.subs.select(diff);
+                    if part.is_empty() {
+                        for soul in diff.souls() {
+                            if !p.subs.names(soul.as_str()) {
+                                self.subindex.forget(soul.as_str(), pid);
+                            }
+                        }
+                    } else {
+                        pushes.push((pid, part));
+                    }
+                }
+                None => {
+                    for soul in diff.souls() {
+                        self.subindex.forget(soul.as_str(), pid);
+                    }
+                    self.subindex.forget_lex(pid);
+                }
+            }
+        }
         for (to, part) in pushes {
             let push_id = self.fresh_id();
             self.dup.insert(

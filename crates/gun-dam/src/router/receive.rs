@@ -190,6 +190,7 @@ impl Mesh {
             let max = self.cfg.max_subscriptions_per_peer;
             if let Some(p) = self.peers.get_mut(&from) {
                 p.subs.add(sub, max);
+                self.subindex.add(sub, from);
             }
             let mut fwd = m.clone();
             fwd.seen = self.seen_list();
@@ -431,6 +432,7 @@ impl Mesh {
                     && let Some(p) = self.peers.get_mut(&from)
                 {
                     p.subs.add(sub, max);
+                    self.subindex.add(sub, from);
                 }
                 let not_found = m.put.is_none() && m.ok.is_none() && m.err.is_none();
                 if m.put.as_ref().is_some_and(|g| !g.is_empty()) {

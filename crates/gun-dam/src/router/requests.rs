@@ -199,6 +199,12 @@ impl Mesh {
         let mut out = Vec::new();
         self.dup.expire(now);
         self.open.expire(now, self.cfg.open_get_ms);
+        let peers = &self.peers;
+        self.subindex.sweep(
+            now,
+            |soul, p| peers.get(&p).is_some_and(|p| p.subs.names(soul)),
+            |p| peers.get(&p).is_some_and(|p| p.subs.has_lex()),
+        );
         let max_age = self.cfg.pending_put_max_age_ms;
         for (url, st) in self.urls.iter_mut() {
             st.expire_puts(url, now, max_age);

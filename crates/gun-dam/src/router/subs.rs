@@ -173,6 +173,21 @@ impl Subs {
         }
     }
 
+    /// The souls subscribed to by name (whole or some keys).
+    pub(super) fn soul_names(&self) -> impl Iterator<Item = &str> {
+        self.souls.keys().map(|s| &**s)
+    }
+
+    /// Whether `soul` is subscribed to by name (whole or some keys).
+    pub(super) fn names(&self, soul: &str) -> bool {
+        self.souls.contains_key(soul)
+    }
+
+    /// Whether any lexical subscription is held.
+    pub(super) fn has_lex(&self) -> bool {
+        !self.lex.is_empty()
+    }
+
     /// The part of `diff` this peer subscribed to.
     pub(super) fn select(&self, diff: &Graph) -> Graph {
         let mut g = Graph::new();
