@@ -82,6 +82,21 @@ struct Args {
     /// Name of the relay in the report.
     #[arg(long, default_value = "relay")]
     label: String,
+    /// Run id (souls and the write's marker are named after it): give several
+    /// instances the same one so that their clients share the shared soul.
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Several instances (each against its own relay of a fleet) meet in this
+    /// directory: each says it is settled there, the writer waits for
+    /// `--instances` of them, writes, and leaves the write's time for the others.
+    #[arg(long)]
+    sync_dir: Option<std::path::PathBuf>,
+    /// Instances that meet in `--sync-dir` (the writer's included).
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
+    /// Do not write: take the write's time from `--sync-dir` (another instance writes).
+    #[arg(long)]
+    follower: bool,
 }
 
 /// The write's marker: clients look for it in every frame once it is set.
@@ -103,7 +118,8 @@ struct Totals {
     blocks: Mutex<Vec<(usize, u64)>>,
     close_reasons: Mutex<BTreeMap<String, usize>>,
     fail_reasons: Mutex<BTreeMap<String, usize>>,
-    /// Micros from the write to its arrival, per client (0: not yet).
+    /// When the write arrived, per client, in micros since the Unix epoch (0: not yet;
+    /// absolute, so that instances of a fleet run compare with the writer's time).
     arrivals: Vec<AtomicU64>,
 }
 
@@ -203,13 +219,16 @@ async fn client(run: Arc<Run>, i: usize, permit: tokio::sync::OwnedSemaphorePerm
             .unwrap_or_else(PoisonError::into_inner)
             .push((n, run.ms()));
     }
+    // Ids and the own soul name the instance too: the instances of a fleet run share
+    // the run id, and a get id seen twice is a duplicate to the relays.
+    let label = &run.args.label;
     let own = [
-        format!("c{}.{i}a", run.run_id),
-        format!("c{}.{i}b", run.run_id),
+        format!("c{}.{label}.{i}a", run.run_id),
+        format!("c{}.{label}.{i}b", run.run_id),
     ];
     let mut ws = ws;
     let gets = [
-        json!({"#": own[0], "get": {"#": format!("load/{}/c{i}", run.run_id)}}),
+        json!({"#": own[0], "get": {"#": format!("load/{}/{label}/c{i}", run.run_id)}}),
         json!({"#": own[1], "get": {"#": run.shared_soul}}),
     ];
     for g in gets {
@@ -252,12 +271,11 @@ async fn client(run: Arc<Run>, i: usize, permit: tokio::sync::OwnedSemaphorePerm
                 .fetch_max(run.ms(), Ordering::Relaxed);
         }
         if !reached
-            && let (Some(tok), Some(at)) = (TOKEN.get(), run.write_at.get())
+            && let Some(tok) = TOKEN.get()
             && text.contains(tok.as_str())
         {
             reached = true;
-            let us = (at.elapsed().as_micros() as u64).max(1);
-            run.totals.arrivals[i].store(us, Ordering::Relaxed);
+            run.totals.arrivals[i].store(unix_us(), Ordering::Relaxed);
             run.totals.reached.fetch_add(1, Ordering::Relaxed);
         }
         if text.contains("\"get\"") {
@@ -267,6 +285,25 @@ async fn client(run: Arc<Run>, i: usize, permit: tokio::sync::OwnedSemaphorePerm
     }
     run.totals.closed.fetch_add(1, Ordering::Relaxed);
     bump(&run.totals.close_reasons, "end of stream".into());
+}
+
+/// Micros since the Unix epoch (comparable between processes on one machine).
+fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Polls `done` every 20 ms for at most `secs`; answers whether it came true.
+async fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() >= Duration::from_secs(secs) {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
 }
 
 /// VmRSS of `pid` in KiB.
@@ -326,13 +363,22 @@ async fn run(args: Args) -> Result<(), String> {
         .and_then(|r| r.split('/').next())
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| format!("--url {} is not ws://IP:PORT/PATH", args.url))?;
-    let run_id = format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0)
-    );
+    let run_id = args.run_id.clone().unwrap_or_else(|| {
+        format!(
+            "{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0)
+        )
+    });
+    if args.follower && args.sync_dir.is_none() {
+        return Err(
+            "--follower needs --sync-dir (where the writer leaves the write's time)".into(),
+        );
+    }
+    // The write's marker: no frame holds it before the write.
+    let _ = TOKEN.set(format!("fan-{run_id}"));
     let conns = args.conns;
     let run = Arc::new(Run {
         shared_soul: format!("load/{run_id}/shared"),
@@ -350,9 +396,15 @@ async fn run(args: Args) -> Result<(), String> {
     let rss_start = rss_kib(run.args.relay_pid);
 
     // The writer connects first, from 127.0.0.1.
-    let mut writer = open(&run, Ipv4Addr::LOCALHOST)
-        .await
-        .map_err(|e| format!("writer: {e}"))?;
+    let mut writer = if run.args.follower {
+        None
+    } else {
+        Some(
+            open(&run, Ipv4Addr::LOCALHOST)
+                .await
+                .map_err(|e| format!("writer: {e}"))?,
+        )
+    };
 
     // Connect phase.
     let slots = Arc::new(Semaphore::new(run.args.in_flight.max(1)));
@@ -456,23 +508,70 @@ async fn run(args: Args) -> Result<(), String> {
     let open_before_write =
         run.totals.connected.load(Ordering::Relaxed) - run.totals.closed.load(Ordering::Relaxed);
 
-    // One write to the shared soul.
-    let token = format!("fan-{}", run.run_id);
-    let _ = TOKEN.set(token.clone());
-    let state = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let soul = run.shared_soul.clone();
-    let put = json!({
-        "#": format!("w{}", run.run_id),
-        "put": {soul.clone(): {"_": {"#": soul, ">": {"v": state}}, "v": token}}
-    });
-    let _ = run.write_at.set(Instant::now());
-    writer
-        .send(Message::text(put.to_string()))
-        .await
-        .map_err(|e| format!("writer: {e}"))?;
+    // A fleet run: say this instance is settled; the writer waits for all.
+    if let Some(dir) = &run.args.sync_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("--sync-dir: {e}"))?;
+        std::fs::write(dir.join(format!("ready.{}", run.args.label)), b"")
+            .map_err(|e| format!("--sync-dir: {e}"))?;
+        if writer.is_some() {
+            let n = run.args.instances;
+            let all = wait_until(run.args.settle_max_secs, || {
+                std::fs::read_dir(dir).is_ok_and(|d| {
+                    d.filter_map(Result::ok)
+                        .filter(|e| e.file_name().to_string_lossy().starts_with("ready."))
+                        .count()
+                        >= n
+                })
+            })
+            .await;
+            if !all {
+                eprintln!("gun-load: not every instance settled in time; writing anyway");
+            }
+        }
+    }
+
+    // One write to the shared soul (by the writer instance).
+    let token = TOKEN.get().cloned().unwrap_or_default();
+    let write_us = match writer.as_mut() {
+        Some(writer) => {
+            let state = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            let soul = run.shared_soul.clone();
+            let put = json!({
+                "#": format!("w{}", run.run_id),
+                "put": {soul.clone(): {"_": {"#": soul, ">": {"v": state}}, "v": token}}
+            });
+            let _ = run.write_at.set(Instant::now());
+            let at = unix_us();
+            writer
+                .send(Message::text(put.to_string()))
+                .await
+                .map_err(|e| format!("writer: {e}"))?;
+            if let Some(dir) = &run.args.sync_dir {
+                let tmp = dir.join("write.tmp");
+                std::fs::write(&tmp, at.to_string())
+                    .and_then(|()| std::fs::rename(&tmp, dir.join("write")))
+                    .map_err(|e| format!("--sync-dir: {e}"))?;
+            }
+            at
+        }
+        None => {
+            let file = run.args.sync_dir.as_ref().map(|d| d.join("write"));
+            let mut at = None;
+            let wait = run.args.settle_max_secs + run.args.fanout_secs;
+            wait_until(wait, || {
+                at = file
+                    .as_ref()
+                    .and_then(|f| std::fs::read_to_string(f).ok())
+                    .and_then(|t| t.trim().parse::<u64>().ok());
+                at.is_some()
+            })
+            .await;
+            at.ok_or("the writer instance left no write time in --sync-dir")?
+        }
+    };
     let fan_start = Instant::now();
     while run.totals.reached.load(Ordering::Relaxed) < open_before_write
         && fan_start.elapsed() < Duration::from_secs(run.args.fanout_secs)
@@ -486,9 +585,16 @@ async fn run(args: Args) -> Result<(), String> {
         .iter()
         .map(|a| a.load(Ordering::Relaxed))
         .filter(|&us| us > 0)
+        .map(|us| us.saturating_sub(write_us).max(1))
         .collect();
     arrivals.sort_unstable();
     let reached = arrivals.len();
+    if let Some(dir) = &run.args.sync_dir {
+        // Every client's delay, for percentiles over the whole fleet.
+        let text: String = arrivals.iter().map(|us| format!("{us}\n")).collect();
+        std::fs::write(dir.join(format!("arrivals.{}", run.args.label)), text)
+            .map_err(|e| format!("--sync-dir: {e}"))?;
+    }
 
     let blocks = run
         .totals
@@ -512,6 +618,8 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let result = json!({
         "relay": run.args.label,
+        "runId": run.run_id,
+        "writer": !run.args.follower,
         "requested": conns,
         "connected": connected,
         "failed": run.totals.failed.load(Ordering::Relaxed),

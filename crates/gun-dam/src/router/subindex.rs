@@ -147,24 +147,34 @@ impl SubIndex {
         self.last_sweep = now;
         let mut entries = 0;
         self.souls.retain(|soul, peers| {
-            let kept: Vec<PeerId> = peers.iter().filter(|p| still(soul, *p)).collect();
-            entries += kept.len();
-            match kept.as_slice() {
-                [] => false,
-                [one] => {
-                    *peers = Peers::One(*one);
-                    true
+            match peers {
+                Peers::One(p) => {
+                    if !still(soul, *p) {
+                        return false;
+                    }
                 }
-                _ => {
-                    if let Peers::Many(set) = peers {
-                        set.retain(|p| kept.contains(p));
-                        if set.capacity() > 2 * set.len() + 8 {
-                            set.shrink_to_fit();
+                Peers::Many(set) => {
+                    set.retain(|p| still(soul, *p));
+                    match set.len() {
+                        0 => return false,
+                        1 => {
+                            if let Some(&p) = set.iter().next() {
+                                *peers = Peers::One(p);
+                            }
+                        }
+                        n => {
+                            if set.capacity() > 2 * n + 8 {
+                                set.shrink_to_fit();
+                            }
                         }
                     }
-                    true
                 }
             }
+            entries += match peers {
+                Peers::One(_) => 1,
+                Peers::Many(set) => set.len(),
+            };
+            true
         });
         self.entries = entries;
         self.lex.retain(|p| lex_still(*p));
