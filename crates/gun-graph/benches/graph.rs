@@ -6,11 +6,8 @@ use std::hint::black_box;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use gun_graph::{Graph, Soul, State, Value, json};
 
-fn ten_field_put(soul: &str, state: f64) -> String {
-    format!(
-        r##"{{"{soul}":{{"_":{{"#":"{soul}",">":{{"f0":{state},"f1":{state},"f2":{state},"f3":{state},"f4":{state},"f5":{state},"f6":{state},"f7":{state},"f8":{state},"f9":{state}}}}},"f0":"Alice","f1":30,"f2":true,"f3":null,"f4":{{"#":"{soul}/car"}},"f5":"a longer string value with some words in it","f6":-12.5,"f7":"x","f8":1795643412520,"f9":"\u00e9t\u00e9 \ud83d\ude00"}}}}"##
-    )
-}
+mod fixtures;
+use fixtures::{hundred_node_put, ten_field_put};
 
 fn bench(c: &mut Criterion) {
     let now = State::new(1_795_643_500_000.0).unwrap();
@@ -41,15 +38,7 @@ fn bench(c: &mut Criterion) {
 
     // Parse + validate puts.
     let mut g = c.benchmark_group("parse");
-    let mut batch = String::from("{");
-    for i in 0..100 {
-        if i > 0 {
-            batch.push(',');
-        }
-        let one = ten_field_put(&format!("soul{i}"), 1_795_643_412_520.0 + i as f64);
-        batch.push_str(&one[1..one.len() - 1]);
-    }
-    batch.push('}');
+    let batch = hundred_node_put();
     g.throughput(Throughput::Bytes(batch.len() as u64));
     g.bench_function("put_100_nodes", |bn| {
         bn.iter(|| Graph::from_wire(black_box(&batch)).unwrap())
