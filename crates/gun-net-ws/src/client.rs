@@ -423,8 +423,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let began = Instant::now();
-    let conn = Arc::new(ConnShared::new());
-    let (link, rx) = WsLink::new(opts.send_queue, conn.clone());
+    let conn = Arc::new(ConnShared::new(opts.send_queue));
+    let link = WsLink::new(conn.clone());
     shared
         .traffic
         .lock()
@@ -449,7 +449,7 @@ where
         idle_timeout: opts.idle_timeout,
         rate_limit: None,
     };
-    let drive = conn::drive(ws, &**hub, peer, &conn, rx, cfg);
+    let drive = conn::drive(ws, &**hub, peer, conn.clone(), cfg);
     tokio::pin!(drive);
     let (cause, reason) = tokio::select! {
         ended = &mut drive => ended,

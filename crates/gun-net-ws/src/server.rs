@@ -482,7 +482,11 @@ async fn handle_socket(
         Box::pin(async {
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
             match timeout(shared.opts.handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => serve(stream, remote, &shared).await,
+                Ok(Ok(stream)) => {
+                    if let Some((ws, _ip_slot)) = serve(stream, remote, &shared).await {
+                        run_websocket(ws, remote, &shared).await;
+                    }
+                }
                 Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
                 Err(_) => debug!("TLS handshake timed out"),
             }
@@ -490,10 +494,27 @@ async fn handle_socket(
         .await;
         return;
     }
-    serve(tcp, remote, &shared).await;
+    // The request and the upgrade are boxed, and freed once done: an open WebSocket's task
+    // then holds only the connection (issue 15: memory per idle connection).
+    let upgraded = Box::pin(serve(tcp, remote, &shared)).await;
+    let Some((run, _ip_slot)) =
+        upgraded.map(|(ws, slot)| (run_websocket(ws, remote, &shared), slot))
+    else {
+        return;
+    };
+    run.await;
 }
 
-async fn serve<S>(mut stream: S, remote: SocketAddr, shared: &Arc<Shared>)
+/// An upgraded connection and its slot among its address's connections.
+type Upgraded<'a, S> = (WebSocketStream<S>, Option<IpSlot<'a>>);
+
+/// Reads the request head; answers plain HTTP requests (and refusals) and returns `None`, or
+/// upgrades a WebSocket request on the Gun path and returns the connection.
+async fn serve<S>(
+    mut stream: S,
+    remote: SocketAddr,
+    shared: &Arc<Shared>,
+) -> Option<Upgraded<'_, S>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -507,31 +528,34 @@ where
     {
         Err(_) => {
             debug!("request head not received in time");
-            return http::write_response(
+            http::write_response(
                 &mut stream,
                 &HttpResponse::text(408, "Request Timeout\n"),
                 false,
             )
             .await;
+            return None;
         }
-        Ok(Err(HeadError::Gone)) => return,
+        Ok(Err(HeadError::Gone)) => return None,
         Ok(Err(HeadError::TooLarge)) => {
             count_http(shared);
-            return http::write_response(
+            http::write_response(
                 &mut stream,
                 &HttpResponse::text(431, "Request Header Fields Too Large\n"),
                 false,
             )
             .await;
+            return None;
         }
         Ok(Err(HeadError::Malformed)) => {
             count_http(shared);
-            return http::write_response(
+            http::write_response(
                 &mut stream,
                 &HttpResponse::text(400, "Bad Request\n"),
                 false,
             )
             .await;
+            return None;
         }
         Ok(Ok(head)) => head,
     };
@@ -540,18 +564,20 @@ where
         if head.path != opts.path {
             debug!(path = %head.path, "websocket upgrade on another path");
             count_http(shared);
-            return http::write_response(&mut stream, &HttpResponse::not_found(), false).await;
+            http::write_response(&mut stream, &HttpResponse::not_found(), false).await;
+            return None;
         }
         let accept = match head.websocket_accept() {
             Ok(accept) => accept,
             Err(refusal) => {
                 count_http(shared);
-                return http::write_response(&mut stream, &refusal, false).await;
+                http::write_response(&mut stream, &refusal, false).await;
+                return None;
             }
         };
-        let Some(_ip_slot) = shared.ip_slot(remote.ip()) else {
+        let Some(ip_slot) = shared.ip_slot(remote.ip()) else {
             count_http(shared);
-            return http::write_response(
+            http::write_response(
                 &mut stream,
                 &HttpResponse::text(
                     429,
@@ -560,6 +586,7 @@ where
                 false,
             )
             .await;
+            return None;
         };
         if stream
             .write_all(&http::switching_protocols(&accept))
@@ -567,7 +594,7 @@ where
             .is_err()
             || stream.flush().await.is_err()
         {
-            return;
+            return None;
         }
         let rest = head.rest;
         // The request's other parts are not needed any more: free them now rather than when
@@ -580,11 +607,11 @@ where
             Some(conn::ws_config(opts.max_message_bytes)),
         )
         .await;
-        // Boxed, as is the plain HTTP path: the task then holds only the phase it is in.
-        Box::pin(run_websocket(ws, remote, shared)).await;
-        return;
+        return Some((ws, ip_slot));
     }
+    // Boxed: its answer path should not add to the size of the upgrade's future.
     Box::pin(serve_http(stream, head, remote, deadline, shared)).await;
+    None
 }
 
 /// Answers one plain HTTP request whose head was read.
@@ -644,13 +671,20 @@ fn count_http(shared: &Shared) {
     shared.http_requests.fetch_add(1, Ordering::Relaxed);
 }
 
-async fn run_websocket<S>(ws: WebSocketStream<S>, remote: SocketAddr, shared: &Arc<Shared>)
+/// Attaches an upgraded connection to the hub and registers it, and returns the future that
+/// runs it. A plain function building the future: an `async fn` would keep the socket it is
+/// given beside the driver it moves it into.
+fn run_websocket<'a, S>(
+    ws: WebSocketStream<S>,
+    remote: SocketAddr,
+    shared: &'a Arc<Shared>,
+) -> impl Future<Output = ()> + 'a
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + 'a,
 {
     let opts = &shared.opts;
-    let conn = Arc::new(ConnShared::new());
-    let (link, rx) = WsLink::new(opts.send_queue, conn.clone());
+    let conn = Arc::new(ConnShared::new(opts.send_queue));
+    let link = WsLink::new(conn.clone());
     let attachment = Attachment::new(&*shared.hub, Arc::new(link), Direction::Incoming);
     let peer = attachment.peer;
     let registered = Registered::new(shared, peer, remote, conn.clone());
@@ -661,22 +695,27 @@ where
         idle_timeout: opts.idle_timeout,
         rate_limit: opts.rate_limit,
     };
-    let (cause, reason) = conn::drive(ws, &*shared.hub, peer, &conn, rx, cfg).await;
-    drop(attachment);
-    drop(registered);
-    match cause {
-        CloseCause::SlowPeer => shared.registry().slow_peer_closes += 1,
-        CloseCause::TooBig => shared.registry().oversize_closes += 1,
-        CloseCause::RateLimited => shared.registry().rate_limit_closes += 1,
-        _ => {}
+    let mut driver = conn::drive(ws, &*shared.hub, peer, conn, cfg);
+    async move {
+        // Awaited in place (it is `Unpin`): `driver.await` would move it into a second slot.
+        let (cause, reason) = (&mut driver).await;
+        drop(driver);
+        drop(attachment);
+        drop(registered);
+        match cause {
+            CloseCause::SlowPeer => shared.registry().slow_peer_closes += 1,
+            CloseCause::TooBig => shared.registry().oversize_closes += 1,
+            CloseCause::RateLimited => shared.registry().rate_limit_closes += 1,
+            _ => {}
+        }
+        if matches!(
+            cause,
+            CloseCause::SlowPeer | CloseCause::TooBig | CloseCause::RateLimited
+        ) {
+            info!(%remote, peer = peer.0, reason, "connection closed by the server");
+        }
+        debug!(peer = peer.0, ?cause, reason, "websocket peer detached");
     }
-    if matches!(
-        cause,
-        CloseCause::SlowPeer | CloseCause::TooBig | CloseCause::RateLimited
-    ) {
-        info!(%remote, peer = peer.0, reason, "connection closed by the server");
-    }
-    debug!(peer = peer.0, ?cause, reason, "websocket peer detached");
 }
 
 /// Resolves once `true` was sent (or the sender is gone).
