@@ -184,7 +184,7 @@ impl Mesh {
         let fwd = if let (Some(sub), Some(get)) = (&sub, &m.get) {
             let max = self.cfg.max_subscriptions_per_peer;
             if let Some(p) = self.peers.get_mut(&from) {
-                p.subs.add(sub, max);
+                self.subs_evicted += p.subs.add(sub, max);
             }
             let mut fwd = m.clone();
             fwd.seen = self.seen_list();
@@ -425,7 +425,7 @@ impl Mesh {
                 if let (Some(sub), true) = (&sub, m.put.is_some())
                     && let Some(p) = self.peers.get_mut(&from)
                 {
-                    p.subs.add(sub, max);
+                    self.subs_evicted += p.subs.add(sub, max);
                 }
                 let not_found = m.put.is_none() && m.ok.is_none() && m.err.is_none();
                 if m.put.as_ref().is_some_and(|g| !g.is_empty()) {
