@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -314,6 +315,8 @@ pub(crate) struct ConnConfig {
     pub(crate) idle_timeout: Option<Duration>,
     /// Incoming data frames per second (server side).
     pub(crate) rate_limit: Option<crate::RateLimit>,
+    /// Mask our frames: the client side (RFC 6455 5.3).
+    pub(crate) masked: bool,
 }
 
 /// A token bucket over a connection's incoming data frames.
@@ -385,7 +388,7 @@ pub(crate) fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
 /// `async fn`): an `async fn` keeps its arguments, the socket among them, beside the state
 /// it moves them into.
 pub(crate) fn drive<S>(
-    ws: WebSocketStream<S>,
+    ws: WebSocketStream<Io<S>>,
     hub: &dyn Hub,
     peer: PeerId,
     shared: Arc<ConnShared>,
@@ -405,8 +408,9 @@ where
         ping: cfg.ping.map(ticker),
         ready: Some(hub.ready(peer)),
         timer: Box::pin(sleep(cfg.idle_timeout.unwrap_or(CLOSE_GRACE))),
-        outbox: VecDeque::new(),
+        masked: cfg.masked,
         flush: false,
+        close_sent: false,
         closing: false,
         read_done: false,
         write_done: false,
@@ -415,7 +419,7 @@ where
 
 /// A running connection (see [`drive`]).
 pub(crate) struct Driver<'a, S> {
-    ws: WebSocketStream<S>,
+    ws: WebSocketStream<Io<S>>,
     hub: &'a dyn Hub,
     peer: PeerId,
     shared: Arc<ConnShared>,
@@ -427,11 +431,12 @@ pub(crate) struct Driver<'a, S> {
     ready: Option<Ready>,
     /// The idle timeout while running; the close grace once closing.
     timer: Pin<Box<Sleep>>,
-    /// Messages to hand to the socket (a batch of the queue, a keep-alive, the Close frame);
-    /// emptied and freed after every batch.
-    outbox: VecDeque<Message>,
-    /// Messages were handed to the socket since its last flush.
+    /// Our frames are masked (the client side).
+    masked: bool,
+    /// Frames were written since the socket's last flush.
     flush: bool,
+    /// Our Close frame is written (while closing).
+    close_sent: bool,
     closing: bool,
     read_done: bool,
     write_done: bool,
@@ -630,44 +635,30 @@ where
     /// writing failed.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
-            match self.poll_outbox(cx) {
+            // Our frames and tungstenite's (pongs) out, first: a batch is encoded only once
+            // tungstenite's own buffer is empty, so frames never interleave.
+            match Pin::new(&mut self.ws).poll_flush(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => {
                     debug!(error = %e, "websocket write failed; closing the connection");
                     return Poll::Ready(());
                 }
-                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Ok(())) => self.flush = false,
             }
-            if !self.fill(cx) {
-                // Nothing more to write: the outbox's allocation goes too.
-                self.outbox = VecDeque::new();
-                return Poll::Pending;
+            match self.fill(cx) {
+                Ok(true) => {}
+                Ok(false) => return Poll::Pending,
+                Err(e) => {
+                    debug!(error = %e, "websocket write failed; closing the connection");
+                    return Poll::Ready(());
+                }
             }
         }
     }
 
-    /// Hands the outbox to the socket, then flushes it. Ready once all is written.
-    fn poll_outbox(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        while !self.outbox.is_empty() {
-            if let Err(e) = std::task::ready!(Pin::new(&mut self.ws).poll_ready(cx)) {
-                return Poll::Ready(Err(e));
-            }
-            let Some(message) = self.outbox.pop_front() else {
-                break;
-            };
-            Pin::new(&mut self.ws).start_send(message)?;
-            self.flush = true;
-        }
-        if self.flush {
-            std::task::ready!(Pin::new(&mut self.ws).poll_flush(cx))?;
-            self.flush = false;
-        }
-        Poll::Ready(Ok(()))
-    }
-
-    /// Puts the next batch in the outbox: queued frames (joined into array frames), a due
+    /// Encodes the next batch for the socket: queued frames (joined into array frames), a due
     /// keep-alive or ping. Whether there was any.
-    fn fill(&mut self, cx: &mut Context<'_>) -> bool {
+    fn fill(&mut self, cx: &mut Context<'_>) -> Result<bool, WsError> {
         let batch = self.shared.take_batch();
         let mut frames = batch.iter();
         if let Some(first) = frames.next() {
@@ -676,29 +667,32 @@ where
             let mut joined = ArrayFrame::new(first);
             for next in frames {
                 if let Some(full) = joined.push(next) {
-                    self.push_text(full);
+                    self.write_text(full.as_str());
                 }
             }
-            self.push_text(joined.finish());
+            self.write_text(joined.finish().as_str());
         }
         if let Some(keepalive) = &mut self.keepalive
             && keepalive.poll_tick(cx).is_ready()
         {
-            self.shared.counters.count_out(2);
-            self.outbox
-                .push_back(Message::Text(Utf8Bytes::from_static("[]")));
+            self.write_text("[]");
         }
         if let Some(ping) = &mut self.ping
             && ping.poll_tick(cx).is_ready()
         {
-            self.outbox.push_back(Message::Ping(Bytes::new()));
+            // Through tungstenite (flushed just before, so it is ready).
+            Pin::new(&mut self.ws).start_send(Message::Ping(Bytes::new()))?;
+            self.flush = true;
         }
-        !self.outbox.is_empty()
+        Ok(self.flush)
     }
 
-    fn push_text(&mut self, frame: String) {
-        self.shared.counters.count_out(frame.len());
-        self.outbox.push_back(Message::Text(Utf8Bytes::from(frame)));
+    /// Encodes one text frame into the socket's buffer (written by the next flush).
+    fn write_text(&mut self, text: &str) {
+        self.shared.counters.count_out(text.len());
+        let mask = self.masked.then(rand::random::<[u8; 4]>);
+        encode_text(&mut self.ws.get_mut().out, text, mask);
+        self.flush = true;
     }
 
     /// The connection is closing: what is left to write is the queue (when the mesh closed
@@ -707,34 +701,147 @@ where
     fn start_closing(&mut self) {
         self.closing = true;
         self.timer.as_mut().reset(Instant::now() + CLOSE_GRACE);
-        if self.write_done {
-            return;
-        }
-        let (cause, reason) = self
-            .shared
-            .cause()
-            .unwrap_or((CloseCause::Remote, String::new()));
-        if cause == CloseCause::Requested {
-            for frame in self.shared.take_all() {
-                self.push_text(frame.to_string());
-            }
-        } else {
+        let cause = self.shared.cause().map(|c| c.0);
+        if cause != Some(CloseCause::Requested) {
             // Slow peers, shutdown: the queue is what we are giving up on.
-            self.outbox.clear();
             drop(self.shared.take_all());
         }
-        self.outbox.push_back(Message::Close(Some(CloseFrame {
-            code: cause.code(),
-            reason: Utf8Bytes::from(truncate(&reason, 123)),
-        })));
     }
 
-    /// Writes the rest of the outbox (ending with our Close frame). Ready when done or failed.
+    /// Writes what is left (the queue, when the mesh closed the connection) and our Close
+    /// frame. Ready when done or failed.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        match self.poll_outbox(cx) {
+        if !self.close_sent {
+            match Pin::new(&mut self.ws).poll_flush(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => {}
+            }
+            for frame in self.shared.take_all() {
+                self.write_text(&frame);
+            }
+            let (cause, reason) = self
+                .shared
+                .cause()
+                .unwrap_or((CloseCause::Remote, String::new()));
+            let frame = CloseFrame {
+                code: cause.code(),
+                reason: Utf8Bytes::from(truncate(&reason, 123)),
+            };
+            self.close_sent = true;
+            if Pin::new(&mut self.ws)
+                .start_send(Message::Close(Some(frame)))
+                .is_err()
+            {
+                // Already closed by the peer: what is buffered still goes out.
+                debug!(peer = self.peer.0, "close frame not sent: already closing");
+            }
+        }
+        match Pin::new(&mut self.ws).poll_flush(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(_) => Poll::Ready(()),
         }
+    }
+}
+
+/// Encodes `text` as one final WebSocket text frame (RFC 6455 5.2), masked with `mask` on
+/// the client side.
+fn encode_text(out: &mut Vec<u8>, text: &str, mask: Option<[u8; 4]>) {
+    let len = text.len();
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    out.reserve(len + 14);
+    // FIN + opcode 1 (text).
+    out.push(0x81);
+    if len < 126 {
+        out.push(mask_bit | len as u8);
+    } else if let Ok(len16) = u16::try_from(len) {
+        out.push(mask_bit | 126);
+        out.extend_from_slice(&len16.to_be_bytes());
+    } else {
+        out.push(mask_bit | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    match mask {
+        None => out.extend_from_slice(text.as_bytes()),
+        Some(key) => {
+            out.extend_from_slice(&key);
+            out.extend(text.bytes().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
+        }
+    }
+}
+
+/// The socket under tungstenite, with the bytes of our own frames: we encode data frames
+/// here rather than through tungstenite, whose write buffer keeps its largest size for the
+/// life of the connection (a relay's idle connections each held the size of the largest
+/// batch ever sent to them). Ours is freed once written. Any write through this type
+/// (tungstenite's: pongs, Close) first finishes ours, so frames keep their order.
+pub(crate) struct Io<S> {
+    inner: S,
+    out: Vec<u8>,
+    written: usize,
+}
+
+impl<S> Io<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        Io {
+            inner,
+            out: Vec::new(),
+            written: 0,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> Io<S> {
+    /// Writes our pending bytes; frees their buffer once all are out.
+    fn poll_ours(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.out.len() {
+            let n = std::task::ready!(
+                Pin::new(&mut self.inner).poll_write(cx, &self.out[self.written..])
+            )?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += n;
+        }
+        if self.out.capacity() > 0 {
+            self.out = Vec::new();
+            self.written = 0;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Io<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Io<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_ours(cx))?;
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_ours(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_ours(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
@@ -768,7 +875,7 @@ impl ArrayFrame {
     }
 
     /// Adds `frame`; returns a full frame to send first when it does not fit.
-    fn push(&mut self, frame: &Arc<str>) -> Option<String> {
+    fn push(&mut self, frame: &Arc<str>) -> Option<Joined> {
         let next = Self::members(frame);
         let current_len = self.single.as_ref().map_or(self.text.len(), |s| s.len());
         let joinable = next.is_some()
@@ -795,19 +902,34 @@ impl ArrayFrame {
         None
     }
 
-    fn take(&mut self) -> String {
+    fn take(&mut self) -> Joined {
         match self.single.take() {
-            Some(s) => s.to_string(),
+            Some(s) => Joined::Single(s),
             None => {
                 let mut t = std::mem::take(&mut self.text);
                 t.push(']');
-                t
+                Joined::Array(t)
             }
         }
     }
 
-    fn finish(mut self) -> String {
+    fn finish(mut self) -> Joined {
         self.take()
+    }
+}
+
+/// A frame to send: one queued message as it was made, or several joined.
+enum Joined {
+    Single(Arc<str>),
+    Array(String),
+}
+
+impl Joined {
+    fn as_str(&self) -> &str {
+        match self {
+            Joined::Single(s) => s,
+            Joined::Array(t) => t,
+        }
     }
 }
 
@@ -840,9 +962,9 @@ mod tests {
         let mut out = Vec::new();
         let mut batch = ArrayFrame::new(&frames[0]);
         for f in &frames[1..] {
-            out.extend(batch.push(f));
+            out.extend(batch.push(f).map(|j| j.as_str().to_owned()));
         }
-        out.push(batch.finish());
+        out.push(batch.finish().as_str().to_owned());
         out
     }
 
@@ -875,6 +997,34 @@ mod tests {
             assert!(f.starts_with('[') == f.ends_with(']'));
         }
         assert!(out.last().unwrap().ends_with(r#"{"e":5}]"#));
+    }
+
+    #[test]
+    fn own_text_frames_parse_as_websocket_frames() {
+        use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        for len in [0, 5, 125, 126, 200, 65_535, 65_536, 70_000] {
+            let text = "é".repeat(len / 2) + &"x".repeat(len % 2);
+            for mask in [None, Some([1, 2, 3, 250])] {
+                let mut out = Vec::new();
+                encode_text(&mut out, &text, mask);
+                let mut cursor = io::Cursor::new(&out);
+                let (header, length) = FrameHeader::parse(&mut cursor).unwrap().unwrap();
+                assert!(header.is_final);
+                assert_eq!(header.opcode, OpCode::Data(Data::Text));
+                assert_eq!(header.mask, mask);
+                assert_eq!(length as usize, text.len());
+                let at = cursor.position() as usize;
+                assert_eq!(out.len(), at + text.len(), "len {len}");
+                let mut payload = out[at..].to_vec();
+                if let Some(key) = mask {
+                    for (i, b) in payload.iter_mut().enumerate() {
+                        *b ^= key[i % 4];
+                    }
+                }
+                assert_eq!(payload, text.as_bytes());
+            }
+        }
     }
 
     #[test]

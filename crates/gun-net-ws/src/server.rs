@@ -506,7 +506,7 @@ async fn handle_socket(
 }
 
 /// An upgraded connection and its slot among its address's connections.
-type Upgraded<'a, S> = (WebSocketStream<S>, Option<IpSlot<'a>>);
+type Upgraded<'a, S> = (WebSocketStream<conn::Io<S>>, Option<IpSlot<'a>>);
 
 /// Reads the request head; answers plain HTTP requests (and refusals) and returns `None`, or
 /// upgrades a WebSocket request on the Gun path and returns the connection.
@@ -601,7 +601,7 @@ where
         // the connection ends.
         drop((head.method, head.path, head.query, head.headers));
         let ws = WebSocketStream::from_partially_read(
-            stream,
+            conn::Io::new(stream),
             rest,
             Role::Server,
             Some(conn::ws_config(opts.max_message_bytes)),
@@ -675,7 +675,7 @@ fn count_http(shared: &Shared) {
 /// runs it. A plain function building the future: an `async fn` would keep the socket it is
 /// given beside the driver it moves it into.
 fn run_websocket<'a, S>(
-    ws: WebSocketStream<S>,
+    ws: WebSocketStream<conn::Io<S>>,
     remote: SocketAddr,
     shared: &'a Arc<Shared>,
 ) -> impl Future<Output = ()> + 'a
@@ -694,6 +694,7 @@ where
         ping: None,
         idle_timeout: opts.idle_timeout,
         rate_limit: opts.rate_limit,
+        masked: false,
     };
     let mut driver = conn::drive(ws, &*shared.hub, peer, conn, cfg);
     async move {
