@@ -1092,4 +1092,21 @@ mod tests {
         assert_eq!(shared.cause().map(|c| c.0), Some(CloseCause::SlowPeer));
         assert_eq!(shared.dropped.load(Ordering::Relaxed), 2);
     }
+
+    #[test]
+    fn a_drained_queue_holds_no_allocation() {
+        let shared = ConnShared::new(1000);
+        let link = WsLink::new(Arc::new(shared));
+        for i in 0..100 {
+            assert_eq!(link.send(format!("{{\"n\":{i}}}").into()), Ok(()));
+        }
+        let first = link.shared.take_batch();
+        assert_eq!(first.len(), WRITE_BATCH, "a batch at a time");
+        assert_eq!(first[0].as_ref(), r#"{"n":0}"#);
+        let rest = link.shared.take_batch();
+        assert_eq!(rest.len(), 100 - WRITE_BATCH);
+        assert_eq!(link.shared.queued(), 0);
+        // What an idle connection keeps of its queue: nothing on the heap.
+        assert_eq!(link.shared.queue().capacity(), 0);
+    }
 }

@@ -779,8 +779,9 @@ mod tests {
 
     /// Every open socket holds its task for its whole life, and a task is as large as its
     /// largest await point: buffers inside the futures (a read chunk, a TLS session, the
-    /// HTTP answer path) would be paid by every idle WebSocket connection. The phases are
-    /// boxed and buffers are on the heap; this keeps it so.
+    /// HTTP answer path, the upgrade) would be paid by every idle WebSocket connection. The
+    /// phases before the upgrade are boxed, buffers are on the heap, and the connection is
+    /// one future (no reader and writer pair); this keeps it so.
     #[tokio::test]
     async fn a_connection_task_stays_small() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -801,6 +802,8 @@ mod tests {
         let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
         let task = handle_socket(tcp, addr, shared, permit);
         let size = size_of_val(&task);
-        assert!(size <= 2048, "a connection's task future is {size} bytes");
+        // 856 bytes when written: the running connection (socket, driver, guards); the
+        // request and upgrade are boxed apart and freed before it runs.
+        assert!(size <= 1024, "a connection's task future is {size} bytes");
     }
 }
