@@ -3,6 +3,7 @@
 //! every outgoing URL that has not acked it.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use gun_graph::Graph;
 use serde_json::Value;
@@ -134,13 +135,18 @@ impl Mesh {
             .map(|(pid, p)| (*pid, p.subs.select(diff)))
             .filter(|(_, g)| !g.is_empty())
             .collect();
+        if pushes.is_empty() {
+            return;
+        }
+        // One copy of the write's id for all its pushes' routes.
+        let original: Arc<str> = Arc::from(id);
         for (to, part) in pushes {
             let push_id = self.fresh_id();
             self.dup.insert(
                 &push_id,
                 Track::Push {
                     origin,
-                    original: id.to_owned(),
+                    original: original.clone(),
                 },
                 now,
             );

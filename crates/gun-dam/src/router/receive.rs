@@ -462,7 +462,7 @@ impl Mesh {
                 // A new message (its `@` changes): signed by us, if at all.
                 let mut ack = Message {
                     id: m.id.clone(),
-                    reply_to: Some(original),
+                    reply_to: Some(original.to_string()),
                     ok: m.ok.clone(),
                     err: m.err.clone(),
                     ..Message::default()
