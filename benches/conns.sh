@@ -8,6 +8,7 @@
 #
 #   bash benches/conns.sh                          # CONNS=100000 RELAYS="gun-rs gunjs"
 #   CONNS=20000 RELAYS=gun-rs bash benches/conns.sh
+#   SETTLE_SECS=12 CONNS=9000 RELAYS=gun-rs bash benches/conns.sh   # RSS after the dedup window
 #
 # Both relays keep data in memory (gun-relay --store memory, Gun.js radisk off):
 # this measures connections, not storage. Gun.js is given GUNJS_MAX_SECS (default
@@ -30,11 +31,14 @@ BLOCK="${BLOCK:-10000}"
 # cannot be bound.
 PORT="${PORT:-22765}"
 GUNJS_MAX_SECS="${GUNJS_MAX_SECS:-300}"
+# Quiet seconds (no frame but keep-alives) before RSS is read: 3 by default; 12 reads it
+# after the relay's 9 s dedup window, when the gets' routes have expired.
+SETTLE_SECS="${SETTLE_SECS:-3}"
 OUT="${OUT:-${TMPDIR:-/tmp}/gun-rs-conns/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
-cargo build --release -p gun-load --manifest-path "$ROOT/Cargo.toml" >&2
+(cd "$ROOT" && cargo build --release -p gun-load) >&2
 LOAD_BIN="$ROOT/target/release/gun-load"
 trap stop EXIT
 
@@ -95,6 +99,7 @@ for relay in $RELAYS; do
             ready "$OUT/gun-rs.log"
             "$LOAD_BIN" --url "ws://127.0.0.1:$PORT/gun" --conns "$RUN_CONNS" --sources "$SOURCES" \
                 --relay-pid "$PID" --label gun-relay --stall-secs 60 --block "$BLOCK" \
+                --settle-secs "$SETTLE_SECS" \
                 | tee "$OUT/gun-rs.result"
             ;;
         gunjs)
@@ -105,6 +110,7 @@ for relay in $RELAYS; do
             ready "$OUT/gunjs.log"
             "$LOAD_BIN" --url "ws://127.0.0.1:$PORT/gun" --conns "$RUN_CONNS" --sources "$SOURCES" \
                 --relay-pid "$PID" --label gunjs --stall-secs 60 --block "$BLOCK" \
+                --settle-secs "$SETTLE_SECS" \
                 --max-connect-secs "$GUNJS_MAX_SECS" --settle-max-secs 60 \
                 | tee "$OUT/gunjs.result"
             ;;

@@ -26,7 +26,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-cargo build --release -p gun-relay --manifest-path "$ROOT/Cargo.toml"
+(cd "$ROOT" && cargo build --release -p gun-relay)
 BIN="$ROOT/target/release/gun-relay"
 export GUN_RELAY_MAX_CONNECTIONS_PER_IP=0 GUN_RELAY_MAX_MESSAGES_PER_SEC=0 NODE_PATH="$ROOT/interop/node_modules"
 start_pg

@@ -16,7 +16,9 @@ source lib/deps.sh
 NODE_PATH="$(gun_interop_deps "$PWD")/node_modules"
 export NODE_PATH
 
-cargo build --release -p gun-relay --manifest-path "$ROOT/Cargo.toml" >&2
+# Built from the repository (not with --manifest-path from here): cargo reads
+# .cargo/config.toml (the allocator's build settings) from the current directory.
+(cd "$ROOT" && cargo build --release -p gun-relay) >&2
 RELAY_BIN="$ROOT/target/release/gun-relay"
 # The load drivers are many connections from one address sending as fast as
 # they can: the public-relay limits (per-IP connections, messages per second)

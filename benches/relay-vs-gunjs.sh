@@ -26,7 +26,7 @@ if [[ ! -d "$BENCH" ]]; then
     exit 0
 fi
 
-cargo build --release -p gun-relay --manifest-path "$ROOT/Cargo.toml"
+(cd "$ROOT" && cargo build --release -p gun-relay)
 RELAY_BIN="$ROOT/target/release/gun-relay"
 # The load drivers are many connections from one address sending as fast as
 # they can: the public-relay limits (per-IP connections, messages per second)

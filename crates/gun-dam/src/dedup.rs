@@ -24,6 +24,9 @@ pub const DEDUP_TTL_MS: u64 = 9_000;
 /// Default bound on remembered ids: 100 000 (Gun.js has none).
 pub const DEDUP_MAX_ENTRIES: usize = 100_000;
 
+/// Tables smaller than this are not shrunk.
+const SHRINK_MIN: usize = 1024;
+
 #[derive(Debug)]
 struct Slot<T> {
     seen: u64,
@@ -166,6 +169,20 @@ impl<T> Dedup<T> {
             self.order.pop_front();
             self.map.remove(&*id);
         }
+        self.shrink();
+    }
+
+    /// Gives memory back once a burst of ids has expired: neither the map nor the queue
+    /// shrinks by itself, and a relay that saw 100k connections subscribe would otherwise
+    /// keep their tables' peak size for good. Rehashes only when at most a quarter is used,
+    /// to half the capacity, so it is amortised O(1).
+    fn shrink(&mut self) {
+        if self.map.capacity() > SHRINK_MIN && self.map.len() * 4 < self.map.capacity() {
+            self.map.shrink_to(self.map.len() * 2);
+        }
+        if self.order.capacity() > SHRINK_MIN && self.order.len() * 4 < self.order.capacity() {
+            self.order.shrink_to(self.order.len() * 2);
+        }
     }
 
     /// Removes `id`, returning its data if it was remembered (live or not).
@@ -230,6 +247,29 @@ mod tests {
         // 9 s of silence: forgotten.
         assert!(!d.check_and_track("a", 59_000 + 9_000));
         assert!(!d.contains("b", 0));
+    }
+
+    #[test]
+    fn tables_shrink_once_a_burst_expired() {
+        let mut d: Dedup = Dedup::new(9_000, 1_000_000);
+        for i in 0..50_000 {
+            d.insert(&format!("id{i}"), (), 0);
+        }
+        let peak = (d.map.capacity(), d.order.capacity());
+        assert!(peak.0 >= 50_000 && peak.1 >= 50_000);
+        // A few ids live on past the burst.
+        for i in 0..10 {
+            d.insert(&format!("late{i}"), (), 5_000);
+        }
+        d.expire(9_500);
+        assert_eq!(d.len(), 10);
+        assert!(d.contains("late3", 9_500));
+        assert!(
+            d.map.capacity() <= SHRINK_MIN * 2 && d.order.capacity() <= SHRINK_MIN * 2,
+            "capacities after expiry: map {}, queue {} (peak {peak:?})",
+            d.map.capacity(),
+            d.order.capacity()
+        );
     }
 
     #[test]

@@ -339,9 +339,15 @@ async fn run(shared: Arc<ClientShared>, hub: Arc<dyn Hub>, opts: ClientOptions, 
 }
 
 enum Connected {
-    Plain(Box<tokio_tungstenite::WebSocketStream<TcpStream>>),
+    Plain(Box<tokio_tungstenite::WebSocketStream<conn::Io<TcpStream>>>),
     #[cfg(feature = "tls")]
-    Tls(Box<tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>>),
+    Tls(
+        Box<
+            tokio_tungstenite::WebSocketStream<
+                conn::Io<tokio_rustls::client::TlsStream<TcpStream>>,
+            >,
+        >,
+    ),
 }
 
 /// Why a connection attempt failed (only logged).
@@ -396,14 +402,18 @@ async fn handshake<S>(
     target: &Target,
     opts: &ClientOptions,
     stream: S,
-) -> Result<tokio_tungstenite::WebSocketStream<S>, ConnectError>
+) -> Result<tokio_tungstenite::WebSocketStream<conn::Io<S>>, ConnectError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let config = Some(conn::ws_config(opts.max_message_bytes));
     let (ws, _response) = timeout(
         opts.connect_timeout,
-        tokio_tungstenite::client_async_with_config(target.ws_url.as_str(), stream, config),
+        tokio_tungstenite::client_async_with_config(
+            target.ws_url.as_str(),
+            conn::Io::new(stream),
+            config,
+        ),
     )
     .await
     .map_err(|_| ConnectError::Timeout)?
@@ -413,7 +423,7 @@ where
 
 /// Runs one open connection until it ends; returns how long it lasted.
 async fn session<S>(
-    ws: tokio_tungstenite::WebSocketStream<S>,
+    ws: tokio_tungstenite::WebSocketStream<conn::Io<S>>,
     shared: &ClientShared,
     hub: &Arc<dyn Hub>,
     opts: &ClientOptions,
@@ -423,8 +433,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let began = Instant::now();
-    let conn = Arc::new(ConnShared::new());
-    let (link, rx) = WsLink::new(opts.send_queue, conn.clone());
+    let conn = Arc::new(ConnShared::new(opts.send_queue));
+    let link = WsLink::new(conn.clone());
     shared
         .traffic
         .lock()
@@ -448,8 +458,9 @@ where
         ping: opts.ping_interval,
         idle_timeout: opts.idle_timeout,
         rate_limit: None,
+        masked: true,
     };
-    let drive = conn::drive(ws, &**hub, peer, &conn, rx, cfg);
+    let drive = conn::drive(ws, &**hub, peer, conn.clone(), cfg);
     tokio::pin!(drive);
     let (cause, reason) = tokio::select! {
         ended = &mut drive => ended,

@@ -1,20 +1,29 @@
-//! One WebSocket connection: the [`Link`] the mesh sends through, and the task pair (reader and
-//! writer) that moves frames between the socket, the send queue and the [`Hub`].
+//! One WebSocket connection: the [`Link`] the mesh sends through, its send queue, and the
+//! driver that moves frames between the socket, the queue and the [`Hub`].
 //!
 //! Shared by the server (incoming sockets) and the client (outgoing ones).
+//!
+//! Memory (issue 15: a relay holds 100k mostly idle connections): a connection is one future
+//! that owns its socket and polls reading, writing and its timers in turn — no split halves
+//! behind a lock, no second task. The send queue is a `VecDeque` in the connection's shared
+//! state, woken through an [`AtomicWaker`]: empty, it holds no allocation (a bounded channel
+//! allocates a block of slots up front).
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::future;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use gun_dam::transport::{Direction, Hub, Link, LinkError, PeerId};
+use futures_util::task::AtomicWaker;
+use futures_util::{Sink, Stream};
+use gun_dam::transport::{Direction, Hub, Link, LinkError, PeerId, Ready};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Notify, mpsc};
-use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at, timeout};
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at, sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -27,6 +36,8 @@ use tracing::{debug, warn};
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Frames taken from the queue before the socket is flushed.
 const WRITE_BATCH: usize = 64;
+/// Frames read in one poll before the driver yields to other tasks.
+const READ_BATCH: usize = 64;
 /// Per-connection read buffer. tungstenite allocates (and zero-fills) it eagerly, for every
 /// connection, idle or not (its default is 128 KiB); it grows on demand to hold a larger
 /// frame. It is also the most read from the socket per call, so a 256 KiB frame takes 256
@@ -124,17 +135,21 @@ impl CloseCause {
     }
 }
 
-/// State shared by a connection's [`WsLink`], its tasks and the server's registry.
+/// State shared by a connection's [`WsLink`], its driver and the server's registry.
 pub(crate) struct ConnShared {
     pub(crate) counters: Counters,
     /// Frames the link refused: the queue was full, or the connection was closing.
     pub(crate) dropped: AtomicU64,
     /// Frames received over the connection's message rate and dropped.
     pub(crate) rate_dropped: AtomicU64,
-    queued: AtomicUsize,
+    /// Frames waiting to be written, at most `capacity`. The driver takes them out in batches
+    /// (the whole queue when it is short), so an idle connection's queue holds no allocation.
+    queue: Mutex<VecDeque<Arc<str>>>,
+    capacity: usize,
     closing: AtomicBool,
     cause: Mutex<Option<(CloseCause, String)>>,
-    notify: Notify,
+    /// The driver's task: woken when a frame is queued or a close requested.
+    waker: AtomicWaker,
 }
 
 impl fmt::Debug for ConnShared {
@@ -148,16 +163,22 @@ impl fmt::Debug for ConnShared {
 }
 
 impl ConnShared {
-    pub(crate) fn new() -> Self {
+    /// A connection whose send queue holds at most `capacity` frames (at least 1).
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             counters: Counters::default(),
             dropped: AtomicU64::new(0),
             rate_dropped: AtomicU64::new(0),
-            queued: AtomicUsize::new(0),
+            queue: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
             closing: AtomicBool::new(false),
             cause: Mutex::new(None),
-            notify: Notify::new(),
+            waker: AtomicWaker::new(),
         }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, VecDeque<Arc<str>>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Asks the connection to close; the first request's cause and reason are kept.
@@ -169,7 +190,7 @@ impl ConnShared {
             }
         }
         self.closing.store(true, Ordering::Release);
-        self.notify.notify_waiters();
+        self.waker.wake();
     }
 
     pub(crate) fn is_closing(&self) -> bool {
@@ -185,37 +206,42 @@ impl ConnShared {
 
     /// Frames waiting in the send queue.
     pub(crate) fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        self.queue().len()
     }
 
-    /// Resolves once a close was requested.
-    async fn closed(&self) {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.is_closing() {
-                return;
-            }
-            notified.await;
+    /// Up to [`WRITE_BATCH`] queued frames, oldest first; the whole queue (and its
+    /// allocation) when it is no longer than that.
+    fn take_batch(&self) -> VecDeque<Arc<str>> {
+        let mut q = self.queue();
+        if q.len() <= WRITE_BATCH {
+            std::mem::take(&mut *q)
+        } else {
+            q.drain(..WRITE_BATCH).collect()
         }
+    }
+
+    /// Every queued frame, oldest first.
+    fn take_all(&self) -> VecDeque<Arc<str>> {
+        std::mem::take(&mut *self.queue())
     }
 }
 
-/// The [`Link`] handed to the hub for one connection.
+/// The [`Link`] handed to the hub for one connection. Dropping it closes the connection.
 pub(crate) struct WsLink {
-    tx: mpsc::Sender<Arc<str>>,
     shared: Arc<ConnShared>,
 }
 
 impl WsLink {
-    /// A link with a queue of `capacity` frames, and the queue's receiving end.
-    pub(crate) fn new(
-        capacity: usize,
-        shared: Arc<ConnShared>,
-    ) -> (Self, mpsc::Receiver<Arc<str>>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        (Self { tx, shared }, rx)
+    /// The link of the connection `shared` (whose capacity bounds the queue).
+    pub(crate) fn new(shared: Arc<ConnShared>) -> Self {
+        Self { shared }
+    }
+}
+
+impl Drop for WsLink {
+    fn drop(&mut self) {
+        self.shared
+            .request_close(CloseCause::Requested, "link dropped");
     }
 }
 
@@ -229,27 +255,27 @@ impl fmt::Debug for WsLink {
 
 impl Link for WsLink {
     fn send(&self, frame: Arc<str>) -> Result<(), LinkError> {
-        if self.shared.is_closing() {
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        let shared = &*self.shared;
+        if shared.is_closing() {
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(LinkError::Closed);
         }
-        match self.tx.try_send(frame) {
-            Ok(()) => {
-                self.shared.queued.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+        {
+            let mut q = shared.queue();
+            if q.len() < shared.capacity {
+                q.push_back(frame);
+                drop(q);
+                shared.waker.wake();
+                return Ok(());
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                warn!(
-                    queue = self.tx.max_capacity(),
-                    "send queue full: the peer is not reading; closing the connection"
-                );
-                self.shared
-                    .request_close(CloseCause::SlowPeer, "send queue full");
-                Err(LinkError::Full)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(LinkError::Closed),
         }
+        shared.dropped.fetch_add(1, Ordering::Relaxed);
+        warn!(
+            queue = shared.capacity,
+            "send queue full: the peer is not reading; closing the connection"
+        );
+        shared.request_close(CloseCause::SlowPeer, "send queue full");
+        Err(LinkError::Full)
     }
 
     fn close(&self, reason: &str) {
@@ -289,6 +315,8 @@ pub(crate) struct ConnConfig {
     pub(crate) idle_timeout: Option<Duration>,
     /// Incoming data frames per second (server side).
     pub(crate) rate_limit: Option<crate::RateLimit>,
+    /// Mask our frames: the client side (RFC 6455 5.3).
+    pub(crate) masked: bool,
 }
 
 /// A token bucket over a connection's incoming data frames.
@@ -350,87 +378,186 @@ pub(crate) fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
         .max_frame_size(Some(max_message_bytes))
 }
 
-/// Pumps frames until the connection ends; returns why it ended. The caller attached `peer` to
-/// the hub before and detaches it after.
-pub(crate) async fn drive<S>(
-    ws: WebSocketStream<S>,
+/// Pumps frames until the connection ends; resolves to why it ended. The caller attached
+/// `peer` to the hub before and detaches it after.
+///
+/// One future does it all, polled as one: reading (after [`Hub::ready`], with the idle
+/// timeout and the rate limit), writing the queue in batches (then flushing), the keep-alive
+/// or ping timer, and the close handshake. A connection waiting for either side holds the
+/// socket, its timers and a few flags. A plain function building a named future (not an
+/// `async fn`): an `async fn` keeps its arguments, the socket among them, beside the state
+/// it moves them into.
+pub(crate) fn drive<S>(
+    ws: WebSocketStream<Io<S>>,
     hub: &dyn Hub,
     peer: PeerId,
-    shared: &ConnShared,
-    rx: mpsc::Receiver<Arc<str>>,
+    shared: Arc<ConnShared>,
     cfg: ConnConfig,
-) -> (CloseCause, String)
+) -> Driver<'_, S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (sink, stream) = ws.split();
-    let reader = read_loop(stream, hub, peer, shared, cfg.idle_timeout, cfg.rate_limit);
-    let writer = write_loop(sink, rx, shared, cfg);
-    tokio::pin!(reader, writer);
-    tokio::select! {
-        () = &mut reader => {
-            shared.request_close(CloseCause::Remote, "");
-            // Lets the writer send our Close frame (or notice the socket is gone).
-            let _ = timeout(CLOSE_GRACE, &mut writer).await;
-        }
-        () = &mut writer => {
-            shared.request_close(CloseCause::Remote, "");
-            // Lets the reader take the peer's Close reply before the socket is dropped.
-            let _ = timeout(CLOSE_GRACE, &mut reader).await;
-        }
+    Driver {
+        ws,
+        hub,
+        peer,
+        shared,
+        idle: cfg.idle_timeout,
+        bucket: cfg.rate_limit.map(|l| Bucket::new(l, Instant::now())),
+        keepalive: cfg.keepalive.map(ticker),
+        ping: cfg.ping.map(ticker),
+        ready: Some(hub.ready(peer)),
+        timer: Box::pin(sleep(cfg.idle_timeout.unwrap_or(CLOSE_GRACE))),
+        masked: cfg.masked,
+        flush: false,
+        close_sent: false,
+        closing: false,
+        read_done: false,
+        write_done: false,
     }
-    shared
-        .cause()
-        .unwrap_or((CloseCause::Remote, String::new()))
 }
 
-async fn read_loop<S>(
-    mut stream: SplitStream<WebSocketStream<S>>,
-    hub: &dyn Hub,
+/// A running connection (see [`drive`]).
+pub(crate) struct Driver<'a, S> {
+    ws: WebSocketStream<Io<S>>,
+    hub: &'a dyn Hub,
     peer: PeerId,
-    shared: &ConnShared,
+    shared: Arc<ConnShared>,
     idle: Option<Duration>,
-    rate_limit: Option<crate::RateLimit>,
-) where
+    bucket: Option<Bucket>,
+    keepalive: Option<Interval>,
+    ping: Option<Interval>,
+    /// The hub's backpressure: nothing more is read until it resolves.
+    ready: Option<Ready>,
+    /// The idle timeout while running; the close grace once closing.
+    timer: Pin<Box<Sleep>>,
+    /// Our frames are masked (the client side).
+    masked: bool,
+    /// Frames were written since the socket's last flush.
+    flush: bool,
+    /// Our Close frame is written (while closing).
+    close_sent: bool,
+    closing: bool,
+    read_done: bool,
+    write_done: bool,
+}
+
+impl<S> Future for Driver<'_, S>
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut bucket = rate_limit.map(|l| Bucket::new(l, Instant::now()));
-    loop {
-        // Backpressure: while the hub is busy with this peer's earlier
-        // messages, nothing more is read (the socket's buffers fill and TCP
-        // slows the peer down).
-        hub.ready(peer).await;
-        let next = match idle {
-            Some(limit) => match timeout(limit, stream.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    debug!(
-                        peer = peer.0,
-                        ?limit,
-                        "nothing received within the idle timeout"
-                    );
-                    shared.request_close(CloseCause::Idle, "idle timeout");
-                    return;
+    type Output = (CloseCause, String);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        std::task::ready!(this.step(cx));
+        Poll::Ready(
+            this.shared
+                .cause()
+                .unwrap_or((CloseCause::Remote, String::new())),
+        )
+    }
+}
+
+/// What reading one frame leads to.
+enum Read {
+    Continue,
+    Stop,
+}
+
+impl<S> Driver<'_, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    fn step(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.shared.waker.register(cx.waker());
+        if !self.closing {
+            if self.poll_read(cx).is_ready() {
+                self.read_done = true;
+                self.shared.request_close(CloseCause::Remote, "");
+            }
+            if !self.shared.is_closing() && self.poll_write(cx).is_ready() {
+                self.write_done = true;
+                self.shared.request_close(CloseCause::Remote, "");
+            }
+            if !self.shared.is_closing() {
+                return Poll::Pending;
+            }
+            self.start_closing();
+        }
+        if !self.write_done && self.poll_drain(cx).is_ready() {
+            self.write_done = true;
+        }
+        if !self.read_done && self.poll_read_closing(cx).is_ready() {
+            self.read_done = true;
+        }
+        if (self.write_done && self.read_done) || self.timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// Reads frames while the hub takes them. Ready when reading ended (the peer closed, the
+    /// socket failed, a limit closed the connection).
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        for _ in 0..READ_BATCH {
+            // Backpressure: while the hub is busy with this peer's earlier messages, nothing
+            // more is read (the socket's buffers fill and TCP slows the peer down).
+            if let Some(ready) = &mut self.ready {
+                if ready.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
                 }
-            },
-            None => stream.next().await,
-        };
-        let message = match next {
-            None => return,
-            Some(Ok(message)) => message,
-            Some(Err(WsError::Capacity(e))) => {
-                warn!(peer = peer.0, error = %e, "message over the size limit; closing the connection");
-                shared.request_close(CloseCause::TooBig, "message too big");
-                return;
+                self.ready = None;
+                if let Some(limit) = self.idle {
+                    self.timer.as_mut().reset(Instant::now() + limit);
+                }
             }
-            Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => return,
-            Some(Err(e)) => {
-                debug!(peer = peer.0, error = %e, "websocket read failed; closing the connection");
-                return;
+            let message = match Pin::new(&mut self.ws).poll_next(cx) {
+                Poll::Pending => {
+                    if let Some(limit) = self.idle
+                        && self.timer.as_mut().poll(cx).is_ready()
+                    {
+                        debug!(
+                            peer = self.peer.0,
+                            ?limit,
+                            "nothing received within the idle timeout"
+                        );
+                        self.shared.request_close(CloseCause::Idle, "idle timeout");
+                        return Poll::Ready(());
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(None) => return Poll::Ready(()),
+                Poll::Ready(Some(Ok(message))) => message,
+                Poll::Ready(Some(Err(WsError::Capacity(e)))) => {
+                    warn!(peer = self.peer.0, error = %e, "message over the size limit; closing the connection");
+                    self.shared
+                        .request_close(CloseCause::TooBig, "message too big");
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed))) => {
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    debug!(peer = self.peer.0, error = %e, "websocket read failed; closing the connection");
+                    return Poll::Ready(());
+                }
+            };
+            match self.on_message(message) {
+                Read::Continue => {}
+                Read::Stop => return Poll::Ready(()),
             }
-        };
+            self.ready = Some(self.hub.ready(self.peer));
+        }
+        // A peer with much to say: let other connections run, then go on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn on_message(&mut self, message: Message) -> Read {
+        let (shared, peer) = (&*self.shared, self.peer);
         if matches!(message, Message::Text(_) | Message::Binary(_))
-            && let Some(bucket) = &mut bucket
+            && let Some(bucket) = &mut self.bucket
         {
             match bucket.admit(Instant::now()) {
                 Admit::Take => {}
@@ -445,7 +572,7 @@ async fn read_loop<S>(
                             "peer over its message rate; dropping frames (logged once per connection)"
                         );
                     }
-                    continue;
+                    return Read::Continue;
                 }
                 Admit::Close => {
                     shared.counters.count_in(message.len());
@@ -456,21 +583,28 @@ async fn read_loop<S>(
                         "peer kept over its message rate; closing the connection"
                     );
                     shared.request_close(CloseCause::RateLimited, "message rate exceeded");
-                    return;
+                    return Read::Stop;
                 }
             }
         }
+        self.deliver(message);
+        Read::Continue
+    }
+
+    /// Counts a received message and hands its text to the hub (unless closing).
+    fn deliver(&self, message: Message) {
+        let (shared, peer) = (&*self.shared, self.peer);
         match message {
             Message::Text(text) => {
                 shared.counters.count_in(text.len());
                 if !shared.is_closing() {
-                    hub.receive(peer, text.as_str());
+                    self.hub.receive(peer, text.as_str());
                 }
             }
             Message::Binary(bytes) => {
                 shared.counters.count_in(bytes.len());
                 match std::str::from_utf8(&bytes) {
-                    Ok(text) if !shared.is_closing() => hub.receive(peer, text),
+                    Ok(text) if !shared.is_closing() => self.hub.receive(peer, text),
                     Ok(_) => {}
                     Err(_) => debug!(
                         peer = peer.0,
@@ -484,102 +618,231 @@ async fn read_loop<S>(
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
         }
     }
-}
 
-/// What the writer does next.
-enum Step {
-    Frame(Arc<str>),
-    Keepalive,
-    Ping,
-    Close,
-}
-
-async fn write_loop<S>(
-    mut sink: SplitSink<WebSocketStream<S>, Message>,
-    mut rx: mpsc::Receiver<Arc<str>>,
-    shared: &ConnShared,
-    cfg: ConnConfig,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut keepalive = cfg.keepalive.map(ticker);
-    let mut ping = cfg.ping.map(ticker);
-    loop {
-        let step = tokio::select! {
-            biased;
-            () = shared.closed() => Step::Close,
-            frame = rx.recv() => match frame {
-                Some(frame) => Step::Frame(frame),
-                None => Step::Close,
-            },
-            () = tick(&mut keepalive) => Step::Keepalive,
-            () = tick(&mut ping) => Step::Ping,
-        };
-        let work = async {
-            match step {
-                Step::Frame(first) => {
-                    shared.queued.fetch_sub(1, Ordering::Relaxed);
-                    // Messages queued together go out as one array frame, as
-                    // Gun.js relays send them: one WebSocket frame and one
-                    // parse on the other side instead of dozens.
-                    let mut batch = ArrayFrame::new(&first);
-                    for _ in 1..WRITE_BATCH {
-                        let Ok(next) = rx.try_recv() else { break };
-                        shared.queued.fetch_sub(1, Ordering::Relaxed);
-                        if let Some(full) = batch.push(&next) {
-                            write_frame(&mut sink, shared, &full).await?;
-                        }
-                    }
-                    write_frame(&mut sink, shared, &batch.finish()).await?;
-                    sink.flush().await
-                }
-                Step::Keepalive => {
-                    shared.counters.count_out(2);
-                    sink.send(Message::Text(Utf8Bytes::from_static("[]"))).await
-                }
-                Step::Ping => sink.send(Message::Ping(Bytes::new())).await,
-                Step::Close => Ok(()),
-            }
-        };
-        // `work` first: a write that completes at once is never cancelled by a close request
-        // that raced with it; one stuck on a stalled socket is.
-        let done = tokio::select! {
-            biased;
-            result = work => Some(result),
-            () = shared.closed() => None,
-        };
-        match done {
-            None => break,
-            Some(Ok(())) if shared.is_closing() => break,
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                debug!(error = %e, "websocket write failed; closing the connection");
-                return;
+    /// While closing: takes what the peer still sends (its Close reply ends it), delivering
+    /// nothing.
+    fn poll_read_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            match Pin::new(&mut self.ws).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(message))) => self.deliver(message),
+                Poll::Ready(None | Some(Err(_))) => return Poll::Ready(()),
             }
         }
     }
-    if rx.is_closed() && shared.cause().is_none() {
-        shared.request_close(CloseCause::Requested, "link dropped");
-    }
-    let (cause, reason) = shared
-        .cause()
-        .unwrap_or((CloseCause::Remote, String::new()));
-    let frame = CloseFrame {
-        code: cause.code(),
-        reason: Utf8Bytes::from(truncate(&reason, 123)),
-    };
-    let _ = timeout(CLOSE_GRACE, async {
-        if cause == CloseCause::Requested {
-            // The mesh queued these before closing (e.g. an error message): deliver them first.
-            // Not for slow peers or shutdown, where the queue is what we are giving up on.
-            while let Ok(frame) = rx.try_recv() {
-                shared.queued.fetch_sub(1, Ordering::Relaxed);
-                write_frame(&mut sink, shared, &frame).await?;
+
+    /// Writes the queue in batches, each flushed, and the keep-alives or pings. Ready when
+    /// writing failed.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            // Our frames and tungstenite's (pongs) out, first: a batch is encoded only once
+            // tungstenite's own buffer is empty, so frames never interleave.
+            match Pin::new(&mut self.ws).poll_flush(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => {
+                    debug!(error = %e, "websocket write failed; closing the connection");
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Ok(())) => self.flush = false,
+            }
+            match self.fill(cx) {
+                Ok(true) => {}
+                Ok(false) => return Poll::Pending,
+                Err(e) => {
+                    debug!(error = %e, "websocket write failed; closing the connection");
+                    return Poll::Ready(());
+                }
             }
         }
-        sink.send(Message::Close(Some(frame))).await
-    })
-    .await;
+    }
+
+    /// Encodes the next batch for the socket: queued frames (joined into array frames), a due
+    /// keep-alive or ping. Whether there was any.
+    fn fill(&mut self, cx: &mut Context<'_>) -> Result<bool, WsError> {
+        let batch = self.shared.take_batch();
+        let mut frames = batch.iter();
+        if let Some(first) = frames.next() {
+            // Messages queued together go out as one array frame, as Gun.js relays send them:
+            // one WebSocket frame and one parse on the other side instead of dozens.
+            let mut joined = ArrayFrame::new(first);
+            for next in frames {
+                if let Some(full) = joined.push(next) {
+                    self.write_text(full.as_str());
+                }
+            }
+            self.write_text(joined.finish().as_str());
+        }
+        if let Some(keepalive) = &mut self.keepalive
+            && keepalive.poll_tick(cx).is_ready()
+        {
+            self.write_text("[]");
+        }
+        if let Some(ping) = &mut self.ping
+            && ping.poll_tick(cx).is_ready()
+        {
+            // Through tungstenite (flushed just before, so it is ready).
+            Pin::new(&mut self.ws).start_send(Message::Ping(Bytes::new()))?;
+            self.flush = true;
+        }
+        Ok(self.flush)
+    }
+
+    /// Encodes one text frame into the socket's buffer (written by the next flush).
+    fn write_text(&mut self, text: &str) {
+        self.shared.counters.count_out(text.len());
+        let mask = self.masked.then(rand::random::<[u8; 4]>);
+        encode_text(&mut self.ws.get_mut().out, text, mask);
+        self.flush = true;
+    }
+
+    /// The connection is closing: what is left to write is the queue (when the mesh closed
+    /// it, after queueing e.g. an error message) and our Close frame; the peer gets
+    /// [`CLOSE_GRACE`] for both directions.
+    fn start_closing(&mut self) {
+        self.closing = true;
+        self.timer.as_mut().reset(Instant::now() + CLOSE_GRACE);
+        let cause = self.shared.cause().map(|c| c.0);
+        if cause != Some(CloseCause::Requested) {
+            // Slow peers, shutdown: the queue is what we are giving up on.
+            drop(self.shared.take_all());
+        }
+    }
+
+    /// Writes what is left (the queue, when the mesh closed the connection) and our Close
+    /// frame. Ready when done or failed.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.close_sent {
+            match Pin::new(&mut self.ws).poll_flush(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => {}
+            }
+            for frame in self.shared.take_all() {
+                self.write_text(&frame);
+            }
+            let (cause, reason) = self
+                .shared
+                .cause()
+                .unwrap_or((CloseCause::Remote, String::new()));
+            let frame = CloseFrame {
+                code: cause.code(),
+                reason: Utf8Bytes::from(truncate(&reason, 123)),
+            };
+            self.close_sent = true;
+            if Pin::new(&mut self.ws)
+                .start_send(Message::Close(Some(frame)))
+                .is_err()
+            {
+                // Already closed by the peer: what is buffered still goes out.
+                debug!(peer = self.peer.0, "close frame not sent: already closing");
+            }
+        }
+        match Pin::new(&mut self.ws).poll_flush(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(_) => Poll::Ready(()),
+        }
+    }
+}
+
+/// Encodes `text` as one final WebSocket text frame (RFC 6455 5.2), masked with `mask` on
+/// the client side.
+fn encode_text(out: &mut Vec<u8>, text: &str, mask: Option<[u8; 4]>) {
+    let len = text.len();
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    out.reserve(len + 14);
+    // FIN + opcode 1 (text).
+    out.push(0x81);
+    if len < 126 {
+        out.push(mask_bit | len as u8);
+    } else if let Ok(len16) = u16::try_from(len) {
+        out.push(mask_bit | 126);
+        out.extend_from_slice(&len16.to_be_bytes());
+    } else {
+        out.push(mask_bit | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    match mask {
+        None => out.extend_from_slice(text.as_bytes()),
+        Some(key) => {
+            out.extend_from_slice(&key);
+            out.extend(text.bytes().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
+        }
+    }
+}
+
+/// The socket under tungstenite, with the bytes of our own frames: we encode data frames
+/// here rather than through tungstenite, whose write buffer keeps its largest size for the
+/// life of the connection (a relay's idle connections each held the size of the largest
+/// batch ever sent to them). Ours is freed once written. Any write through this type
+/// (tungstenite's: pongs, Close) first finishes ours, so frames keep their order.
+pub(crate) struct Io<S> {
+    inner: S,
+    out: Vec<u8>,
+    written: usize,
+}
+
+impl<S> Io<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        Io {
+            inner,
+            out: Vec::new(),
+            written: 0,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> Io<S> {
+    /// Writes our pending bytes; frees their buffer once all are out.
+    fn poll_ours(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.out.len() {
+            let n = std::task::ready!(
+                Pin::new(&mut self.inner).poll_write(cx, &self.out[self.written..])
+            )?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += n;
+        }
+        if self.out.capacity() > 0 {
+            self.out = Vec::new();
+            self.written = 0;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Io<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Io<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_ours(cx))?;
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_ours(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_ours(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
 }
 
 /// Largest array frame made by joining queued messages (a single message may
@@ -612,7 +875,7 @@ impl ArrayFrame {
     }
 
     /// Adds `frame`; returns a full frame to send first when it does not fit.
-    fn push(&mut self, frame: &Arc<str>) -> Option<String> {
+    fn push(&mut self, frame: &Arc<str>) -> Option<Joined> {
         let next = Self::members(frame);
         let current_len = self.single.as_ref().map_or(self.text.len(), |s| s.len());
         let joinable = next.is_some()
@@ -639,47 +902,41 @@ impl ArrayFrame {
         None
     }
 
-    fn take(&mut self) -> String {
+    fn take(&mut self) -> Joined {
         match self.single.take() {
-            Some(s) => s.to_string(),
+            Some(s) => Joined::Single(s),
             None => {
                 let mut t = std::mem::take(&mut self.text);
                 t.push(']');
-                t
+                Joined::Array(t)
             }
         }
     }
 
-    fn finish(mut self) -> String {
+    fn finish(mut self) -> Joined {
         self.take()
     }
 }
 
-async fn write_frame<S>(
-    sink: &mut SplitSink<WebSocketStream<S>, Message>,
-    shared: &ConnShared,
-    frame: &str,
-) -> Result<(), WsError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    shared.counters.count_out(frame.len());
-    sink.feed(Message::Text(Utf8Bytes::from(frame))).await
+/// A frame to send: one queued message as it was made, or several joined.
+enum Joined {
+    Single(Arc<str>),
+    Array(String),
+}
+
+impl Joined {
+    fn as_str(&self) -> &str {
+        match self {
+            Joined::Single(s) => s,
+            Joined::Array(t) => t,
+        }
+    }
 }
 
 fn ticker(period: Duration) -> Interval {
     let mut interval = interval_at(Instant::now() + period, period);
     interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
     interval
-}
-
-async fn tick(interval: &mut Option<Interval>) {
-    match interval {
-        Some(interval) => {
-            interval.tick().await;
-        }
-        None => future::pending().await,
-    }
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
@@ -705,9 +962,9 @@ mod tests {
         let mut out = Vec::new();
         let mut batch = ArrayFrame::new(&frames[0]);
         for f in &frames[1..] {
-            out.extend(batch.push(f));
+            out.extend(batch.push(f).map(|j| j.as_str().to_owned()));
         }
-        out.push(batch.finish());
+        out.push(batch.finish().as_str().to_owned());
         out
     }
 
@@ -740,6 +997,34 @@ mod tests {
             assert!(f.starts_with('[') == f.ends_with(']'));
         }
         assert!(out.last().unwrap().ends_with(r#"{"e":5}]"#));
+    }
+
+    #[test]
+    fn own_text_frames_parse_as_websocket_frames() {
+        use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        for len in [0, 5, 125, 126, 200, 65_535, 65_536, 70_000] {
+            let text = "é".repeat(len / 2) + &"x".repeat(len % 2);
+            for mask in [None, Some([1, 2, 3, 250])] {
+                let mut out = Vec::new();
+                encode_text(&mut out, &text, mask);
+                let mut cursor = io::Cursor::new(&out);
+                let (header, length) = FrameHeader::parse(&mut cursor).unwrap().unwrap();
+                assert!(header.is_final);
+                assert_eq!(header.opcode, OpCode::Data(Data::Text));
+                assert_eq!(header.mask, mask);
+                assert_eq!(length as usize, text.len());
+                let at = cursor.position() as usize;
+                assert_eq!(out.len(), at + text.len(), "len {len}");
+                let mut payload = out[at..].to_vec();
+                if let Some(key) = mask {
+                    for (i, b) in payload.iter_mut().enumerate() {
+                        *b ^= key[i % 4];
+                    }
+                }
+                assert_eq!(payload, text.as_bytes());
+            }
+        }
     }
 
     #[test]
@@ -785,7 +1070,7 @@ mod tests {
 
     #[test]
     fn first_close_cause_wins() {
-        let shared = ConnShared::new();
+        let shared = ConnShared::new(1);
         shared.request_close(CloseCause::SlowPeer, "full");
         shared.request_close(CloseCause::Requested, "later");
         assert_eq!(
@@ -797,8 +1082,8 @@ mod tests {
 
     #[test]
     fn full_queue_reports_full_and_closes() {
-        let shared = Arc::new(ConnShared::new());
-        let (link, _rx) = WsLink::new(2, shared.clone());
+        let shared = Arc::new(ConnShared::new(2));
+        let link = WsLink::new(shared.clone());
         assert_eq!(link.send("a".into()), Ok(()));
         assert_eq!(link.send("b".into()), Ok(()));
         assert_eq!(link.send("c".into()), Err(LinkError::Full));
@@ -806,5 +1091,22 @@ mod tests {
         assert_eq!(link.send("d".into()), Err(LinkError::Closed));
         assert_eq!(shared.cause().map(|c| c.0), Some(CloseCause::SlowPeer));
         assert_eq!(shared.dropped.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_drained_queue_holds_no_allocation() {
+        let shared = ConnShared::new(1000);
+        let link = WsLink::new(Arc::new(shared));
+        for i in 0..100 {
+            assert_eq!(link.send(format!("{{\"n\":{i}}}").into()), Ok(()));
+        }
+        let first = link.shared.take_batch();
+        assert_eq!(first.len(), WRITE_BATCH, "a batch at a time");
+        assert_eq!(first[0].as_ref(), r#"{"n":0}"#);
+        let rest = link.shared.take_batch();
+        assert_eq!(rest.len(), 100 - WRITE_BATCH);
+        assert_eq!(link.shared.queued(), 0);
+        // What an idle connection keeps of its queue: nothing on the heap.
+        assert_eq!(link.shared.queue().capacity(), 0);
     }
 }

@@ -274,7 +274,23 @@ async fn subscriptions_past_the_maximum_forget_the_oldest_soul() {
     for s in &souls {
         sub.get_answer(s, None, WAIT, "a get").await;
     }
-    // Three souls asked for, two kept: the first was forgotten.
+    // Three souls asked for, two kept: the first was forgotten, and counted.
+    let evicted = metrics(&r.addr).await;
+    assert_eq!(
+        evicted.get("gun_subscriptions_evicted_total").copied(),
+        Some(1.0),
+        "one subscription forgotten, in /metrics"
+    );
+    let (status, stats) = common::http_get(&r.addr, "/stats")
+        .await
+        .expect("/stats answered");
+    assert_eq!(status, 200);
+    let stats: serde_json::Value = serde_json::from_str(&stats).expect("/stats is JSON");
+    assert_eq!(
+        stats["now"]["subscriptions_evicted"],
+        json!(1),
+        "one subscription forgotten, in /stats: {stats}"
+    );
     writer
         .put_acked(&souls[0], &[("v", json!("old"))], WAIT, "put 0")
         .await;

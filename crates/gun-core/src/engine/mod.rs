@@ -311,6 +311,12 @@ impl Engine {
         self.lock().mesh.dedup_len()
     }
 
+    /// Subscriptions the mesh dropped since start because a peer went past its
+    /// subscription bound (see [`gun_dam::Mesh::subscriptions_evicted`]).
+    pub fn subscriptions_evicted(&self) -> u64 {
+        self.lock().mesh.subscriptions_evicted()
+    }
+
     /// Number of souls in the cache.
     pub fn cached_souls(&self) -> usize {
         self.lock().graph.len()

@@ -329,6 +329,9 @@ pub struct Mesh {
     subindex: SubIndex,
     keepalive: OutFrame,
     decoder: Arc<Decoder>,
+    /// Souls forgotten from peers' subscriptions past
+    /// [`MeshConfig::max_subscriptions_per_peer`], since start.
+    subs_evicted: u64,
 }
 
 pub(super) fn parse_seen(s: &str) -> Arc<[String]> {
@@ -448,6 +451,7 @@ impl Mesh {
             holders: Holders::default(),
             subindex: SubIndex::default(),
             keepalive: OutFrame::from(Arc::<str>::from("[]")),
+            subs_evicted: 0,
         }
     }
 
@@ -466,6 +470,13 @@ impl Mesh {
     /// [`MeshConfig::dedup_max_entries`].
     pub fn dedup_len(&self) -> usize {
         self.dup.len()
+    }
+
+    /// Subscriptions dropped since start because a peer went past
+    /// [`MeshConfig::max_subscriptions_per_peer`] (its oldest soul is forgotten: writes to
+    /// it are no longer pushed to that peer until it asks again).
+    pub fn subscriptions_evicted(&self) -> u64 {
+        self.subs_evicted
     }
 
     /// Souls whose holders (client peers that wrote, answered or asked for

@@ -71,6 +71,11 @@ impl OpenGets {
         {
             self.list.pop_front();
         }
+        // A burst of gets (clients connecting by thousands) grew the queue: give the memory
+        // back once most have expired (a VecDeque never shrinks by itself).
+        if self.list.capacity() > 64 && self.list.len() * 4 < self.list.capacity() {
+            self.list.shrink_to(self.list.len() * 2);
+        }
     }
 
     /// The open gets, oldest first.

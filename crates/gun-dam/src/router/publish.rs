@@ -2,6 +2,8 @@
 //! subscribed part to subscribers (AXE pushes), and kept for re-sending on
 //! every outgoing URL that has not acked it.
 
+use std::sync::Arc;
+
 use gun_graph::Graph;
 use serde_json::Value;
 
@@ -171,13 +173,18 @@ impl Mesh {
                 }
             }
         }
+        if pushes.is_empty() {
+            return;
+        }
+        // One copy of the write's id for all its pushes' routes.
+        let original: Arc<str> = Arc::from(id);
         for (to, part) in pushes {
             let push_id = self.fresh_id();
             self.dup.insert(
                 &push_id,
                 Track::Push {
                     origin,
-                    original: id.to_owned(),
+                    original: original.clone(),
                 },
                 now,
             );

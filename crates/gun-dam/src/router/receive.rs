@@ -189,7 +189,7 @@ impl Mesh {
         let fwd = if let (Some(sub), Some(get)) = (&sub, &m.get) {
             let max = self.cfg.max_subscriptions_per_peer;
             if let Some(p) = self.peers.get_mut(&from) {
-                p.subs.add(sub, max);
+                self.subs_evicted += p.subs.add(sub, max);
                 self.subindex.add(sub, from);
             }
             let mut fwd = m.clone();
@@ -431,7 +431,7 @@ impl Mesh {
                 if let (Some(sub), true) = (&sub, m.put.is_some())
                     && let Some(p) = self.peers.get_mut(&from)
                 {
-                    p.subs.add(sub, max);
+                    self.subs_evicted += p.subs.add(sub, max);
                     self.subindex.add(sub, from);
                 }
                 let not_found = m.put.is_none() && m.ok.is_none() && m.err.is_none();
@@ -469,7 +469,7 @@ impl Mesh {
                 // A new message (its `@` changes): signed by us, if at all.
                 let mut ack = Message {
                     id: m.id.clone(),
-                    reply_to: Some(original),
+                    reply_to: Some(original.to_string()),
                     ok: m.ok.clone(),
                     err: m.err.clone(),
                     ..Message::default()

@@ -213,7 +213,10 @@ mod tests {
         assert_eq!(ix.candidates(["c"].into_iter()), [PeerId(3)]);
         assert!(ix.candidates(["zzz"].into_iter()).is_empty());
         // Lexical subscribers are asked about every write.
-        ix.add(&SubTarget::Souls(gun_graph::Lex::prefix("x")), PeerId(9));
+        ix.add(
+            &SubTarget::Souls(Box::new(gun_graph::Lex::prefix("x"))),
+            PeerId(9),
+        );
         assert_eq!(ix.candidates(["c"].into_iter()), [PeerId(3), PeerId(9)]);
         ix.forget_lex(PeerId(9));
         ix.forget("a", PeerId(1));

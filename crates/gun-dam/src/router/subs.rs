@@ -14,8 +14,9 @@ use crate::message::{Get, SoulQuery};
 pub(super) enum SubTarget {
     /// A soul (interned: see [`intern`]), or one key of it.
     Soul { soul: Arc<str>, key: Option<String> },
-    /// Every soul matching a lexical query.
-    Souls(Lex),
+    /// Every soul matching a lexical query. Boxed: a `Lex` is about 100 bytes, and every
+    /// routed get (kept for the dedup window) holds a `SubTarget`.
+    Souls(Box<Lex>),
 }
 
 pub(super) fn sub_target(get: &Get) -> SubTarget {
@@ -24,7 +25,7 @@ pub(super) fn sub_target(get: &Get) -> SubTarget {
             soul: intern(s.as_str()),
             key: get.exact_key().map(str::to_owned),
         },
-        SoulQuery::Lex(l) => SubTarget::Souls(l.clone()),
+        SoulQuery::Lex(l) => SubTarget::Souls(Box::new(l.clone())),
     }
 }
 
@@ -92,7 +93,10 @@ pub(super) struct Subs {
 }
 
 impl Subs {
-    pub(super) fn add(&mut self, t: &SubTarget, max: usize) {
+    /// Subscribes to `t`, keeping at most `max` entries; returns how many souls were
+    /// forgotten to stay within it (the oldest first).
+    pub(super) fn add(&mut self, t: &SubTarget, max: usize) -> u64 {
+        let mut evicted = 0;
         match t {
             SubTarget::Soul { soul, key } => {
                 let seq = self.next;
@@ -129,6 +133,7 @@ impl Subs {
                         && let Some(s) = self.souls.remove(&old)
                     {
                         self.entries -= 1 + s.key_count();
+                        evicted += 1;
                         tracing::debug!(soul = %old, "subscription bound reached: dropped the oldest");
                     }
                 }
@@ -148,13 +153,15 @@ impl Subs {
             }
             SubTarget::Souls(l) => {
                 if !self.lex.contains(l) {
-                    self.lex.push_back(l.clone());
+                    self.lex.push_back(Lex::clone(l));
                     if self.lex.len() > MAX_SOUL_QUERY_SUBSCRIPTIONS {
                         self.lex.pop_front();
+                        evicted += 1;
                     }
                 }
             }
         }
+        evicted
     }
 
     pub(super) fn covers(&self, soul: &str, key: Option<&str>) -> bool {
@@ -244,8 +251,8 @@ mod tests {
         subs.add(&soul("b"), 3);
         subs.add(&soul("c"), 3);
         // `a` asked for again: now the newest.
-        subs.add(&soul("a"), 3);
-        subs.add(&soul("d"), 3);
+        assert_eq!(subs.add(&soul("a"), 3), 0);
+        assert_eq!(subs.add(&soul("d"), 3), 1, "one soul forgotten");
         assert!(!subs.covers("b", None), "b was the oldest");
         for s in ["a", "c", "d"] {
             assert!(subs.covers(s, Some("x")), "{s} kept");

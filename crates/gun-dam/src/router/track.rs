@@ -34,7 +34,8 @@ pub(super) enum Track {
     /// A push we made for the write `original` from `origin` (None: local).
     Push {
         origin: Option<PeerId>,
-        original: String,
+        /// Shared by all the pushes of one write (one allocation, not one per subscriber).
+        original: Arc<str>,
     },
 }
 

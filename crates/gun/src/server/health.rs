@@ -146,6 +146,7 @@ impl Health {
             store_souls,
             dedup_entries: self.engine.dedup_entries() as u64,
             cached_souls: self.engine.cached_souls() as u64,
+            subscriptions_evicted: self.engine.subscriptions_evicted(),
             send_queue_drops: server.send_queue_drops,
             slow_consumer_disconnects: server.slow_peer_closes,
             uptime_secs: self.engine.uptime().as_secs(),
@@ -198,6 +199,7 @@ impl Health {
         now_json["uptime_s"] = serde_json::json!(self.engine.uptime().as_secs());
         now_json["store"] = serde_json::json!(self.store_kind.name());
         now_json["sea"] = serde_json::json!(self.sea);
+        now_json["subscriptions_evicted"] = serde_json::json!(self.engine.subscriptions_evicted());
         let history: Vec<_> = snap.history.iter().map(Sample::json).collect();
         let body = serde_json::json!({ "now": now_json, "history": history });
         HttpResponse::json(200, format!("{body}\n")).with_header("Cache-Control", "no-store")

@@ -49,6 +49,7 @@ pub(super) struct Scrape {
     pub(super) store_souls: u64,
     pub(super) dedup_entries: u64,
     pub(super) cached_souls: u64,
+    pub(super) subscriptions_evicted: u64,
     pub(super) send_queue_drops: u64,
     pub(super) slow_consumer_disconnects: u64,
     pub(super) uptime_secs: u64,
@@ -196,6 +197,12 @@ impl Collector for Scrape {
             "cached_souls",
             "Souls in the engine's cache.",
             self.cached_souls,
+        )?;
+        counter(
+            e,
+            "subscriptions_evicted",
+            "Subscriptions forgotten because a connection went past --max-subscriptions-per-connection (its oldest soul first).",
+            self.subscriptions_evicted,
         )?;
         counter(
             e,
