@@ -7,7 +7,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use gun_graph::{Graph, Soul, State, Value, json};
 
 mod fixtures;
-use fixtures::{hundred_node_put, ten_field_put};
+use fixtures::{hundred_node_put, parse_benches, ten_field_put};
 
 fn bench(c: &mut Criterion) {
     let now = State::new(1_795_643_500_000.0).unwrap();
@@ -37,18 +37,8 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     // Parse + validate puts.
-    let mut g = c.benchmark_group("parse");
+    parse_benches(c, "parse");
     let batch = hundred_node_put();
-    g.throughput(Throughput::Bytes(batch.len() as u64));
-    g.bench_function("put_100_nodes", |bn| {
-        bn.iter(|| Graph::from_wire(black_box(&batch)).unwrap())
-    });
-    let one = ten_field_put("alice", 1_795_643_412_520.0);
-    g.throughput(Throughput::Bytes(one.len() as u64));
-    g.bench_function("put_1_node", |bn| {
-        bn.iter(|| Graph::from_wire(black_box(&one)).unwrap())
-    });
-    g.finish();
 
     // The JSON text writer.
     let mut g = c.benchmark_group("json_text");
