@@ -125,6 +125,45 @@ async fn a_late_answer_does_not_replace_a_newer_cached_value() {
     );
 }
 
+/// A load can read the store after the store applied a write and before the
+/// write's answer reaches the engine: the cache then holds the write already
+/// and merging the answer changes nothing. The write is still news: listeners
+/// (and, through the mesh, peers) hear it. (Found as a lost `set` link: a
+/// client's read-after-write warm-up cached the link first, and the client
+/// never sent it to its relay.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_a_load_cached_before_its_answer_is_still_announced() {
+    let (e, _store) = engine(Duration::ZERO);
+    let soul = Soul::new("s").unwrap();
+    e.put_local(write("s", "k", 1.0, "first"), &PutOptions::default())
+        .await
+        .unwrap();
+    let (_id, mut changes) = e.listen(&soul);
+    while changes.try_recv().is_ok() {}
+    // Applied by the store at once, answered 300 ms later.
+    let e1 = e.clone();
+    let write_b = tokio::spawn(async move {
+        e1.put_local(write("s", "b", 2.0, "slow"), &PutOptions::default())
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A load now reads the store, write included, and caches it.
+    let node = e.read_node(&soul, None, None).await.unwrap().unwrap();
+    assert_eq!(node.value("b"), Some(&Value::from("slow")));
+    let ack = write_b.await.unwrap().unwrap();
+    assert_eq!(ack.accepted, 1);
+    let mut heard = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while !heard && tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(100), changes.recv()).await {
+            Ok(Some(c)) => heard = c.node.value("b") == Some(&Value::from("slow")),
+            Ok(None) => break,
+            Err(_) => {}
+        }
+    }
+    assert!(heard, "the write the load cached first was never announced");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_during_a_load_is_not_lost_by_the_load() {
     let (e, _store) = engine(Duration::from_millis(200));

@@ -129,9 +129,11 @@ fn finish_load(sh: &mut Shared, soul: &Soul) -> Option<Node> {
 
 /// Updates the cache from a store's answer (the keys the store applied): one
 /// HAM pass per key against the cached node. Returns what changed here — the
-/// part to announce to listeners and subscribers: for a cached soul what won
-/// against the cache (a late answer loses to a newer value already cached);
-/// for a soul not cached, the store's answer as is (kept for a load in flight).
+/// part to announce to listeners and subscribers: for a cached soul the keys
+/// the cache now holds as the store answered them (a late answer loses to a
+/// newer value already cached; a value a racing load cached first is still
+/// news); for a soul not cached, the store's answer as is (kept for a load in
+/// flight).
 pub(super) fn apply_answer(sh: &mut Shared, answer: Graph) -> Graph {
     let mut cached = Graph::new();
     let mut changed = Graph::new();
@@ -144,8 +146,31 @@ pub(super) fn apply_answer(sh: &mut Shared, answer: Graph) -> Graph {
         changed.insert_node(node);
     }
     if !cached.is_empty() {
-        for (_, n) in sh.graph.merge(&cached, machine_state()).accepted {
-            changed.insert_node(n);
+        sh.graph.merge(&cached, machine_state());
+        // What the cache holds now as the store answered it is news, whether
+        // this merge put it there or a load did: a load may read the store
+        // after the store applied this write and before its answer got here,
+        // so the cache can hold the write already and the merge change
+        // nothing; the write must still be announced (listeners, peers).
+        // Only keys where the cache holds something newer are left out (a
+        // later write's answer came first).
+        for (soul, node) in cached.iter() {
+            let Some(now) = sh.graph.get(soul.as_str()) else {
+                continue;
+            };
+            let mut news = Node::new(soul.clone());
+            for (key, e) in node.iter() {
+                if now
+                    .get(key)
+                    .is_some_and(|c| c.state == e.state && c.value == e.value)
+                {
+                    // Keys of a node are never `_`, the only key insert refuses.
+                    let _ = news.insert(key.clone(), e.state, e.value.clone());
+                }
+            }
+            if !news.is_empty() {
+                changed.insert_node(news);
+            }
         }
     }
     changed
