@@ -145,35 +145,44 @@ pub(super) fn apply_answer(sh: &mut Shared, answer: Graph) -> Graph {
         note_while_loading(sh, &node);
         changed.insert_node(node);
     }
-    if !cached.is_empty() {
-        sh.graph.merge(&cached, machine_state());
-        // What the cache holds now as the store answered it is news, whether
-        // this merge put it there or a load did: a load may read the store
-        // after the store applied this write and before its answer got here,
-        // so the cache can hold the write already and the merge change
-        // nothing; the write must still be announced (listeners, peers).
-        // Only keys where the cache holds something newer are left out (a
-        // later write's answer came first).
-        for (soul, node) in cached.iter() {
-            let Some(now) = sh.graph.get(soul.as_str()) else {
-                continue;
-            };
-            let mut news = Node::new(soul.clone());
-            for (key, e) in node.iter() {
-                if now
-                    .get(key)
-                    .is_some_and(|c| c.state == e.state && c.value == e.value)
-                {
-                    // Keys of a node are never `_`, the only key insert refuses.
-                    let _ = news.insert(key.clone(), e.state, e.value.clone());
-                }
-            }
-            if !news.is_empty() {
-                changed.insert_node(news);
-            }
-        }
+    for (_, n) in merge_news(sh, &cached) {
+        changed.insert_node(n);
     }
     changed
+}
+
+/// Merges `cached` (nodes of cached souls) into the cache through HAM and
+/// returns the news: the keys the cache now holds as `cached` has them,
+/// whether this merge put them there or a load did. A load may read the store
+/// after the store applied a write and before the write reaches this merge,
+/// so the cache can hold it already and the merge change nothing; it is still
+/// news for listeners and peers. Keys where the cache holds something newer
+/// are left out.
+pub(super) fn merge_news(sh: &mut Shared, cached: &Graph) -> Graph {
+    let mut news = Graph::new();
+    if cached.is_empty() {
+        return news;
+    }
+    sh.graph.merge(cached, machine_state());
+    for (soul, node) in cached.iter() {
+        let Some(now) = sh.graph.get(soul.as_str()) else {
+            continue;
+        };
+        let mut n = Node::new(soul.clone());
+        for (key, e) in node.iter() {
+            if now
+                .get(key)
+                .is_some_and(|c| c.state == e.state && c.value == e.value)
+            {
+                // Keys of a node are never `_`, the only key insert refuses.
+                let _ = n.insert(key.clone(), e.state, e.value.clone());
+            }
+        }
+        if !n.is_empty() {
+            news.insert_node(n);
+        }
+    }
+    news
 }
 
 fn answer_nodes(answer: Graph) -> impl Iterator<Item = (Soul, Node)> {

@@ -25,9 +25,9 @@ use std::sync::Arc;
 
 use gun_dam::Origin;
 use gun_graph::{Graph, Soul};
-use gun_store::{ExternalChange, machine_state};
+use gun_store::ExternalChange;
 
-use super::cache::note_while_loading;
+use super::cache::{merge_news, note_while_loading};
 use super::listen::notify_listeners;
 use super::{Engine, now_u64};
 
@@ -71,7 +71,7 @@ impl Engine {
                     applied.insert_node(node.clone());
                 }
             }
-            for (_, n) in sh.graph.merge(&cached, machine_state()).accepted {
+            for (_, n) in merge_news(&mut sh, &cached) {
                 applied.insert_node(n);
             }
             self.inner.stats.keys_accepted.fetch_add(
