@@ -384,10 +384,9 @@ impl Engine {
     }
 }
 
-/// Splits a write into the keys due now and those whose state is ahead of
-/// `machine` (to apply when due).
-/// The keys due now (borrowed when that is all of them: the common case costs
-/// no copy) and those ahead of the machine clock.
+/// Splits a write into the keys due now (borrowed when that is all of them:
+/// the common case costs no copy) and those whose state is ahead of `machine`
+/// (to apply when due).
 fn split_deferred(graph: &Graph, machine: State) -> (Cow<'_, Graph>, Vec<Deferred>) {
     let ahead = graph
         .nodes()

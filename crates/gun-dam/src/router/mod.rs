@@ -386,11 +386,6 @@ impl OutFrame {
             None => Arc::from(""),
         })
     }
-
-    /// Whether the text is there already (not encoded lazily, or encoded since).
-    pub fn is_encoded(&self) -> bool {
-        self.0.text.get().is_some()
-    }
 }
 
 impl From<Arc<str>> for OutFrame {

@@ -73,8 +73,8 @@ impl Mesh {
         // re-sending on every outgoing URL that did not ack it yet (connected
         // ones it is sent to now, and disconnected ones). The frame is built
         // only if one of them needs it: a relay with only clients never
-        // encodes the full write.
-        // In the peers' order (a Vec: full peers are few).
+        // encodes the full write. `got_full` is in the peers' order (a Vec:
+        // full peers are few).
         let mut got_full: Vec<PeerId> = Vec::new();
         for (pid, p) in &self.peers {
             if !p.full() || Some(*pid) == origin || seen.as_deref().is_some_and(|s| p.listed_in(s))
@@ -147,8 +147,7 @@ impl Mesh {
         // Only the peers the index names for these souls are checked (a
         // write costs O(its subscribers), not O(connections)); the index's
         // stale entries met here are dropped.
-        let mut candidates = self.subindex.candidates(diff.souls().map(|s| s.as_str()));
-        candidates.sort_unstable();
+        let candidates = self.subindex.candidates(diff.souls().map(|s| s.as_str()));
         let mut pushes: Vec<(PeerId, Graph)> = Vec::new();
         for pid in candidates {
             match self.peers.get(&pid) {

@@ -96,22 +96,16 @@ impl SubIndex {
     }
 
     /// The peers that may have subscribed to any soul of `souls`, each once,
-    /// in no particular order (lexical subscribers included).
+    /// in id order (lexical subscribers included).
     pub(super) fn candidates<'a>(&self, souls: impl Iterator<Item = &'a str>) -> Vec<PeerId> {
         let mut out: Vec<PeerId> = self.lex.iter().copied().collect();
-        let mut several = !out.is_empty();
         for soul in souls {
             if let Some(peers) = self.souls.get(soul) {
-                if !out.is_empty() {
-                    several = true;
-                }
                 out.extend(peers.iter());
             }
         }
-        if several {
-            out.sort_unstable();
-            out.dedup();
-        }
+        out.sort_unstable();
+        out.dedup();
         out
     }
 
@@ -207,9 +201,10 @@ mod tests {
         ix.add(&soul("b"), PeerId(2));
         ix.add(&soul("c"), PeerId(3));
         assert_eq!(ix.len(), 4);
-        let mut c = ix.candidates(["a", "b"].into_iter());
-        c.sort_unstable();
-        assert_eq!(c, [PeerId(1), PeerId(2)]);
+        assert_eq!(
+            ix.candidates(["a", "b"].into_iter()),
+            [PeerId(1), PeerId(2)]
+        );
         assert_eq!(ix.candidates(["c"].into_iter()), [PeerId(3)]);
         assert!(ix.candidates(["zzz"].into_iter()).is_empty());
         // Lexical subscribers are asked about every write.
@@ -241,8 +236,9 @@ mod tests {
         assert_eq!(ix.len(), 10);
         assert!(ix.candidates(["own1"].into_iter()).is_empty());
         assert_eq!(ix.candidates(["own7"].into_iter()), [PeerId(7)]);
-        let mut c = ix.candidates(["shared"].into_iter());
-        c.sort_unstable();
-        assert_eq!(c, (5..10).map(PeerId).collect::<Vec<_>>());
+        assert_eq!(
+            ix.candidates(["shared"].into_iter()),
+            (5..10).map(PeerId).collect::<Vec<_>>()
+        );
     }
 }
