@@ -207,7 +207,7 @@ pub fn query_node_spent(node: &Node, lex: &Lex, budget: Option<u64>, spent: &mut
     let mut out = Node::new(node.soul().clone());
     // Exact match without a budget: a map lookup, no scan.
     if let (Some(x), true) = (&lex.exact, lex.is_exact()) {
-        if let Some((k, e)) = node.entries().get_key_value(x.as_str())
+        if let Some((k, e)) = node.get_key_value(x.as_str())
             && budget.is_none_or(|b| *spent < b)
         {
             *spent += cost(&e.value);
@@ -226,19 +226,16 @@ pub fn query_node_spent(node: &Node, lex: &Lex, budget: Option<u64>, spent: &mut
         out.insert_entry(k.clone(), e.clone());
         true
     };
-    let entries = node.entries();
     // Narrow the scan to the prefix or start bound where UTF-8 order allows it.
     let from = lex.prefix.as_deref().or(lex.start.as_deref()).unwrap_or("");
     if lex.reverse {
-        for (k, e) in entries.iter().rev() {
+        for (k, e) in node.entries().rev() {
             if !take(k, e) {
                 break;
             }
         }
     } else {
-        for (k, e) in
-            entries.range::<str, _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded))
-        {
+        for (k, e) in node.range((std::ops::Bound::Included(from), std::ops::Bound::Unbounded)) {
             if let Some(p) = &lex.prefix
                 && !k.starts_with(p.as_str())
                 && k.as_ref() > p.as_str()
@@ -253,8 +250,7 @@ pub fn query_node_spent(node: &Node, lex: &Lex, budget: Option<u64>, spent: &mut
         // supplementary character against U+E000..U+FFFF) are not possible when
         // `from` is a prefix of them; for range starts they are picked up here.
         if lex.prefix.is_none() && lex.start.is_some() {
-            for (k, e) in entries
-                .range::<str, _>((std::ops::Bound::Unbounded, std::ops::Bound::Excluded(from)))
+            for (k, e) in node.range((std::ops::Bound::Unbounded, std::ops::Bound::Excluded(from)))
             {
                 if lex.matches(k) && !take(k, e) {
                     break;

@@ -41,6 +41,7 @@
 //!   JSON). Strings with lone surrogates cannot be held in a Rust `String`; JSON
 //!   carrying them is refused as invalid JSON.
 
+mod entries;
 mod error;
 mod graph;
 pub mod hash;
@@ -50,6 +51,7 @@ pub mod lex;
 mod node;
 mod value;
 mod wire;
+mod wire_fast;
 
 pub use error::Error;
 pub use graph::{Deferred, Graph, Merge, Rejected, Rejection};

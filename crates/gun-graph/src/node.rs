@@ -1,9 +1,9 @@
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gun_ham::{Decision, State, decide};
 
 use crate::Error;
+use crate::entries::{Entries, Iter};
 use crate::json;
 use crate::value::{Soul, Value};
 
@@ -23,7 +23,7 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     soul: Soul,
-    entries: BTreeMap<Arc<str>, Entry>,
+    entries: Entries,
 }
 
 impl Node {
@@ -31,12 +31,16 @@ impl Node {
     pub fn new(soul: Soul) -> Node {
         Node {
             soul,
-            entries: BTreeMap::new(),
+            entries: Entries::default(),
         }
     }
 
-    pub(crate) fn from_entries(soul: Soul, entries: BTreeMap<Arc<str>, Entry>) -> Node {
-        Node { soul, entries }
+    /// A node of these entries, in any order; of repeated keys the last is kept.
+    pub(crate) fn from_entries(soul: Soul, entries: Vec<(Arc<str>, Entry)>) -> Node {
+        Node {
+            soul,
+            entries: Entries::from_unsorted(entries),
+        }
     }
 
     /// The node's soul.
@@ -87,7 +91,7 @@ impl Node {
         value: &Value,
         machine: State,
     ) -> Decision {
-        match self.entries.get_mut(&**key) {
+        match self.entries.get_mut(key) {
             Some(cur) => {
                 let d = decide(machine, state, value, Some((cur.state, &cur.value)));
                 if d.is_accept() {
@@ -129,11 +133,22 @@ impl Node {
 
     /// Keys in key order.
     pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
-        self.entries.keys().map(|k| &**k)
+        self.entries.iter().map(|(k, _)| &**k)
     }
 
-    pub(crate) fn entries(&self) -> &BTreeMap<Arc<str>, Entry> {
-        &self.entries
+    /// Entries in key order (the crate's own, nameable iterator).
+    pub(crate) fn entries(&self) -> Iter<'_> {
+        self.entries.iter()
+    }
+
+    /// Entries whose keys are within `bounds`, in key order.
+    pub(crate) fn range(&self, bounds: (std::ops::Bound<&str>, std::ops::Bound<&str>)) -> Iter<'_> {
+        self.entries.range(bounds)
+    }
+
+    /// The stored key and entry of `key`.
+    pub(crate) fn get_key_value(&self, key: &str) -> Option<(&Arc<str>, &Entry)> {
+        self.entries.get_key_value(key)
     }
 
     /// A node with only the listed keys that exist here.
@@ -161,7 +176,7 @@ impl Node {
             json::write_number(out, e.state.as_f64());
         }
         out.push_str("}}");
-        for (k, e) in &self.entries {
+        for (k, e) in self.entries.iter() {
             out.push(',');
             json::write_str(out, k);
             out.push(':');
@@ -180,7 +195,7 @@ impl Node {
     /// The node as JSON data without the meta: `{key: value}` (links as `{"#": soul}`).
     pub fn to_data(&self) -> serde_json::Value {
         let mut m = serde_json::Map::new();
-        for (k, e) in &self.entries {
+        for (k, e) in self.entries.iter() {
             m.insert(k.to_string(), e.value.to_json());
         }
         serde_json::Value::Object(m)
@@ -190,7 +205,7 @@ impl Node {
     /// budgets and statistics.
     pub fn approx_bytes(&self) -> usize {
         let mut n = self.soul.as_str().len() + 48;
-        for (k, e) in &self.entries {
+        for (k, e) in self.entries.iter() {
             n += k.len() + size_of::<Entry>() + 32;
             if let Value::String(s) = &e.value {
                 n += s.len();

@@ -18,7 +18,6 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -399,9 +398,8 @@ impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
                     };
                     entries.push((Arc::from(&*key), Entry { state, value }));
                 }
-                // BTreeMap::from_iter sorts and keeps the last of equal keys.
-                let map: BTreeMap<Arc<str>, Entry> = entries.into_iter().collect();
-                Ok(Node::from_entries(node_soul, map))
+                // Sorted (if they were not), the last of equal keys kept.
+                Ok(Node::from_entries(node_soul, entries))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
                 while a.next_element::<IgnoredAny>()?.is_some() {}
@@ -497,10 +495,26 @@ fn finish<T>(r: Result<T, serde_json::Error>, ctx: Ctx) -> Result<T, Error> {
     })
 }
 
+/// [`Graph::from_wire`] without the shortcut.
+pub(crate) fn general_from_wire(text: &str) -> Result<Graph, Error> {
+    // From a `str`, serde_json need not check each string for UTF-8 again.
+    let ctx = Ctx {
+        err: RefCell::new(None),
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let r = GraphSeed { ctx: &ctx }
+        .deserialize(&mut de)
+        .and_then(|g| de.end().map(|()| g));
+    finish(r, ctx)
+}
+
 impl Graph {
     /// Parses and validates the wire form of a graph, `{soul: node, …}` (the value
     /// of a put's `put` field), from JSON bytes.
     pub fn from_wire_bytes(bytes: &[u8]) -> Result<Graph, Error> {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            return Graph::from_wire(text);
+        }
         let ctx = Ctx {
             err: RefCell::new(None),
         };
@@ -512,16 +526,15 @@ impl Graph {
     }
 
     /// Parses and validates the wire form of a graph from JSON text.
+    ///
+    /// The usual shape (what Gun.js sends) takes a specialised shortcut
+    /// (`wire_fast.rs`); anything else, and every error, goes through the
+    /// general parser, so both give the same graph or the same error.
     pub fn from_wire(text: &str) -> Result<Graph, Error> {
-        // From a `str`, serde_json need not check each string for UTF-8 again.
-        let ctx = Ctx {
-            err: RefCell::new(None),
-        };
-        let mut de = serde_json::Deserializer::from_str(text);
-        let r = GraphSeed { ctx: &ctx }
-            .deserialize(&mut de)
-            .and_then(|g| de.end().map(|()| g));
-        finish(r, ctx)
+        if let Some(g) = crate::wire_fast::parse(text) {
+            return Ok(g);
+        }
+        general_from_wire(text)
     }
 
     /// Reads a graph out of any serde deserializer (for example a field of a
