@@ -272,3 +272,77 @@ fn signatures_survive_relaying_through_a_peer_that_does_not_verify() {
     assert_eq!(relayed[0].extra[SIG_FIELD]["k"], "alice");
     assert!(relayed[0].seen.is_some());
 }
+
+/// Counts its signatures (to see when they are made).
+struct CountingSigner(std::sync::atomic::AtomicUsize);
+
+impl MessageSigner for CountingSigner {
+    fn sign(&self, canonical: &[u8]) -> serde_json::Value {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        json!({"k": "alice", "h": mac(11, canonical)})
+    }
+}
+
+/// An ack and a push leave the mesh unsigned and unencoded: the signature is
+/// made when the frame's text is first taken, which the mesh's owner does
+/// after releasing its lock. The text then carries a valid signature.
+#[test]
+fn acks_and_pushes_are_signed_when_their_text_is_taken() {
+    let signer = Arc::new(CountingSigner(std::sync::atomic::AtomicUsize::new(0)));
+    let mut r = Mesh::new(MeshConfig {
+        pid: Some("R".into()),
+        rng_seed: Some(3),
+        signer: Some(signer.clone() as Arc<dyn MessageSigner>),
+        ..MeshConfig::relay()
+    });
+    r.connect(PeerId(1), Direction::Incoming, 0);
+    r.connect(PeerId(2), Direction::Incoming, 0);
+    // Peer 2 subscribes to "s".
+    let get = r##"{"#":"g1","get":{"#":"s"}}"##;
+    let _ = r.receive(PeerId(2), get, 1);
+    let taken = |out: &[Output]| -> Vec<String> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send { frame, .. } => Some(frame.text().to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    let count = || signer.0.load(std::sync::atomic::Ordering::SeqCst);
+    let before = count();
+
+    // The ack of a write.
+    let out = r.reply(PeerId(1), Message::ack_ok("w1"), 2);
+    assert_eq!(
+        count(),
+        before,
+        "an ack is not signed before its text is taken"
+    );
+    let texts = taken(&out);
+    assert_eq!(texts.len(), 1);
+    assert_eq!(count(), before + 1);
+    let m = gun_dam::parse_frame(&texts[0]).remove(0).unwrap();
+    let sig = m.extra.get(SIG_FIELD).expect("the ack is signed");
+    assert!(knows_alice().verify(canonical(&m).unwrap().as_bytes(), sig));
+    // Taking the text again signs nothing more.
+    let _ = taken(&out);
+    assert_eq!(count(), before + 1);
+
+    // The push of a write to the subscriber.
+    let out = r.publish(&write("s", "k", "v", 1), None, 3);
+    let sends = out
+        .iter()
+        .filter(|o| matches!(o, Output::Send { to, .. } if *to == PeerId(2)))
+        .count();
+    assert_eq!(sends, 1, "{out:?}");
+    assert_eq!(
+        count(),
+        before + 1,
+        "a push is not signed before its text is taken"
+    );
+    let texts = taken(&out);
+    assert_eq!(count(), before + 2);
+    let m = gun_dam::parse_frame(&texts[0]).remove(0).unwrap();
+    let sig = m.extra.get(SIG_FIELD).expect("the push is signed");
+    assert!(knows_alice().verify(canonical(&m).unwrap().as_bytes(), sig));
+}

@@ -361,30 +361,48 @@ pub(super) fn encode(m: &Message) -> Arc<str> {
 /// (a frame shared by several peers, or kept for re-sending), or a message
 /// encoded when the text is first asked for. An engine that routes under a
 /// lock takes the text after releasing it, so acks and pushes are encoded
+/// (and signed, when the mesh has a [`MessageSigner`](crate::MessageSigner))
 /// outside the lock.
 #[derive(Clone)]
 pub struct OutFrame(Arc<FrameText>);
 
 struct FrameText {
     msg: Option<Message>,
+    /// Signs `msg` when its text is made.
+    signer: Option<Arc<dyn auth::MessageSigner>>,
     text: OnceLock<Arc<str>>,
 }
 
 impl OutFrame {
     /// A message to encode when its text is first needed.
     pub fn later(msg: Message) -> OutFrame {
+        OutFrame::later_signed(msg, None)
+    }
+
+    /// A message to sign with `signer` (if any) and encode when its text is
+    /// first needed: a signature costs tens of microseconds, which the mesh's
+    /// owner then spends after releasing its lock.
+    pub fn later_signed(msg: Message, signer: Option<Arc<dyn auth::MessageSigner>>) -> OutFrame {
         OutFrame(Arc::new(FrameText {
             msg: Some(msg),
+            signer,
             text: OnceLock::new(),
         }))
     }
 
-    /// The frame's text (encoding it now if it was not yet).
+    /// The frame's text (signing and encoding it now if it was not yet).
     pub fn text(&self) -> &Arc<str> {
-        self.0.text.get_or_init(|| match &self.0.msg {
-            Some(m) => encode(m),
-            None => Arc::from(""),
-        })
+        self.0
+            .text
+            .get_or_init(|| match (&self.0.msg, &self.0.signer) {
+                (Some(m), None) => encode(m),
+                (Some(m), Some(signer)) => {
+                    let mut m = m.clone();
+                    auth::sign(signer.as_ref(), &mut m);
+                    encode(&m)
+                }
+                (None, _) => Arc::from(""),
+            })
     }
 }
 
@@ -392,6 +410,7 @@ impl From<Arc<str>> for OutFrame {
     fn from(text: Arc<str>) -> OutFrame {
         OutFrame(Arc::new(FrameText {
             msg: None,
+            signer: None,
             text: OnceLock::from(text),
         }))
     }
@@ -566,6 +585,12 @@ impl Mesh {
             }
         }
         m
+    }
+
+    /// A frame of a message that originates here, signed (when we have a
+    /// signer) and encoded when its text is taken, after the owner's lock.
+    pub(super) fn frame_later(&self, m: Message) -> OutFrame {
+        OutFrame::later_signed(m, self.cfg.signer.clone())
     }
 
     /// Signs a message that originates here, when we have a signer.

@@ -190,18 +190,17 @@ impl Mesh {
             let mut ok = serde_json::Map::new();
             ok.insert("@".into(), Value::from(2));
             ok.insert("/".into(), Value::from(n));
-            let mut m = Message {
+            let m = Message {
                 id: Some(push_id),
                 seen: seen_list.clone(),
                 ok: Some(Value::Object(ok)),
                 put: Some(part),
                 ..Message::default()
             };
-            self.sign(&mut m);
-            // Encoded when the engine sends it, after its lock.
+            // Signed and encoded when the engine sends it, after its lock.
             out.push(Output::Send {
                 to,
-                frame: OutFrame::later(m),
+                frame: self.frame_later(m),
             });
         }
     }

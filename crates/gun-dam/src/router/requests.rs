@@ -166,7 +166,7 @@ impl Mesh {
                 return Vec::new();
             }
         }
-        self.sign(&mut msg);
+        // Signed with the encoding, after the lock (`frame_later`).
         match (&msg.id, fresh) {
             // An id of ours, just made: nothing to refresh.
             (Some(id), true) => self.dup.insert(id, Track::Seen, now),
@@ -184,10 +184,10 @@ impl Mesh {
             tracing::debug!(peer = to.0, "reply for a peer that is gone");
             return Vec::new();
         }
-        // Encoded when the engine sends it, after its lock.
+        // Signed and encoded when the engine sends it, after its lock.
         vec![Output::Send {
             to,
-            frame: OutFrame::later(msg),
+            frame: self.frame_later(msg),
         }]
     }
 
