@@ -498,10 +498,16 @@ fn finish<T>(r: Result<T, serde_json::Error>, ctx: Ctx) -> Result<T, Error> {
 /// [`Graph::from_wire`] without the shortcut.
 pub(crate) fn general_from_wire(text: &str) -> Result<Graph, Error> {
     // From a `str`, serde_json need not check each string for UTF-8 again.
+    general(serde_json::Deserializer::from_str(text))
+}
+
+/// The general parser over any of serde_json's readers.
+fn general<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+) -> Result<Graph, Error> {
     let ctx = Ctx {
         err: RefCell::new(None),
     };
-    let mut de = serde_json::Deserializer::from_str(text);
     let r = GraphSeed { ctx: &ctx }
         .deserialize(&mut de)
         .and_then(|g| de.end().map(|()| g));
@@ -512,17 +518,11 @@ impl Graph {
     /// Parses and validates the wire form of a graph, `{soul: node, …}` (the value
     /// of a put's `put` field), from JSON bytes.
     pub fn from_wire_bytes(bytes: &[u8]) -> Result<Graph, Error> {
-        if let Ok(text) = std::str::from_utf8(bytes) {
-            return Graph::from_wire(text);
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Graph::from_wire(text),
+            // serde_json names where the bad UTF-8 is.
+            Err(_) => general(serde_json::Deserializer::from_slice(bytes)),
         }
-        let ctx = Ctx {
-            err: RefCell::new(None),
-        };
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let r = GraphSeed { ctx: &ctx }
-            .deserialize(&mut de)
-            .and_then(|g| de.end().map(|()| g));
-        finish(r, ctx)
     }
 
     /// Parses and validates the wire form of a graph from JSON text.
