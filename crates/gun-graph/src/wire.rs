@@ -718,4 +718,23 @@ mod tests {
         );
         assert!(Graph::from_wire(&deep_val).is_err());
     }
+
+    #[test]
+    fn bytes_parse_as_text_does_and_bad_utf8_is_an_error() {
+        let text = r##"{"a":{"_":{"#":"a",">":{"x":1}},"x":"été"}}"##;
+        assert_eq!(
+            Graph::from_wire_bytes(text.as_bytes()),
+            Graph::from_wire(text)
+        );
+        let mut bad = text.as_bytes().to_vec();
+        let at = bad.len() - 5;
+        bad[at] = 0xFF;
+        let Err(err) = Graph::from_wire_bytes(&bad) else {
+            panic!("bad UTF-8 parsed");
+        };
+        assert!(
+            err.to_string().contains("invalid unicode code point"),
+            "{err}"
+        );
+    }
 }
