@@ -105,6 +105,12 @@ impl Entries {
                 Ok(i) => Some(std::mem::replace(&mut v[i].1, e)),
                 Err(i) => {
                     if v.len() < SMALL_MAX {
+                        if v.len() == v.capacity() {
+                            // Grow by a quarter, not double: nodes are built key
+                            // by key into caches and stores, where a doubled
+                            // vector would hold up to half its bytes unused.
+                            v.reserve_exact((v.len() / 4).max(2));
+                        }
                         v.insert(i, (key, e));
                     } else {
                         let mut m: BTreeMap<Arc<str>, Entry> =
