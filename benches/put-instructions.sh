@@ -35,14 +35,22 @@ count() {
     local bin="$1" load="$2" port data acks
     port=$((30000 + RANDOM % 20000))
     data="$(mktemp -d "$OUT/data.XXXX")"
-    valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.out" \
+    # --fair-sched: sled's thread pool spin-waits at start, which valgrind's
+    # default lock can starve (the relay once spun at 100 % for minutes).
+    valgrind --tool=callgrind --fair-sched=yes --callgrind-out-file="$OUT/cg.out" \
         "$bin" --log warn --port "$port" --data "$data" --store "$STORE" \
         >"$OUT/relay.log" 2>&1 &
     PID=$!
+    local up=
     for _ in $(seq 1 600); do
-        (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { up=1; break; }
         sleep 0.2
     done
+    if [[ -z "$up" ]]; then
+        echo "ERROR: put-instructions.sh: the relay did not listen within 120 s under callgrind" >&2
+        tail -5 "$OUT/relay.log" >&2
+        exit 1
+    fi
     if [[ "$load" == 1 ]]; then
         node wsload.js --url "ws://127.0.0.1:$port/gun" --clients 4 --window 64 \
             --secs "$SECS" --warmup 2 --mode ack >"$OUT/load.out" 2>&1
@@ -62,11 +70,16 @@ count() {
     echo "$acks $ir"
 }
 
+numeric() { [[ "$1" =~ ^[0-9]+$ ]]; }
+
 measure() {
     local name="$1" bin="$2" idle acks ir
     read -r _ idle <<<"$(count "$bin" 0)"
+    numeric "$idle" || { echo "ERROR: no instruction count for the idle relay" >&2; exit 1; }
     for _ in $(seq 1 "$REPS"); do
         read -r acks ir <<<"$(count "$bin" 1)"
+        numeric "$acks" && numeric "$ir" && ((acks > 0)) ||
+            { echo "ERROR: no count under load (acks='$acks', instructions='$ir')" >&2; exit 1; }
         awk -v n="$name" -v a="$acks" -v i="$ir" -v z="$idle" -v s="$STORE" 'BEGIN {
             printf "%-10s store=%s acks=%d instructions=%d idle=%d per-ack=%.0f\n", n, s, a, i, z, (i - z) / a }'
     done
