@@ -198,7 +198,7 @@ impl Graph {
         for (soul, node) in &incoming.nodes {
             let mut accepted: Option<Node> = None;
             let target = self.node_mut(soul);
-            for (key, e) in node.entries() {
+            for (key, e) in node.iter() {
                 match target.merge_key(key, e.state, &e.value, machine) {
                     Decision::Accept => {
                         accepted
@@ -244,7 +244,7 @@ impl Graph {
         for (soul, node) in &incoming.nodes {
             let current = self.nodes.get(soul.as_str());
             let mut accepted: Option<Node> = None;
-            for (key, e) in node.entries() {
+            for (key, e) in node.iter() {
                 let cur = current
                     .and_then(|n| n.get(key))
                     .map(|c| (c.state, &c.value));

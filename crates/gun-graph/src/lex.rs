@@ -229,7 +229,7 @@ pub fn query_node_spent(node: &Node, lex: &Lex, budget: Option<u64>, spent: &mut
     // Narrow the scan to the prefix or start bound where UTF-8 order allows it.
     let from = lex.prefix.as_deref().or(lex.start.as_deref()).unwrap_or("");
     if lex.reverse {
-        for (k, e) in node.entries().rev() {
+        for (k, e) in node.iter().rev() {
             if !take(k, e) {
                 break;
             }

@@ -136,11 +136,6 @@ impl Node {
         self.entries.iter().map(|(k, _)| &**k)
     }
 
-    /// Entries in key order (the crate's own, nameable iterator).
-    pub(crate) fn entries(&self) -> Iter<'_> {
-        self.entries.iter()
-    }
-
     /// Entries whose keys are within `bounds`, in key order.
     pub(crate) fn range(&self, bounds: (std::ops::Bound<&str>, std::ops::Bound<&str>)) -> Iter<'_> {
         self.entries.range(bounds)
