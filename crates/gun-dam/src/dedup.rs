@@ -12,11 +12,17 @@
 //! time, id)` in sighting order. A refresh pushes a new queue record and bumps the
 //! slot's generation, making older records stale; stale records are skipped when
 //! popped and compacted away when they outnumber live ones. Every operation is
-//! O(1) amortised. Time is passed in (`now`, milliseconds) and assumed not to go
+//! O(1) amortised, and a sighting hashes its id once (the queue is read by time
+//! first, so only a record that is due costs a table lookup). The hasher is
+//! std's SipHash with a random key: peers choose message ids. Time is passed in (`now`, milliseconds) and assumed not to go
 //! backwards; if it does, entries merely live a little longer.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::hash::RandomState;
 use std::sync::Arc;
+
+use hashbrown::HashMap;
+use hashbrown::hash_map::{Entry, EntryRef};
 
 /// Default time an id is remembered after its last sighting: 9 000 ms, as Gun.js.
 pub const DEDUP_TTL_MS: u64 = 9_000;
@@ -39,7 +45,7 @@ struct Slot<T> {
 pub struct Dedup<T = ()> {
     ttl_ms: u64,
     max_entries: usize,
-    map: HashMap<Arc<str>, Slot<T>>,
+    map: HashMap<Arc<str>, Slot<T>, RandomState>,
     order: VecDeque<(u64, u64, Arc<str>)>,
     next_generation: u64,
 }
@@ -57,7 +63,7 @@ impl<T> Dedup<T> {
         Dedup {
             ttl_ms,
             max_entries: max_entries.max(1),
-            map: HashMap::new(),
+            map: HashMap::with_hasher(RandomState::new()),
             order: VecDeque::new(),
             next_generation: 0,
         }
@@ -113,63 +119,87 @@ impl<T> Dedup<T> {
     pub fn refresh(&mut self, id: &str, now: u64) -> bool {
         self.expire(now);
         let generation = self.next_generation;
-        match self.map.get_key_value(id) {
+        let key = match self.map.get_key_value_mut(id) {
             Some((k, s)) if now.saturating_sub(s.seen) < self.ttl_ms => {
-                let k = k.clone();
-                self.next_generation += 1;
-                if let Some(s) = self.map.get_mut(id) {
-                    s.seen = now;
-                    s.generation = generation;
-                }
-                self.order.push_back((generation, now, k));
-                self.compact();
-                true
+                s.seen = now;
+                s.generation = generation;
+                k.clone()
             }
-            _ => false,
-        }
+            _ => return false,
+        };
+        self.next_generation += 1;
+        self.order.push_back((generation, now, key));
+        self.compact();
+        true
     }
 
     /// Sets `id`'s data and refreshes it, inserting it if absent or expired.
     pub fn insert(&mut self, id: &str, data: T, now: u64) {
+        self.sight(id, now, move |_| Some(data));
+    }
+
+    /// A sighting of `id` with one table lookup: refreshed if present, inserted if not.
+    /// `fill(live)` gives the data to store, or `None` to keep the entry's own (it is
+    /// asked with `false` for an absent or expired entry, and both callers then give
+    /// data). Returns whether the entry was live.
+    fn sight(&mut self, id: &str, now: u64, fill: impl FnOnce(bool) -> Option<T>) -> bool {
         self.expire(now);
         let generation = self.next_generation;
-        self.next_generation += 1;
-        let key: Arc<str> = match self.map.get_key_value(id) {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(id),
+        let ttl = self.ttl_ms;
+        let (key, live) = match self.map.entry_ref(id) {
+            EntryRef::Occupied(mut o) => {
+                let slot = o.get_mut();
+                let live = now.saturating_sub(slot.seen) < ttl;
+                if let Some(data) = fill(live) {
+                    slot.data = data;
+                }
+                slot.seen = now;
+                slot.generation = generation;
+                (o.key().clone(), live)
+            }
+            EntryRef::Vacant(v) => {
+                let Some(data) = fill(false) else {
+                    return false;
+                };
+                let slot = Slot {
+                    seen: now,
+                    generation,
+                    data,
+                };
+                (
+                    v.insert_entry_with_key(Arc::from(id), slot).key().clone(),
+                    false,
+                )
+            }
         };
-        self.map.insert(
-            key.clone(),
-            Slot {
-                seen: now,
-                generation,
-                data,
-            },
-        );
+        self.next_generation += 1;
         self.order.push_back((generation, now, key));
         self.evict_over_bound();
         self.compact();
+        live
     }
 
     /// Drops every entry not seen within the window.
     pub fn expire(&mut self, now: u64) {
-        while let Some((generation, seen, id)) = self.order.front() {
-            let current = self
-                .map
-                .get(&**id)
-                .is_some_and(|s| s.generation == *generation);
-            if !current {
-                self.order.pop_front();
-                continue;
-            }
-            if now.saturating_sub(*seen) < self.ttl_ms {
+        // Records are in sighting order: the first one not yet due ends the sweep, stale
+        // or not (stale records are compacted away), without a table lookup.
+        while let Some(&(_, seen, _)) = self.order.front() {
+            if now.saturating_sub(seen) < self.ttl_ms {
                 break;
             }
-            let id = id.clone();
-            self.order.pop_front();
-            self.map.remove(&*id);
+            if let Some((generation, _, id)) = self.order.pop_front() {
+                self.remove_current(id, generation);
+            }
         }
         self.shrink();
+    }
+
+    /// Removes the entry of a queue record if the record is its latest sighting (one lookup).
+    fn remove_current(&mut self, id: Arc<str>, generation: u64) -> Option<Arc<str>> {
+        match self.map.entry(id) {
+            Entry::Occupied(o) if o.get().generation == generation => Some(o.remove_entry().0),
+            _ => None,
+        }
     }
 
     /// Gives memory back once a burst of ids has expired: neither the map nor the queue
@@ -195,12 +225,7 @@ impl<T> Dedup<T> {
             let Some((generation, _, id)) = self.order.pop_front() else {
                 break;
             };
-            if self
-                .map
-                .get(&*id)
-                .is_some_and(|s| s.generation == generation)
-            {
-                self.map.remove(&*id);
+            if let Some(id) = self.remove_current(id, generation) {
                 tracing::trace!(id = &*id, "dedup table full: evicted the oldest id");
             }
         }
@@ -220,11 +245,7 @@ impl<T: Default> Dedup<T> {
     /// (refreshed if it was seen, inserted with default data if not). This is
     /// Gun.js's `dup.check` followed by `dup.track`.
     pub fn check_and_track(&mut self, id: &str, now: u64) -> bool {
-        if self.refresh(id, now) {
-            return true;
-        }
-        self.insert(id, T::default(), now);
-        false
+        self.sight(id, now, |live| (!live).then(T::default))
     }
 }
 
@@ -310,5 +331,126 @@ mod tests {
         }
         assert_eq!(d.len(), 10);
         assert!(d.order.len() <= 2 * d.map.len() + 1025);
+    }
+
+    /// The table against a plain model of its contract: an entry is live while
+    /// seen within the window; at most `max` entries, the least recently seen
+    /// evicted first; `check_and_track` keeps a live entry's data and gives an
+    /// absent or expired one default data.
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashMap as StdMap;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Check(u8),
+            Insert(u8, u32),
+            Refresh(u8),
+            Remove(u8),
+            Expire,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0..12u8).prop_map(Op::Check),
+                (0..12u8, any::<u32>()).prop_map(|(i, d)| Op::Insert(i, d)),
+                (0..12u8).prop_map(Op::Refresh),
+                (0..12u8).prop_map(Op::Remove),
+                Just(Op::Expire),
+            ]
+        }
+
+        /// id -> (last sighting time, sighting number, data)
+        struct Model {
+            ttl: u64,
+            max: usize,
+            sightings: u64,
+            entries: StdMap<String, (u64, u64, u32)>,
+        }
+
+        impl Model {
+            fn sweep(&mut self, now: u64) {
+                let ttl = self.ttl;
+                self.entries.retain(|_, e| now - e.0 < ttl);
+            }
+            fn live(&self, id: &str, now: u64) -> Option<u32> {
+                self.entries
+                    .get(id)
+                    .filter(|e| now - e.0 < self.ttl)
+                    .map(|e| e.2)
+            }
+            fn sight(&mut self, id: &str, now: u64, data: Option<u32>) -> bool {
+                self.sweep(now);
+                self.sightings += 1;
+                let live = self.entries.get(id).map(|e| e.2);
+                let data = data.or(live).unwrap_or_default();
+                self.entries
+                    .insert(id.to_owned(), (now, self.sightings, data));
+                while self.entries.len() > self.max {
+                    let oldest = self
+                        .entries
+                        .iter()
+                        .min_by_key(|(_, e)| e.1)
+                        .map(|(k, _)| k.clone())
+                        .unwrap();
+                    self.entries.remove(&oldest);
+                }
+                live.is_some()
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn matches_the_model(
+                ttl in 1..50u64,
+                max in 1..8usize,
+                steps in proptest::collection::vec((0..20u64, op()), 1..200),
+            ) {
+                let mut d: Dedup<u32> = Dedup::new(ttl, max);
+                let mut m = Model { ttl, max, sightings: 0, entries: StdMap::new() };
+                let mut now = 0;
+                for (dt, op) in steps {
+                    now += dt;
+                    match op {
+                        Op::Check(i) => {
+                            let id = format!("m{i}");
+                            prop_assert_eq!(d.check_and_track(&id, now), m.sight(&id, now, None));
+                        }
+                        Op::Insert(i, data) => {
+                            let id = format!("m{i}");
+                            d.insert(&id, data, now);
+                            m.sight(&id, now, Some(data));
+                        }
+                        Op::Refresh(i) => {
+                            let id = format!("m{i}");
+                            let live = m.live(&id, now).is_some();
+                            if live {
+                                m.sight(&id, now, None);
+                            } else {
+                                m.sweep(now);
+                            }
+                            prop_assert_eq!(d.refresh(&id, now), live);
+                        }
+                        Op::Remove(i) => {
+                            let id = format!("m{i}");
+                            let had = m.entries.remove(&id).map(|e| e.2);
+                            prop_assert_eq!(d.remove(&id), had);
+                        }
+                        Op::Expire => {
+                            d.expire(now);
+                            m.sweep(now);
+                            prop_assert_eq!(d.len(), m.entries.len());
+                        }
+                    }
+                    for i in 0..12u8 {
+                        let id = format!("m{i}");
+                        prop_assert_eq!(d.get(&id, now).copied(), m.live(&id, now), "id {}", id);
+                    }
+                    prop_assert!(d.len() <= max);
+                    prop_assert!(d.order.len() <= 2 * d.map.len() + 1025);
+                }
+            }
+        }
     }
 }

@@ -580,12 +580,13 @@ impl Inner {
             return Ok(());
         }
         let before = current.as_ref().map_or(0, Node::len);
-        let merged = if accepted.len() == node.len() {
+        let merged: &Node = if accepted.len() == node.len() {
             // All of it (a new soul, or every key newer): applied as it came,
-            // one copy of the node instead of key by key.
+            // one copy of the node instead of key by key (and none to write a
+            // new soul: its record is the node).
             applied.insert_node(node.clone());
             match &mut current {
-                None => current.insert(node.clone()),
+                None => node,
                 Some(merged) => {
                     for (key, e) in node.iter() {
                         let _ = merged.insert(key.clone(), e.state, e.value.clone());

@@ -5,8 +5,12 @@
 //! the oldest soul forgotten first). Peers that left are skipped when read
 //! and pruned when their soul is next written.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::hash::RandomState;
 use std::sync::Arc;
+
+use hashbrown::HashMap;
+use hashbrown::hash_map::EntryRef;
 
 use crate::peer::PeerId;
 
@@ -19,9 +23,10 @@ type List = Vec<(PeerId, bool)>;
 
 #[derive(Debug, Default)]
 pub(super) struct Holders {
+    // std's SipHash with a random key: peers choose souls.
     /// Keyed by the interned soul ([`super::subs::intern`]): one copy shared with the
     /// subscriptions and the order below.
-    souls: HashMap<Arc<str>, List>,
+    souls: HashMap<Arc<str>, List, RandomState>,
     order: VecDeque<Arc<str>>,
 }
 
@@ -39,18 +44,14 @@ impl Holders {
         if max_souls == 0 {
             return;
         }
-        let list = match self.souls.get_mut(soul) {
-            Some(l) => l,
-            None => {
-                while self.souls.len() >= max_souls {
-                    let Some(old) = self.order.pop_front() else {
-                        break;
-                    };
-                    self.souls.remove(&old);
-                }
+        // One lookup: a new soul is inserted where the lookup found its place, and the
+        // oldest soul beyond the bound is forgotten after (never this one: it is the newest).
+        let (list, added) = match self.souls.entry_ref(soul) {
+            EntryRef::Occupied(o) => (o.into_mut(), false),
+            EntryRef::Vacant(v) => {
                 let key = super::subs::intern(soul);
                 self.order.push_back(key.clone());
-                self.souls.entry(key).or_default()
+                (v.insert_entry_with_key(key, List::new()).into_mut(), true)
             }
         };
         let mut data = data;
@@ -65,6 +66,17 @@ impl Holders {
         };
         list.insert(at, (peer, data));
         list.truncate(HOLDERS_PER_SOUL);
+        if added {
+            while self.souls.len() > max_souls {
+                let Some(old) = self.order.pop_front() else {
+                    break;
+                };
+                // A name left over from this soul's earlier stay is not this stay's.
+                if *old != *soul {
+                    self.souls.remove(&old);
+                }
+            }
+        }
         // Souls forgotten by eviction leave their name in `order` only once
         // each; a soul added again after that is pushed again.
         if self.order.len() > 2 * max_souls.max(1024) {
@@ -125,5 +137,21 @@ mod tests {
         assert_eq!(h.len(), 3);
         assert_eq!(h.of("s0").count(), 0);
         assert_eq!(h.of("s4").count(), 1);
+    }
+
+    #[test]
+    fn a_soul_back_after_eviction_is_not_evicted_by_its_old_place() {
+        let mut h = Holders::default();
+        let all = |_| true;
+        h.add("a", PeerId(1), true, 2, all);
+        h.add("b", PeerId(1), true, 2, all);
+        h.add("c", PeerId(1), true, 2, all); // forgets a (its name stays in the order)
+        assert_eq!(h.of("a").count(), 0);
+        h.add("a", PeerId(2), true, 2, all); // back: forgets b, not itself
+        assert_eq!(h.of("a").collect::<Vec<_>>(), [PeerId(2)]);
+        assert_eq!(h.len(), 2);
+        h.add("d", PeerId(3), true, 2, all);
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.of("d").count(), 1);
     }
 }
