@@ -86,6 +86,15 @@ pub fn parse_frame_with(text: &str, limits: &Limits) -> Vec<Result<Message, Erro
     if !(t.starts_with('[') || t.starts_with('{')) {
         return Vec::new();
     }
+    if let Some(v) = crate::frame_fast::frame(t, limits) {
+        return v;
+    }
+    parse_general(t, limits)
+}
+
+/// The general path: serde_json over the whole frame (every frame the shortcut
+/// in `frame_fast.rs` leaves, and every error).
+fn parse_general(t: &str, limits: &Limits) -> Vec<Result<Message, Error>> {
     match parse_json(t, limits) {
         Ok(v) => v,
         Err(e) if has_non_finite_token(t) => {
@@ -390,5 +399,102 @@ mod tests {
         assert_eq!(encode_batch(std::slice::from_ref(&a)), r##"{"#":"a"}"##);
         assert_eq!(encode_batch(&[a, b]), r##"[{"#":"a"},{"#":"b"}]"##);
         assert_eq!(encode_batch(&[]), "[]");
+    }
+
+    /// The shortcut (`frame_fast.rs`) against the general path on random
+    /// frames built from the fields peers send, in any order, repeated or not,
+    /// with escaped keys, non-object batch elements, bad puts, `NaN`, stray
+    /// text and small batch limits: whenever the shortcut answers, it answers
+    /// what the general path does.
+    #[test]
+    fn the_shortcut_parses_as_the_general_path_does() {
+        use proptest::prelude::*;
+        let put = prop_oneof![
+            Just(r##"{"s":{"_":{"#":"s",">":{"k":1795643412520,"n":2}},"k":"v","n":{"#":"t"}}}"##),
+            Just(r##"{"s":{"_":{">":{"k":1},"#":"s"},"k":"v"}}"##),
+            Just(
+                r##"{"a":{"_":{"#":"a",">":{"x":1}},"x":1},"b":{"_":{"#":"b",">":{"y":1.5}},"y":"\u00e9"}}"##
+            ),
+            Just(r##"{"s":{"_":{"#":"other",">":{"k":1}},"k":"v"}}"##),
+            Just(r##"{"s":{"_":{"#":"s",">":{"k":1}},"k":NaN}}"##),
+            Just(r##"{"s":{"_":{"#":"s",">":{"k":1}},"k":[1]}}"##),
+            Just("{}"),
+            Just("null"),
+            Just("5"),
+            Just(r##" { "s" : { "_" : { "#" : "s" , ">" : { "k" : 1 } } , "k" : true } } "##),
+        ];
+        let field = prop_oneof![
+            put.prop_map(|p| format!(r##""put":{p}"##)),
+            "[a-z]{0,6}".prop_map(|v| format!(r##""#":"{v}""##)),
+            Just(r##""#":"a\"b""##.to_owned()),
+            Just(r##""#":5"##.to_owned()),
+            Just(r##""#":null"##.to_owned()),
+            "[a-z]{0,4}".prop_map(|v| format!(r##""@":"{v}""##)),
+            Just(r##""ok":{"@":9,"/":1}"##.to_owned()),
+            Just(r##""ok":true"##.to_owned()),
+            Just(r###""##":-930504113"###.to_owned()),
+            Just(r###""##":1.5"###.to_owned()),
+            Just(r##""><":"a,b""##.to_owned()),
+            Just(r##""get":{"#":"s",".":"k"}"##.to_owned()),
+            Just(r##""get":{"#":5}"##.to_owned()),
+            Just(r##""err":"no""##.to_owned()),
+            Just(r##""dam":"?","pid":"p""##.to_owned()),
+            Just(r##""FOO":[1,{"a":[[[[[[[[[[[[1]]]]]]]]]]]}]"##.to_owned()),
+            Just(r##""x\u0041":1"##.to_owned()),
+            Just(r##""%":NaN"##.to_owned()),
+            Just(r##""n":-0.0e+1"##.to_owned()),
+        ];
+        let message =
+            prop::collection::vec(field, 0..5).prop_map(|f| format!("{{{}}}", f.join(",")));
+        let element = prop_oneof![
+            6 => message.clone(),
+            1 => Just("1".to_owned()),
+            1 => Just(r#""junk""#.to_owned()),
+            1 => Just("[2]".to_owned()),
+        ];
+        let frame = prop_oneof![
+            message.clone(),
+            prop::collection::vec(element, 0..5).prop_map(|e| format!("[{}]", e.join(","))),
+            message.prop_map(|m| format!("{m} x")),
+        ];
+        let mut runner = proptest::test_runner::TestRunner::default();
+        runner
+            .run(
+                &(frame, 1usize..4, prop::bool::ANY),
+                |(text, batch, spaced)| {
+                    let text = if spaced {
+                        text.replace(',', " ,\n ")
+                    } else {
+                        text
+                    };
+                    let limits = Limits {
+                        max_batch: batch,
+                        max_value_depth: 8,
+                        ..Limits::default()
+                    };
+                    if let Some(fast) = crate::frame_fast::frame(&text, &limits) {
+                        prop_assert_eq!(fast, parse_general(&text, &limits), "{}", text);
+                    }
+                    prop_assert_eq!(
+                        parse_frame_with(&text, &limits),
+                        parse_general(&text, &limits),
+                        "{}",
+                        text
+                    );
+                    Ok(())
+                },
+            )
+            .unwrap();
+        // The shortcut is taken for what peers usually send.
+        for text in [
+            r##"{"#":"m","put":{"s":{"_":{"#":"s",">":{"k":1}},"k":"v"}}}"##,
+            r##"{"put":{"s":{"_":{"#":"s",">":{"k":1}},"k":"v"}},"ok":{"@":9,"/":1},"#":"m"}"##,
+            r##"[{"#":"a","@":"b","ok":true},{"#":"c","get":{"#":"s"}}]"##,
+        ] {
+            assert!(
+                crate::frame_fast::frame(text, &Limits::default()).is_some(),
+                "{text}"
+            );
+        }
     }
 }

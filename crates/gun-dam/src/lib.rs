@@ -57,6 +57,7 @@ pub mod auth;
 pub mod dedup;
 mod error;
 pub mod frame;
+mod frame_fast;
 pub mod message;
 pub mod mock;
 mod peer;

@@ -418,25 +418,42 @@ impl<'de> Visitor<'de> for MessageVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
-        let mut fields: Vec<(Cow<'de, str>, &'de RawValue)> =
+        let mut fields: Vec<(Cow<'de, str>, Field<'de>)> =
             Vec::with_capacity(a.size_hint().unwrap_or(4));
         while let Some(Key(k)) = a.next_key::<Key<'de>>()? {
-            fields.push((k, a.next_value::<&'de RawValue>()?));
+            fields.push((k, Field::Raw(a.next_value::<&'de RawValue>()?)));
         }
         Ok(build(fields, self.max_depth))
     }
 }
 
-fn build(fields: Vec<(Cow<'_, str>, &RawValue)>, max_depth: usize) -> Result<Message, Error> {
+/// A field of a message being read: its raw text, or (for `put`) the graph a
+/// scanner already parsed from that text.
+pub(crate) enum Field<'a> {
+    Raw(&'a RawValue),
+    Put(Graph),
+}
+
+/// Makes the message of its fields, in the order received (a repeated field:
+/// the last one counts).
+pub(crate) fn build(
+    fields: Vec<(Cow<'_, str>, Field<'_>)>,
+    max_depth: usize,
+) -> Result<Message, Error> {
     let mut m = Message::default();
     let mut bad: Option<&'static str> = None;
-    let mut put: Option<&RawValue> = None;
+    let mut put: Option<Field<'_>> = None;
     let mut get: Option<Value> = None;
-    for (k, raw) in fields {
+    for (k, field) in fields {
         if &*k == "put" {
-            put = Some(raw);
+            put = Some(field);
             continue;
         }
+        let raw = match field {
+            Field::Raw(raw) => raw,
+            // Only `put` is ever parsed ahead.
+            Field::Put(_) => continue,
+        };
         let v = match value(raw, max_depth) {
             Ok(v) => v,
             Err(reason) => {
@@ -496,11 +513,13 @@ fn build(fields: Vec<(Cow<'_, str>, &RawValue)>, max_depth: usize) -> Result<Mes
             Err(reason) => return Err(Error::InvalidMessage { id: m.id, reason }),
         },
     }
-    if let Some(raw) = put.filter(|r| r.get() != "null") {
-        match Graph::from_wire(raw.get()) {
+    match put {
+        Some(Field::Put(g)) => m.put = Some(g),
+        Some(Field::Raw(raw)) if raw.get() != "null" => match Graph::from_wire(raw.get()) {
             Ok(g) => m.put = Some(g),
             Err(error) => return Err(Error::InvalidPut { id: m.id, error }),
-        }
+        },
+        Some(Field::Raw(_)) | None => {}
     }
     Ok(m)
 }

@@ -537,6 +537,26 @@ impl Graph {
         general_from_wire(text)
     }
 
+    /// A shortcut for a parser that scans a larger text (a message envelope)
+    /// around a graph: if `text` starts (after whitespace) with a graph of the
+    /// usual shape Gun.js peers send, returns it, exactly as [`Graph::from_wire`]
+    /// would parse that part of the text, with the number of bytes it took.
+    /// `None` says only that the shortcut does not apply: the caller then finds
+    /// the value's end itself and parses it with [`Graph::from_wire`], which
+    /// gives the graph or the error.
+    ///
+    /// ```
+    /// use gun_graph::Graph;
+    /// let text = r##"{"a":{"_":{"#":"a",">":{"k":1}},"k":"v"}},"#":"m1"}"##;
+    /// let (g, n) = Graph::from_wire_prefix(text).unwrap();
+    /// assert_eq!(&text[n..], r##","#":"m1"}"##);
+    /// assert_eq!(g, Graph::from_wire(&text[..n]).unwrap());
+    /// assert!(Graph::from_wire_prefix("null").is_none());
+    /// ```
+    pub fn from_wire_prefix(text: &str) -> Option<(Graph, usize)> {
+        crate::wire_fast::parse_prefix(text)
+    }
+
     /// Reads a graph out of any serde deserializer (for example a field of a
     /// larger message being parsed), validating as [`Graph::from_wire`] does.
     pub fn deserialize_wire<'de, D: Deserializer<'de>>(

@@ -81,6 +81,20 @@ pub(crate) fn parse(text: &str) -> Option<Graph> {
     (p.i == p.b.len()).then_some(g)
 }
 
+/// Parses a graph of the usual shape at the start of `text` (after any
+/// whitespace) and returns it with the bytes it took, whatever follows; `None`
+/// otherwise. For a caller that scans an envelope around the graph.
+pub(crate) fn parse_prefix(text: &str) -> Option<(Graph, usize)> {
+    let mut p = P {
+        b: text.as_bytes(),
+        s: text,
+        i: 0,
+        keys: Vec::new(),
+    };
+    let g = p.graph()?;
+    Some((g, p.i))
+}
+
 impl<'a> P<'a> {
     #[inline]
     fn ws(&mut self) {
@@ -472,7 +486,13 @@ b"}}"##,
                 if let Some(fast) = parse(&t) {
                     prop_assert_eq!(Ok(fast), want.clone(), "{}", t);
                 }
-                prop_assert_eq!(Graph::from_wire(&t), want, "{}", t);
+                prop_assert_eq!(Graph::from_wire(&t), want.clone(), "{}", t);
+                // Inside an envelope: the prefix taken is the graph's text.
+                let env = format!("{t},\"#\":\"m\"}}");
+                if let Some((g, n)) = super::parse_prefix(&env) {
+                    prop_assert_eq!(&env[n..], ",\"#\":\"m\"}");
+                    prop_assert_eq!(Ok(g), want, "{}", t);
+                }
                 Ok(())
             })
             .unwrap();
@@ -516,6 +536,12 @@ b"}}"##,
                 assert_eq!(Ok(g), want, "{case}");
             }
             assert_eq!(Graph::from_wire(case), want, "{case}");
+            // As the start of an envelope: what the prefix parser takes parses
+            // to the same graph on its own.
+            let env = format!("{case},\"#\":\"m\"}}");
+            if let Some((g, n)) = super::parse_prefix(&env) {
+                assert_eq!(Ok(g), general(&env[..n]), "{case}");
+            }
         }
     }
 
