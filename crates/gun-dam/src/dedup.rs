@@ -117,20 +117,26 @@ impl<T> Dedup<T> {
 
     /// Refreshes a live entry's time; returns whether it was live.
     pub fn refresh(&mut self, id: &str, now: u64) -> bool {
+        self.touch(id, now).is_some()
+    }
+
+    /// Refreshes a live entry's time and returns its data (one lookup for
+    /// what [`Dedup::get`] then [`Dedup::refresh`] do); `None` if not live.
+    pub fn touch(&mut self, id: &str, now: u64) -> Option<&T> {
         self.expire(now);
-        let generation = self.next_generation;
-        let key = match self.map.get_key_value_mut(id) {
-            Some((k, s)) if now.saturating_sub(s.seen) < self.ttl_ms => {
-                s.seen = now;
-                s.generation = generation;
-                k.clone()
-            }
-            _ => return false,
-        };
-        self.next_generation += 1;
-        self.order.push_back((generation, now, key));
+        // Compacted before the lookup, so that the queue takes the new record
+        // while the entry is borrowed (at most one record over the bound).
         self.compact();
-        true
+        let generation = self.next_generation;
+        let (k, s) = self.map.get_key_value_mut(id)?;
+        if now.saturating_sub(s.seen) >= self.ttl_ms {
+            return None;
+        }
+        s.seen = now;
+        s.generation = generation;
+        self.next_generation += 1;
+        self.order.push_back((generation, now, k.clone()));
+        Some(&s.data)
     }
 
     /// Sets `id`'s data and refreshes it, inserting it if absent or expired.
@@ -347,6 +353,7 @@ mod tests {
             Check(u8),
             Insert(u8, u32),
             Refresh(u8),
+            Touch(u8),
             Remove(u8),
             Expire,
         }
@@ -356,6 +363,7 @@ mod tests {
                 (0..12u8).prop_map(Op::Check),
                 (0..12u8, any::<u32>()).prop_map(|(i, d)| Op::Insert(i, d)),
                 (0..12u8).prop_map(Op::Refresh),
+                (0..12u8).prop_map(Op::Touch),
                 (0..12u8).prop_map(Op::Remove),
                 Just(Op::Expire),
             ]
@@ -431,6 +439,16 @@ mod tests {
                                 m.sweep(now);
                             }
                             prop_assert_eq!(d.refresh(&id, now), live);
+                        }
+                        Op::Touch(i) => {
+                            let id = format!("m{i}");
+                            let live = m.live(&id, now);
+                            if live.is_some() {
+                                m.sight(&id, now, None);
+                            } else {
+                                m.sweep(now);
+                            }
+                            prop_assert_eq!(d.touch(&id, now).copied(), live);
                         }
                         Op::Remove(i) => {
                             let id = format!("m{i}");

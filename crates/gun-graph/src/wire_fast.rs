@@ -256,6 +256,10 @@ impl<'a> P<'a> {
         }
         let a: Arc<str> = Arc::from(k);
         if self.keys.len() < SHARED_KEYS {
+            // One allocation for the keys of a usual node, not one per doubling.
+            if self.keys.capacity() == 0 {
+                self.keys.reserve_exact(16);
+            }
             self.keys.push(a.clone());
         }
         a

@@ -568,7 +568,7 @@ impl Inner {
             Some(v) => Some(self.reader().decode_blob_node(soul, &bk, v)?),
             None => None,
         };
-        let mut accepted = Vec::new();
+        let mut accepted = Vec::with_capacity(node.len());
         for (key, e) in node.iter() {
             let cur = current.as_ref().and_then(|n| n.get(key));
             let d = decide(machine, e.state, &e.value, cur.map(|c| (c.state, &c.value)));

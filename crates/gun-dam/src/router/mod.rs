@@ -601,10 +601,9 @@ impl Mesh {
     }
 
     pub(super) fn track_sent(&mut self, m: &Message, now: u64) {
-        if let Some(id) = &m.id
-            && !self.dup.refresh(id, now)
-        {
-            self.dup.insert(id, Track::Seen, now);
+        if let Some(id) = &m.id {
+            // Refreshed if known, else tracked as seen (one lookup).
+            self.dup.check_and_track(id, now);
         }
     }
 }

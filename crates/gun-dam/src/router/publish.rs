@@ -50,24 +50,31 @@ impl Mesh {
         now: u64,
         out: &mut Vec<Output>,
     ) {
-        let (seen, signed) = match self.dup.get(id, now) {
-            Some(Track::Via { seen, signed, .. }) => (seen.clone(), signed.clone()),
-            _ => (None, None),
+        // A write from a peer is remembered (refreshed, or tracked with its
+        // route if its id was forgotten): one lookup when it is known.
+        let known = match origin {
+            Some(_) => self.dup.touch(id, now),
+            None => self.dup.get(id, now),
         };
-        if let Some(o) = origin
-            && !self.dup.refresh(id, now)
-        {
-            self.dup.insert(
-                id,
-                Track::Via {
-                    peer: o,
-                    sub: None,
-                    seen: None,
-                    signed: None,
-                },
-                now,
-            );
-        }
+        let (seen, signed) = match known {
+            Some(Track::Via { seen, signed, .. }) => (seen.clone(), signed.clone()),
+            Some(_) => (None, None),
+            None => {
+                if let Some(o) = origin {
+                    self.dup.insert(
+                        id,
+                        Track::Via {
+                            peer: o,
+                            sub: None,
+                            seen: None,
+                            signed: None,
+                        },
+                        now,
+                    );
+                }
+                (None, None)
+            }
+        };
         let seen_list = self.seen_list();
         // (a) full peers, with the original id; the write is also kept for
         // re-sending on every outgoing URL that did not ack it yet (connected

@@ -124,16 +124,15 @@ impl Mesh {
             // Before the dedup marks it seen: a refused copy (a forgery) must
             // not make the genuine message look like a duplicate. Duplicates
             // are dropped first, so each message is verified once.
-            if self.dup.contains(&id, now) {
-                self.dup.refresh(&id, now);
+            if self.dup.refresh(&id, now) {
                 tracing::trace!(id, "duplicate message dropped");
                 return;
             }
             if !self.decoder.allows(from, &m) {
                 return;
             }
-        }
-        if self.dup.refresh(&id, now) {
+        } else if self.dup.refresh(&id, now) {
+            // (Checked just above otherwise: the answer cannot have changed.)
             tracing::trace!(id, "duplicate message dropped");
             return;
         }
