@@ -15,7 +15,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 # Shared with the rest of the workspace's build output (one dir to cache/clean).
 FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-$ROOT/target/fuzz}"
-TARGETS=(put_parse merge_converge)
+TARGETS=(put_parse frame_parse merge_converge)
 
 export RUSTC_BOOTSTRAP=1
 cd "$ROOT/fuzz"

@@ -92,6 +92,23 @@ pub fn parse_frame_with(text: &str, limits: &Limits) -> Vec<Result<Message, Erro
     parse_general(t, limits)
 }
 
+/// [`parse_frame_with`] without the envelope shortcut: the reference the
+/// shortcut is checked against (its tests and the `frame_parse` fuzz target).
+#[doc(hidden)]
+pub fn parse_frame_general(text: &str, limits: &Limits) -> Vec<Result<Message, Error>> {
+    if text.len() > limits.max_frame_bytes {
+        return vec![Err(Error::TooBig {
+            len: text.len(),
+            max: limits.max_frame_bytes,
+        })];
+    }
+    let t = text.trim_start_matches([' ', '\t', '\n', '\r']);
+    if !(t.starts_with('[') || t.starts_with('{')) {
+        return Vec::new();
+    }
+    parse_general(t, limits)
+}
+
 /// The general path: serde_json over the whole frame (every frame the shortcut
 /// in `frame_fast.rs` leaves, and every error).
 fn parse_general(t: &str, limits: &Limits) -> Vec<Result<Message, Error>> {
