@@ -76,26 +76,17 @@ pub fn parse_frame(text: &str) -> Vec<Result<Message, Error>> {
 /// each object of the frame yields one entry, `Err` for a message whose envelope
 /// or put is invalid. Never panics, whatever the input.
 pub fn parse_frame_with(text: &str, limits: &Limits) -> Vec<Result<Message, Error>> {
-    if text.len() > limits.max_frame_bytes {
-        return vec![Err(Error::TooBig {
-            len: text.len(),
-            max: limits.max_frame_bytes,
-        })];
-    }
-    let t = text.trim_start_matches([' ', '\t', '\n', '\r']);
-    if !(t.starts_with('[') || t.starts_with('{')) {
-        return Vec::new();
-    }
-    if let Some(v) = crate::frame_fast::frame(t, limits) {
-        return v;
-    }
-    parse_general(t, limits)
+    parse_frame_impl(text, limits, true)
 }
 
 /// [`parse_frame_with`] without the envelope shortcut: the reference the
 /// shortcut is checked against (its tests and the `frame_parse` fuzz target).
 #[doc(hidden)]
 pub fn parse_frame_general(text: &str, limits: &Limits) -> Vec<Result<Message, Error>> {
+    parse_frame_impl(text, limits, false)
+}
+
+fn parse_frame_impl(text: &str, limits: &Limits, shortcut: bool) -> Vec<Result<Message, Error>> {
     if text.len() > limits.max_frame_bytes {
         return vec![Err(Error::TooBig {
             len: text.len(),
@@ -105,6 +96,9 @@ pub fn parse_frame_general(text: &str, limits: &Limits) -> Vec<Result<Message, E
     let t = text.trim_start_matches([' ', '\t', '\n', '\r']);
     if !(t.starts_with('[') || t.starts_with('{')) {
         return Vec::new();
+    }
+    if shortcut && let Some(v) = crate::frame_fast::frame(t, limits) {
+        return v;
     }
     parse_general(t, limits)
 }

@@ -70,15 +70,11 @@ impl Text<'_> {
 /// Parses `text` if it has the usual shape; `None` otherwise (the caller then
 /// uses the general parser).
 pub(crate) fn parse(text: &str) -> Option<Graph> {
-    let mut p = P {
-        b: text.as_bytes(),
-        s: text,
-        i: 0,
-        keys: Vec::new(),
-    };
-    let g = p.graph()?;
-    p.ws();
-    (p.i == p.b.len()).then_some(g)
+    let (g, n) = parse_prefix(text)?;
+    text[n..]
+        .bytes()
+        .all(|c| matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
+        .then_some(g)
 }
 
 /// Parses a graph of the usual shape at the start of `text` (after any
