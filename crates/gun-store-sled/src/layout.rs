@@ -66,7 +66,13 @@ pub(crate) const FORMAT_V1: u8 = 1;
 
 /// `esc(soul)`: the soul's bytes with 0x00 written as 0x00 0xFF.
 pub(crate) fn escape_soul(soul: &str, out: &mut Vec<u8>) {
-    for &b in soul.as_bytes() {
+    let bytes = soul.as_bytes();
+    // The usual soul has no NUL: one copy instead of a push per byte.
+    if !bytes.contains(&0) {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    for &b in bytes {
         out.push(b);
         if b == 0 {
             out.push(0xFF);

@@ -137,7 +137,7 @@ fn finish_load(sh: &mut Shared, soul: &Soul) -> Option<Node> {
 pub(super) fn apply_answer(sh: &mut Shared, answer: Graph) -> Graph {
     let mut cached = Graph::new();
     let mut changed = Graph::new();
-    for (soul, node) in answer_nodes(answer) {
+    for (soul, node) in answer {
         if sh.graph.get(soul.as_str()).is_some() {
             cached.insert_node(node);
             continue;
@@ -183,15 +183,6 @@ pub(super) fn merge_news(sh: &mut Shared, cached: &Graph) -> Graph {
         }
     }
     news
-}
-
-fn answer_nodes(answer: Graph) -> impl Iterator<Item = (Soul, Node)> {
-    let souls: Vec<Soul> = answer.souls().cloned().collect();
-    let mut answer = answer;
-    souls.into_iter().filter_map(move |s| {
-        let n = answer.remove(s.as_str())?;
-        Some((s, n))
-    })
 }
 
 /// Keeps the cache within `max` souls, dropping the oldest first; souls with
