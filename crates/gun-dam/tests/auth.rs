@@ -287,7 +287,7 @@ impl MessageSigner for CountingSigner {
 /// made when the frame's text is first taken, which the mesh's owner does
 /// after releasing its lock. The text then carries a valid signature.
 #[test]
-fn acks_and_pushes_are_signed_when_their_text_is_taken() {
+fn acks_pushes_and_own_gets_are_signed_when_their_text_is_taken() {
     let signer = Arc::new(CountingSigner(std::sync::atomic::AtomicUsize::new(0)));
     let mut r = Mesh::new(MeshConfig {
         pid: Some("R".into()),
@@ -344,5 +344,21 @@ fn acks_and_pushes_are_signed_when_their_text_is_taken() {
     assert_eq!(count(), before + 2);
     let m = gun_dam::parse_frame(&texts[0]).remove(0).unwrap();
     let sig = m.extra.get(SIG_FIELD).expect("the push is signed");
+    assert!(knows_alice().verify(canonical(&m).unwrap().as_bytes(), sig));
+
+    // A get of our own (one frame for the peers it goes to).
+    let soul = gun_graph::Soul::new("t").unwrap();
+    let (_, out) = r.request(Message::get(gun_dam::Get::node(soul)), 4);
+    assert!(!out.is_empty(), "{out:?}");
+    assert_eq!(
+        count(),
+        before + 2,
+        "our own get is not signed before its text is taken"
+    );
+    let texts = taken(&out);
+    assert_eq!(count(), before + 3, "one signature for all its sends");
+    let m = gun_dam::parse_frame(&texts[0]).remove(0).unwrap();
+    assert!(m.get.is_some());
+    let sig = m.extra.get(SIG_FIELD).expect("our get is signed");
     assert!(knows_alice().verify(canonical(&m).unwrap().as_bytes(), sig));
 }

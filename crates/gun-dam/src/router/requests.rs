@@ -2,7 +2,7 @@
 //! to messages received, replies to a peer's request, and the passing of time.
 
 use super::track::Track;
-use super::{Mesh, OutFrame, Output, Role, answer_key, encode};
+use super::{Mesh, Output, Role, answer_key, encode};
 use crate::message::Message;
 use crate::peer::PeerId;
 
@@ -25,12 +25,13 @@ impl Mesh {
                 st.remember_get(url, &get, max);
             }
             msg.seen = self.seen_list();
-            self.sign(&mut msg);
             // Full peers, and a few client peers (holders first), as a
             // forwarded get: a relay's own read never asks every browser.
             let n = self.cfg.get_fanout;
             let clients = self.pick_clients(None, &get, None, n, &[]);
-            let frame: OutFrame = encode(&msg).into();
+            // Signed and encoded when its text is taken (after the owner's
+            // lock); the resend list keeps the get, not this text.
+            let frame = self.frame_later(msg);
             let out = self
                 .peers
                 .iter()
@@ -50,8 +51,7 @@ impl Mesh {
             }
             msg.seen = self.seen_list();
         }
-        self.sign(&mut msg);
-        (id, self.to_every_peer(&msg))
+        (id, self.to_every_peer(msg))
     }
 
     /// Gives a message of ours its `#` (its own when set, else a fresh one)
@@ -66,9 +66,10 @@ impl Mesh {
         id
     }
 
-    /// One frame of `msg`, sent to every connected peer.
-    fn to_every_peer(&self, msg: &Message) -> Vec<Output> {
-        let frame: OutFrame = encode(msg).into();
+    /// One frame of `msg` (ours: signed, when we have a signer, and encoded
+    /// when its text is taken), sent to every connected peer.
+    fn to_every_peer(&self, msg: Message) -> Vec<Output> {
+        let frame = self.frame_later(msg);
         self.peers
             .keys()
             .map(|to| Output::Send {
