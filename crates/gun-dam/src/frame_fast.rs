@@ -47,13 +47,8 @@ pub(crate) fn frame(text: &str, limits: &Limits) -> Option<Vec<Result<Message, E
                         return None;
                     }
                     out.push(p.message(limits.max_value_depth)?);
-                    match p.peek()? {
-                        b',' => p.i += 1,
-                        b']' => {
-                            p.i += 1;
-                            break;
-                        }
-                        _ => return None,
+                    if !p.next_or_end(b']')? {
+                        break;
                     }
                 }
             }
@@ -76,6 +71,16 @@ impl<'a> Scan<'a> {
     fn peek(&mut self) -> Option<u8> {
         self.ws();
         self.b.get(self.i).copied()
+    }
+
+    /// Takes `,` (then `true`: another item follows) or `end` (then `false`).
+    fn next_or_end(&mut self, end: u8) -> Option<bool> {
+        let c = self.peek()?;
+        if c != b',' && c != end {
+            return None;
+        }
+        self.i += 1;
+        Some(c == b',')
     }
 
     fn eat(&mut self, c: u8) -> Option<()> {
@@ -127,13 +132,8 @@ impl<'a> Scan<'a> {
                     _ => Field::Raw(self.raw()?),
                 };
                 fields.push((Cow::Borrowed(key), field));
-                match self.peek()? {
-                    b',' => self.i += 1,
-                    b'}' => {
-                        self.i += 1;
-                        break;
-                    }
-                    _ => return None,
+                if !self.next_or_end(b'}')? {
+                    break;
                 }
             }
         }

@@ -23,9 +23,9 @@ type List = Vec<(PeerId, bool)>;
 
 #[derive(Debug, Default)]
 pub(super) struct Holders {
-    // std's SipHash with a random key: peers choose souls.
     /// Keyed by the interned soul ([`super::subs::intern`]): one copy shared with the
-    /// subscriptions and the order below.
+    /// subscriptions and the order below. Hashed with std's SipHash and a random key:
+    /// peers choose souls.
     souls: HashMap<Arc<str>, List, RandomState>,
     order: VecDeque<Arc<str>>,
 }

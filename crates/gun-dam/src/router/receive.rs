@@ -132,7 +132,7 @@ impl Mesh {
                 return;
             }
         } else if self.dup.refresh(&id, now) {
-            // (Checked just above otherwise: the answer cannot have changed.)
+            // (An unchecked message had this look before its check, above.)
             tracing::trace!(id, "duplicate message dropped");
             return;
         }
