@@ -50,6 +50,11 @@ struct P<'a> {
     s: &'a str,
     i: usize,
     keys: Vec<Arc<str>>,
+    /// A node's `>` list, kept from node to node (one allocation per graph).
+    states: Vec<(Text<'a>, f64)>,
+    /// Where an escaped string value is decoded before its one copy into an
+    /// `Arc<str>`.
+    scratch: String,
 }
 
 /// A string token: borrowed when it has no escapes.
@@ -81,17 +86,145 @@ pub(crate) fn parse(text: &str) -> Option<Graph> {
 /// whitespace) and returns it with the bytes it took, whatever follows; `None`
 /// otherwise. For a caller that scans an envelope around the graph.
 pub(crate) fn parse_prefix(text: &str) -> Option<(Graph, usize)> {
-    let mut p = P {
-        b: text.as_bytes(),
-        s: text,
-        i: 0,
-        keys: Vec::new(),
-    };
+    let mut p = P::new(text);
     let g = p.graph()?;
     Some((g, p.i))
 }
 
+/// Decodes the body of a JSON string whose escapes are all valid (`\"`, `\\`,
+/// `\/`, `\b`, `\f`, `\n`, `\r`, `\t`, `\uXXXX` with surrogates in pairs) into
+/// `out`; `None` for anything else (a lone surrogate, an unknown escape), which
+/// the general parser then reads and refuses or accepts as serde_json does.
+/// `body` holds no unescaped `"` nor control character (the caller scanned it).
+fn unescape(body: &str, out: &mut String) -> Option<()> {
+    fn hex4(b: &[u8]) -> Option<u32> {
+        let mut v = 0u32;
+        for &c in b.get(..4)? {
+            v = v * 16 + char::from(c).to_digit(16)?;
+        }
+        Some(v)
+    }
+    let b = body.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        // The plain run up to the next backslash, copied whole.
+        let run = b[i..]
+            .iter()
+            .position(|&c| c == b'\\')
+            .unwrap_or(b.len() - i);
+        out.push_str(body.get(i..i + run)?);
+        i += run;
+        if i == b.len() {
+            break;
+        }
+        let c = match *b.get(i + 1)? {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hi = hex4(b.get(i + 2..)?)?;
+                i += 6;
+                let code = match hi {
+                    0xD800..=0xDBFF => {
+                        if b.get(i..i + 2)? != b"\\u" {
+                            return None;
+                        }
+                        let lo = hex4(b.get(i + 2..)?)?;
+                        if !(0xDC00..=0xDFFF).contains(&lo) {
+                            return None;
+                        }
+                        i += 6;
+                        0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                    }
+                    0xDC00..=0xDFFF => return None,
+                    _ => hi,
+                };
+                out.push(char::from_u32(code)?);
+                continue;
+            }
+            _ => return None,
+        };
+        out.push(c);
+        i += 2;
+    }
+    Some(())
+}
+
+/// The first `i >= j` where `b[i]` is a quote, a backslash or a control
+/// character; eight bytes at a time while eight are there.
+#[inline]
+fn stop_at(b: &[u8], mut j: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(j..j + 8) {
+        let v = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        // Bytes equal to '"' or '\\', or below 0x20: each test may also flag
+        // bytes above (in memory after) a true hit, never one before it, so
+        // the lowest flag is the first stop.
+        let quote = v ^ (ONES * u64::from(b'"'));
+        let slash = v ^ (ONES * u64::from(b'\\'));
+        let hits = (quote.wrapping_sub(ONES) & !quote)
+            | (slash.wrapping_sub(ONES) & !slash)
+            | (v.wrapping_sub(ONES * 0x20) & !v);
+        let hits = hits & HIGH;
+        if hits != 0 {
+            return Some(j + (hits.trailing_zeros() / 8) as usize);
+        }
+        j += 8;
+    }
+    Some(j + b.get(j..)?.iter().position(|&c| STOP[usize::from(c)])?)
+}
+
+/// Reads the run of ASCII digits at `b[j..]` into `mant` (`mant * 10 + d` per
+/// digit, wrapping: callers use it only for at most 19 digits) and returns
+/// where the run ends. Eight digits at a time where eight are there (a
+/// millisecond state has thirteen), one at a time after.
+#[inline]
+fn read_digits(b: &[u8], mut j: usize, mant: &mut u64) -> usize {
+    while let Some(chunk) = b.get(j..j + 8) {
+        let v = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        // All eight bytes are '0'..='9' (the check of simdjson's
+        // `is_made_of_eight_digits_fast`).
+        let hi = v & 0xF0F0_F0F0_F0F0_F0F0;
+        let carry = (v.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) >> 4;
+        if hi | carry != 0x3333_3333_3333_3333 {
+            break;
+        }
+        // Their value: pairs, then fours, then the eight (little-endian lanes).
+        let d = v.wrapping_sub(0x3030_3030_3030_3030);
+        let d = d.wrapping_mul(10).wrapping_add(d >> 8);
+        let mask = 0x0000_00FF_0000_00FF;
+        let eight = ((d & mask)
+            .wrapping_mul(100 + (1_000_000 << 32))
+            .wrapping_add(((d >> 16) & mask).wrapping_mul(1 + (10_000 << 32))))
+            >> 32;
+        *mant = mant.wrapping_mul(100_000_000).wrapping_add(eight);
+        j += 8;
+    }
+    while j < b.len() && b[j].is_ascii_digit() {
+        *mant = mant.wrapping_mul(10).wrapping_add(u64::from(b[j] - b'0'));
+        j += 1;
+    }
+    j
+}
+
 impl<'a> P<'a> {
+    fn new(text: &'a str) -> P<'a> {
+        P {
+            b: text.as_bytes(),
+            s: text,
+            i: 0,
+            keys: Vec::new(),
+            states: Vec::new(),
+            scratch: String::new(),
+        }
+    }
+
     #[inline]
     fn ws(&mut self) {
         while let Some(c) = self.b.get(self.i) {
@@ -132,6 +265,20 @@ impl<'a> P<'a> {
     }
 
     fn string(&mut self) -> Option<Text<'a>> {
+        let (start, end, escaped) = self.string_span()?;
+        if escaped {
+            let mut out = String::with_capacity(end - start);
+            unescape(self.s.get(start..end)?, &mut out)?;
+            Some(Text::Owned(out))
+        } else {
+            self.s.get(start..end).map(Text::Plain)
+        }
+    }
+
+    /// The next string token's body `start..end` (between the quotes) and
+    /// whether it holds escapes; the token is consumed.
+    #[inline]
+    fn string_span(&mut self) -> Option<(usize, usize, bool)> {
         self.ws();
         if self.b.get(self.i) != Some(&b'"') {
             return None;
@@ -141,11 +288,7 @@ impl<'a> P<'a> {
         let mut escaped = false;
         loop {
             // To the next quote, backslash or control character.
-            j += self
-                .b
-                .get(j..)?
-                .iter()
-                .position(|&c| STOP[usize::from(c)])?;
+            j = stop_at(self.b, j)?;
             match self.b[j] {
                 b'"' => break,
                 b'\\' => {
@@ -156,14 +299,7 @@ impl<'a> P<'a> {
             }
         }
         self.i = j + 1;
-        if escaped {
-            // Escapes are rare: serde_json decodes them exactly as the
-            // general parser does (and refuses what it refuses).
-            let quoted = self.s.get(start - 1..j + 1)?;
-            serde_json::from_str::<String>(quoted).ok().map(Text::Owned)
-        } else {
-            self.s.get(start..j).map(Text::Plain)
-        }
+        Some((start, j, escaped))
     }
 
     /// A JSON number, exactly as serde_json (with `float_roundtrip`) reads
@@ -183,10 +319,7 @@ impl<'a> P<'a> {
         match b.get(j)? {
             b'0' => j += 1,
             b'1'..=b'9' => {
-                while j < b.len() && b[j].is_ascii_digit() {
-                    mant = mant.wrapping_mul(10).wrapping_add(u64::from(b[j] - b'0'));
-                    j += 1;
-                }
+                j = read_digits(b, j, &mut mant);
             }
             _ => return None,
         }
@@ -195,10 +328,7 @@ impl<'a> P<'a> {
         if b.get(j) == Some(&b'.') {
             j += 1;
             let f = j;
-            while j < b.len() && b[j].is_ascii_digit() {
-                mant = mant.wrapping_mul(10).wrapping_add(u64::from(b[j] - b'0'));
-                j += 1;
-            }
+            j = read_digits(b, j, &mut mant);
             frac = j - f;
             if frac == 0 {
                 return None;
@@ -304,7 +434,11 @@ impl<'a> P<'a> {
         }
         self.eat(b':')?;
         self.eat(b'{')?;
-        let mut states: Vec<(Text<'a>, f64)> = Vec::with_capacity(16);
+        let mut states = std::mem::take(&mut self.states);
+        states.clear();
+        if states.capacity() == 0 {
+            states.reserve_exact(16);
+        }
         self.ws();
         if self.b.get(self.i) == Some(&b'}') {
             self.i += 1;
@@ -334,6 +468,7 @@ impl<'a> P<'a> {
             entries.push((key, Entry { state, value }));
         }
         self.eat(b'}')?;
+        self.states = states;
         if entries.iter().any(|(k, _)| &**k == "_") {
             return None;
         }
@@ -344,11 +479,16 @@ impl<'a> P<'a> {
         self.ws();
         match *self.b.get(self.i)? {
             b'"' => {
-                let t = self.string()?;
-                Some(Value::String(match t {
-                    Text::Plain(s) => Arc::from(s),
-                    Text::Owned(s) => Arc::from(s),
-                }))
+                let (start, end, escaped) = self.string_span()?;
+                let body = self.s.get(start..end)?;
+                if escaped {
+                    // Decoded into the reused buffer, then copied once.
+                    self.scratch.clear();
+                    unescape(body, &mut self.scratch)?;
+                    Some(Value::String(Arc::from(self.scratch.as_str())))
+                } else {
+                    Some(Value::String(Arc::from(body)))
+                }
             }
             b'n' => self.word(b"null", Value::Null),
             b't' => self.word(b"true", Value::Bool(true)),
@@ -507,12 +647,7 @@ b"}}"##,
         let text = "-?(0|[1-9][0-9]{0,19})(\\.[0-9]{1,24})?([eE][+-]?[0-9]{1,3})?";
         runner
             .run(&text, |t| {
-                let mut p = super::P {
-                    b: t.as_bytes(),
-                    s: &t,
-                    i: 0,
-                    keys: Vec::new(),
-                };
+                let mut p = super::P::new(&t);
                 let want: f64 = t.parse().unwrap();
                 match p.number() {
                     Some(n) => {
@@ -525,6 +660,99 @@ b"}}"##,
                 Ok(())
             })
             .unwrap();
+    }
+
+    /// The escape decoder gives what serde_json gives for every string body
+    /// it accepts, and refuses only what it must leave to the general parser:
+    /// bodies built from plain text and every kind of escape, valid or not
+    /// (lone and reversed surrogates, bad hex, unknown escapes, a cut `\u`).
+    #[test]
+    fn escapes_decode_as_serde_json_decodes_them() {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            "[a-z \u{e9}\u{1F600}]{0,3}",
+            Just(r#"\""#.to_owned()),
+            Just(r"\\".to_owned()),
+            Just(r"\/".to_owned()),
+            Just(r"\b".to_owned()),
+            Just(r"\f".to_owned()),
+            Just(r"\n".to_owned()),
+            Just(r"\r".to_owned()),
+            Just(r"\t".to_owned()),
+            Just(r"\x".to_owned()),
+            Just(r"\u12".to_owned()),
+            Just(r"\u00G0".to_owned()),
+            prop_oneof![
+                0u32..0x80,
+                0x80u32..0xD800,
+                0xD800u32..0xDC00,
+                0xDC00u32..0xE000,
+                0xE000u32..0x10000
+            ]
+            .prop_flat_map(|c| prop_oneof![
+                Just(format!("\\u{c:04x}")),
+                Just(format!("\\u{c:04X}"))
+            ]),
+        ];
+        let body = prop::collection::vec(piece, 0..8).prop_map(|v| v.concat());
+        let mut runner = proptest::test_runner::TestRunner::default();
+        runner
+            .run(&body, |b| {
+                let want = serde_json::from_str::<String>(&format!("\"{b}\"")).ok();
+                let mut got = String::new();
+                match super::unescape(&b, &mut got) {
+                    Some(()) => prop_assert_eq!(Some(got), want, "{}", b),
+                    // Left to the general parser: only what serde_json refuses.
+                    None => prop_assert!(want.is_none(), "{}", b),
+                }
+                Ok(())
+            })
+            .unwrap();
+        // Surrogate pairs decode; a lone or reversed one is left to the general parser.
+        let mut out = String::new();
+        assert_eq!(super::unescape(r"\ud83d\ude00!", &mut out), Some(()));
+        assert_eq!(out, "\u{1F600}!");
+        assert_eq!(super::unescape(r"\ud83d", &mut String::new()), None);
+        assert_eq!(super::unescape(r"\ude00\ud83d", &mut String::new()), None);
+        assert_eq!(super::unescape(r"a\", &mut String::new()), None);
+    }
+
+    /// The eight-at-a-time string scan stops where a byte-by-byte scan stops,
+    /// for every byte at every place (and none: the end of the text).
+    #[test]
+    fn string_scans_stop_at_the_first_quote_backslash_or_control() {
+        let stop = |c: u8| c == b'"' || c == b'\\' || c < 0x20;
+        for c in 0..=255u8 {
+            for at in 0..20 {
+                for fill in [b'a', 0xC3, 0x7F, 0xFF, b'!'] {
+                    let mut t = vec![fill; 20];
+                    t[at] = c;
+                    let want = t.iter().position(|&x| stop(x));
+                    assert_eq!(super::stop_at(&t, 0), want, "{c} at {at} in {fill}");
+                    assert_eq!(
+                        super::stop_at(&t, 3),
+                        t[3..].iter().position(|&x| stop(x)).map(|p| p + 3)
+                    );
+                }
+            }
+        }
+    }
+
+    /// The eight-at-a-time digit reader stops exactly where the one-at-a-time
+    /// reader stops, for every byte that can follow a digit at every place.
+    #[test]
+    fn digit_runs_end_at_the_first_non_digit() {
+        for c in 0..=255u8 {
+            for at in 0..18 {
+                let mut t: Vec<u8> = b"123456789012345678".to_vec();
+                t[at] = c;
+                let end = if c.is_ascii_digit() { t.len() } else { at };
+                let want: u64 = std::str::from_utf8(&t[..end]).unwrap().parse().unwrap_or(0);
+                let mut mant = 0;
+                assert_eq!(super::read_digits(&t, 0, &mut mant), end, "{c} at {at}");
+                assert_eq!(mant, want, "{c} at {at}");
+            }
+        }
     }
 
     #[test]
