@@ -23,9 +23,10 @@ type List = Vec<(PeerId, bool)>;
 
 #[derive(Debug, Default)]
 pub(super) struct Holders {
-    /// Keyed by the interned soul ([`super::subs::intern`]): one copy shared with the
-    /// subscriptions and the order below. Hashed with std's SipHash and a random key:
-    /// peers choose souls.
+    /// Keyed by the soul's text as the caller holds it (the written graph's, or the
+    /// subscription's interned copy): one copy shared with the order below, taken
+    /// without a lookup in the intern pool. Hashed with std's SipHash and a random
+    /// key: peers choose souls.
     souls: HashMap<Arc<str>, List, RandomState>,
     order: VecDeque<Arc<str>>,
 }
@@ -35,7 +36,7 @@ impl Holders {
     /// tells which peers are still connected (the others are pruned).
     pub(super) fn add(
         &mut self,
-        soul: &str,
+        soul: &Arc<str>,
         peer: PeerId,
         data: bool,
         max_souls: usize,
@@ -46,12 +47,13 @@ impl Holders {
         }
         // One lookup: a new soul is inserted where the lookup found its place, and the
         // oldest soul beyond the bound is forgotten after (never this one: it is the newest).
-        let (list, added) = match self.souls.entry_ref(soul) {
+        let (list, added) = match self.souls.entry_ref(&**soul) {
             EntryRef::Occupied(o) => (o.into_mut(), false),
             EntryRef::Vacant(v) => {
-                let key = super::subs::intern(soul);
-                self.order.push_back(key.clone());
-                (v.insert_entry_with_key(key, List::new()).into_mut(), true)
+                self.order.push_back(soul.clone());
+                // Room for a writer and a reader or two: one allocation, not a regrowth.
+                let list = List::with_capacity(2);
+                (v.insert_entry_with_key(soul.clone(), list).into_mut(), true)
             }
         };
         let mut data = data;
@@ -72,7 +74,7 @@ impl Holders {
                     break;
                 };
                 // A name left over from this soul's earlier stay is not this stay's.
-                if *old != *soul {
+                if *old != **soul {
                     self.souls.remove(&old);
                 }
             }
@@ -103,28 +105,32 @@ impl Holders {
 mod tests {
     use super::*;
 
+    fn a(s: &str) -> Arc<str> {
+        Arc::from(s)
+    }
+
     #[test]
     fn data_holders_first_then_askers_most_recent_first_bounded() {
         let mut h = Holders::default();
         let all = |_| true;
-        h.add("s", PeerId(1), false, 10, all);
-        h.add("s", PeerId(2), true, 10, all);
-        h.add("s", PeerId(3), false, 10, all);
-        h.add("s", PeerId(4), true, 10, all);
+        h.add(&a("s"), PeerId(1), false, 10, all);
+        h.add(&a("s"), PeerId(2), true, 10, all);
+        h.add(&a("s"), PeerId(3), false, 10, all);
+        h.add(&a("s"), PeerId(4), true, 10, all);
         assert_eq!(
             h.of("s").collect::<Vec<_>>(),
             [PeerId(4), PeerId(2), PeerId(3), PeerId(1)]
         );
         // Asking again keeps what it had (data).
-        h.add("s", PeerId(2), false, 10, all);
+        h.add(&a("s"), PeerId(2), false, 10, all);
         assert_eq!(h.of("s").next(), Some(PeerId(2)));
         for p in 10..30 {
-            h.add("s", PeerId(p), false, 10, all);
+            h.add(&a("s"), PeerId(p), false, 10, all);
         }
         assert_eq!(h.of("s").count(), HOLDERS_PER_SOUL);
         assert!(h.of("s").take(2).all(|p| p == PeerId(2) || p == PeerId(4)));
         // Peers that left are pruned.
-        h.add("s", PeerId(99), false, 10, |p| p == PeerId(99));
+        h.add(&a("s"), PeerId(99), false, 10, |p| p == PeerId(99));
         assert_eq!(h.of("s").collect::<Vec<_>>(), [PeerId(99)]);
     }
 
@@ -132,7 +138,7 @@ mod tests {
     fn the_oldest_soul_is_forgotten_past_the_bound() {
         let mut h = Holders::default();
         for i in 0..5 {
-            h.add(&format!("s{i}"), PeerId(i), false, 3, |_| true);
+            h.add(&a(&format!("s{i}")), PeerId(i), false, 3, |_| true);
         }
         assert_eq!(h.len(), 3);
         assert_eq!(h.of("s0").count(), 0);
@@ -143,14 +149,14 @@ mod tests {
     fn a_soul_back_after_eviction_is_not_evicted_by_its_old_place() {
         let mut h = Holders::default();
         let all = |_| true;
-        h.add("a", PeerId(1), true, 2, all);
-        h.add("b", PeerId(1), true, 2, all);
-        h.add("c", PeerId(1), true, 2, all); // forgets a (its name stays in the order)
+        h.add(&a("a"), PeerId(1), true, 2, all);
+        h.add(&a("b"), PeerId(1), true, 2, all);
+        h.add(&a("c"), PeerId(1), true, 2, all); // forgets a (its name stays in the order)
         assert_eq!(h.of("a").count(), 0);
-        h.add("a", PeerId(2), true, 2, all); // back: forgets b, not itself
+        h.add(&a("a"), PeerId(2), true, 2, all); // back: forgets b, not itself
         assert_eq!(h.of("a").collect::<Vec<_>>(), [PeerId(2)]);
         assert_eq!(h.len(), 2);
-        h.add("d", PeerId(3), true, 2, all);
+        h.add(&a("d"), PeerId(3), true, 2, all);
         assert_eq!(h.len(), 2);
         assert_eq!(h.of("d").count(), 1);
     }

@@ -182,7 +182,7 @@ impl Mesh {
         if let Some(put) = &m.put {
             // A writer holds what it wrote: a get for it may ask the writer.
             for soul in put.souls() {
-                self.add_holder(soul.as_str(), from, true);
+                self.add_holder(soul.as_arc(), from, true);
             }
         }
         let fwd = if let (Some(sub), Some(get)) = (&sub, &m.get) {
@@ -209,7 +209,7 @@ impl Mesh {
         if let Some((fwd, get)) = fwd {
             let asked = self.forward(Some(from), &fwd, &get, seen.as_deref(), out);
             if let Some(soul) = get.exact_soul() {
-                self.add_holder(soul.as_str(), from, false);
+                self.add_holder(soul.as_arc(), from, false);
             }
             if self.cfg.open_get_ms > 0 {
                 let (max, per_peer) = (self.cfg.max_open_gets, self.cfg.max_open_gets_per_peer);
@@ -333,7 +333,7 @@ impl Mesh {
 
     /// Remembers `peer` as a holder of `soul` (a client peer: full peers are
     /// asked every get anyway).
-    pub(super) fn add_holder(&mut self, soul: &str, peer: PeerId, data: bool) {
+    pub(super) fn add_holder(&mut self, soul: &std::sync::Arc<str>, peer: PeerId, data: bool) {
         if self.peers.get(&peer).is_none_or(Peer::full) {
             return;
         }
