@@ -75,7 +75,7 @@ pub(super) struct Ingested {
 impl Engine {
     /// A peer's write: ingest it, ack it, and end `pending` (the souls
     /// marked as being written when it arrived) under the ack's lock.
-    pub(super) async fn remote_put(&self, from: PeerId, msg: Message, pending: Vec<Soul>) {
+    pub(super) async fn remote_put(&self, from: PeerId, msg: Box<Message>, pending: Vec<Soul>) {
         let dispatched = std::time::Instant::now();
         let id = msg.id.clone().unwrap_or_default();
         let answer = match &msg.put {

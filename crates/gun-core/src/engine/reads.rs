@@ -16,7 +16,7 @@ pub(super) const MAX_WHOLE_SOULS: usize = 100_000;
 use crate::Error;
 
 impl Engine {
-    pub(super) async fn remote_get(&self, from: PeerId, msg: Message) {
+    pub(super) async fn remote_get(&self, from: PeerId, msg: Box<Message>) {
         let Some(get) = msg.get.as_ref() else {
             return;
         };

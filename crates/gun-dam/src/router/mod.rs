@@ -228,7 +228,7 @@ pub enum Output {
         /// The connection it came from.
         from: PeerId,
         /// The message, with its `#` set.
-        msg: Message,
+        msg: Box<Message>,
     },
     /// A read from a peer (a `get` without `@`): answer it with
     /// [`Mesh::reply`] (the data, or a "not found"). The mesh has already
@@ -237,7 +237,7 @@ pub enum Output {
         /// The connection it came from.
         from: PeerId,
         /// The message, with its `#` set.
-        msg: Message,
+        msg: Box<Message>,
     },
     /// An answer to one of the engine's own requests that is not an ack: data
     /// (`put`, to merge and store; an empty graph means "not found") or a bare
@@ -247,7 +247,7 @@ pub enum Output {
         /// The connection it came from.
         from: PeerId,
         /// The message, with its `#` set.
-        msg: Message,
+        msg: Box<Message>,
     },
     /// An acknowledgement (`ok` or `err`) of one of the engine's own messages:
     /// a peer's ack of a local write (a push ack already translated back to the
@@ -256,7 +256,7 @@ pub enum Output {
         /// The connection it came from.
         from: PeerId,
         /// The message, with `@` = the engine's `#`.
-        msg: Message,
+        msg: Box<Message>,
     },
     /// A get reply with data that this mesh routed to the peer that asked
     /// (already sent on): the engine stores it, as a Gun.js relay keeps what
@@ -265,7 +265,7 @@ pub enum Output {
         /// The connection it came from.
         from: PeerId,
         /// The message, as sent on.
-        msg: Message,
+        msg: Box<Message>,
     },
     /// A message whose `put` failed validation; the engine may answer
     /// `{"@":id,"err":…}` (Gun.js answers nothing).
@@ -291,9 +291,15 @@ impl Output {
     /// or nothing is a [`Output::Reply`], `ok`/`err` an [`Output::Ack`].
     fn answer(from: PeerId, msg: Message) -> Output {
         if msg.put.is_none() && (msg.ok.is_some() || msg.err.is_some()) {
-            Output::Ack { from, msg }
+            Output::Ack {
+                from,
+                msg: Box::new(msg),
+            }
         } else {
-            Output::Reply { from, msg }
+            Output::Reply {
+                from,
+                msg: Box::new(msg),
+            }
         }
     }
 

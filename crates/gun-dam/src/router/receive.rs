@@ -202,9 +202,15 @@ impl Mesh {
             None
         };
         out.push(if m.put.is_some() {
-            Output::Put { from, msg: m }
+            Output::Put {
+                from,
+                msg: Box::new(m),
+            }
         } else {
-            Output::Get { from, msg: m }
+            Output::Get {
+                from,
+                msg: Box::new(m),
+            }
         });
         if let Some((fwd, get)) = fwd {
             let asked = self.forward(Some(from), &fwd, &get, seen.as_deref(), out);
@@ -461,7 +467,10 @@ impl Mesh {
                     tracing::debug!(at, "reply for a peer that is gone");
                 }
                 if m.put.is_some() {
-                    out.push(Output::Relayed { from, msg: m });
+                    out.push(Output::Relayed {
+                        from,
+                        msg: Box::new(m),
+                    });
                 }
             }
             Track::Push { origin, original } => {
@@ -475,7 +484,10 @@ impl Mesh {
                 };
                 self.sign(&mut ack);
                 match origin {
-                    None => out.push(Output::Ack { from, msg: ack }),
+                    None => out.push(Output::Ack {
+                        from,
+                        msg: Box::new(ack),
+                    }),
                     Some(o) if o == from => {
                         tracing::trace!(at, "ack of an echo push not sent back")
                     }

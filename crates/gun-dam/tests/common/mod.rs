@@ -174,8 +174,8 @@ impl Node {
                 | Output::Reply { from, msg }
                 | Output::Ack { from, msg }
                 | Output::Relayed { from, msg } => {
-                    self.delivered.push((from, msg.clone()));
-                    queue.extend(self.engine(from, msg, now));
+                    self.delivered.push((from, (*msg).clone()));
+                    queue.extend(self.engine(from, *msg, now));
                 }
             }
         }
