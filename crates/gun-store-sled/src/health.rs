@@ -231,11 +231,27 @@ pub(crate) fn open_checked(
     if flagged {
         tracing::warn!(path = %path.display(), "the last check found this database contradicting itself; rebuilding it from what is readable");
     }
-    let (db, tree, meta) = if lost.is_some() || flagged {
+    let (db, tree, mut meta) = if lost.is_some() || flagged {
         rebuild(path, db, tree, cfg)?
     } else {
         (db, tree, meta)
     };
+    if meta.per_key_souls.is_none() {
+        // Format 1 or 2: count the per-key souls once and write format 3. The
+        // other counts stay as stored, for the background check to compare.
+        match crate::count(&tree, path) {
+            Ok(counted) => {
+                meta.per_key_souls = counted.per_key_souls;
+                tree.insert(META_KEY, meta.encode().to_vec())
+                    .and_then(|_| tree.flush())
+                    .map_err(|e| map_sled_error(e, path))?;
+                tracing::info!(path = %path.display(), per_key_souls = ?meta.per_key_souls, "store metadata rewritten as format {}", layout::FORMAT_VERSION);
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot count the store's per-key souls; writes read each soul's range, as format 2 did");
+            }
+        }
+    }
     write_marker(path, Marker::new(false, &meta))?;
     Ok((db, tree, meta))
 }
@@ -344,7 +360,7 @@ fn scan(tree: &sled::Tree, stop: &AtomicBool) -> Result<Option<(u64, u64)>, Stri
             souls += 1;
             last = Some(soul);
         }
-        if k.ends_with(&[0x00, 0x00]) {
+        if layout::is_blob_key(&k) {
             keys += layout::decode_blob(&v)?.len() as u64;
         } else {
             keys += 1;

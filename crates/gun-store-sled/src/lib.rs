@@ -42,8 +42,11 @@
 //! 02)`; souls with prefix `p` are `[esc(p), esc(p) FF)`. States and numbers are
 //! stored as their f64 bits, strings and links as UTF-8. A metadata record
 //! under a key starting with 0xFF (never the first byte of UTF-8 text) holds
-//! the format version and the soul/key/byte counts, updated in the same batch
-//! as the data. Format 1 (everything per key) is read as it is.
+//! the format version and the counts of souls, keys, bytes and per-key souls,
+//! updated in the same batch as the data. While no soul is kept per key, a
+//! write reads one record per soul (a point read) instead of its range.
+//! Formats 1 (everything per key) and 2 (no per-key count) are read as they
+//! are, counted once when opened and rewritten as format 3.
 //!
 //! ## Durability and failures
 //!
@@ -356,26 +359,34 @@ impl SledStore {
     }
 }
 
-/// Counts souls, keys and bytes by a full scan (for a tree without metadata).
+/// Counts souls, keys, bytes and per-key souls by a full scan (for a tree
+/// without metadata, or one being rebuilt).
 pub(crate) fn count(tree: &sled::Tree, path: &Path) -> Result<Meta, Error> {
     let mut m = Meta::default();
-    let mut last: Option<String> = None;
+    let mut per_key = 0u64;
+    // The soul being read, and whether it has per-key records.
+    let mut last: Option<(String, bool)> = None;
     for item in tree.range::<&[u8], _>(..layout::DATA_END) {
         let (k, v) = item.map_err(|e| map_sled_error(e, path))?;
         let soul =
             layout::split_soul(&k).ok_or_else(|| Error::corrupt(path, "malformed entry key"))?;
-        if last.as_deref() != Some(soul.as_str()) {
+        if last.as_ref().is_none_or(|(s, _)| *s != soul) {
             m.souls += 1;
-            last = Some(soul);
+            last = Some((soul, false));
         }
-        if k.ends_with(&[0x00, 0x00]) {
+        if layout::is_blob_key(&k) {
             let entries = layout::decode_blob(&v).map_err(|d| Error::corrupt(path, d))?;
             m.keys += entries.len() as u64;
         } else {
             m.keys += 1;
+            if let Some((_, seen @ false)) = &mut last {
+                *seen = true;
+                per_key += 1;
+            }
         }
         m.bytes += (k.len() + v.len()) as u64;
     }
+    m.per_key_souls = Some(per_key);
     Ok(m)
 }
 
@@ -429,6 +440,11 @@ impl Inner {
         soul: &str,
         bk: &[u8],
     ) -> Result<(Option<sled::IVec>, bool), Error> {
+        if st.meta.all_whole() {
+            // No soul has per-key records (staged ones included: the count is
+            // staged with them): the whole record is all there is to read.
+            return Ok((self.read(st, bk)?, false));
+        }
         let hi = layout::node_end(soul);
         if st.range(bk, &hi).next().is_none() {
             return match self.tree.range(bk..hi.as_slice()).next() {
@@ -620,6 +636,7 @@ impl Inner {
             if blob.is_some() {
                 writes.push((bk, None));
             }
+            m.per_key_souls = m.per_key_souls.map(|n| n.saturating_add(1));
             for (key, e) in merged.iter() {
                 let k = layout::entry_key(soul, key);
                 let mut v = Vec::with_capacity(16);
@@ -963,6 +980,137 @@ mod tests {
         let node = inner.reader().node("s").unwrap().unwrap();
         assert_eq!(node.get("a").unwrap().value, Value::from("first"));
         assert_eq!(node.get("b").unwrap().value, Value::from("second"));
+    }
+
+    fn graph_of(soul: &str, keys: impl IntoIterator<Item = (String, f64)>) -> Graph {
+        let mut g = Graph::new();
+        for (k, st) in keys {
+            g.put(
+                Soul::new(soul).unwrap(),
+                k.clone(),
+                State::new(st).unwrap(),
+                Value::from(format!("{soul}:{k}:{st}")),
+            )
+            .unwrap();
+        }
+        g
+    }
+
+    fn stored_meta(store: &SledStore) -> Meta {
+        Meta::decode(&store.inner.tree.get(META_KEY).unwrap().unwrap()).unwrap()
+    }
+
+    /// A store of format 2 (a 25-byte metadata record, no count of per-key
+    /// souls) written by hand as an older build left it: one soul per key, one
+    /// soul whole. Opening counts its per-key souls and writes format 3; writes
+    /// then keep each soul in its form and merge through HAM, and new souls
+    /// are written whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_format_2_store_is_counted_once_and_keeps_its_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let db = sled::open(&path).unwrap();
+            let tree = db.open_tree("gun").unwrap();
+            for (key, st) in [("a", 1.0), ("b", 1.0)] {
+                let mut v = Vec::new();
+                layout::encode_entry(State::new(st).unwrap(), &Value::from(key), &mut v);
+                tree.insert(layout::entry_key("old", key), v).unwrap();
+            }
+            let mut blob = Vec::new();
+            layout::blob_push(
+                "x",
+                State::new(1.0).unwrap(),
+                &Value::number(1.0).unwrap(),
+                &mut blob,
+            );
+            tree.insert(layout::blob_key("whole"), blob).unwrap();
+            let mut v2 = [0u8; 25];
+            v2[0] = layout::FORMAT_V2;
+            v2[1..9].copy_from_slice(&2u64.to_be_bytes());
+            v2[9..17].copy_from_slice(&3u64.to_be_bytes());
+            tree.insert(META_KEY, v2.to_vec()).unwrap();
+            tree.flush().unwrap();
+        }
+        let store = SledStore::open(&path).unwrap();
+        let meta = stored_meta(&store);
+        assert_eq!(meta.per_key_souls, Some(1));
+        assert_eq!(
+            (meta.souls, meta.keys),
+            (2, 3),
+            "the stored counts are kept"
+        );
+        // The per-key soul stays per key: no whole record appears, and HAM
+        // reads its entries (an older state loses, a newer one wins).
+        let mut diff = graph_of("old", [("a".to_string(), 0.5), ("b".to_string(), 2.0)]);
+        diff.merge(
+            &graph_of("new", [("n".to_string(), 1.0)]),
+            State::new(1e15).unwrap(),
+        );
+        let applied = store.put(&diff).await.unwrap();
+        assert_eq!(applied.get("old").unwrap().len(), 1);
+        assert!(
+            store
+                .inner
+                .tree
+                .get(layout::blob_key("old"))
+                .unwrap()
+                .is_none()
+        );
+        let old = store.get_node("old").await.unwrap().unwrap();
+        assert_eq!(old.value("a"), Some(&Value::from("a")));
+        assert_eq!(old.value("b"), Some(&Value::from("old:b:2")));
+        assert!(
+            store
+                .inner
+                .tree
+                .get(layout::blob_key("new"))
+                .unwrap()
+                .is_some()
+        );
+        drop(store);
+        let store = SledStore::open(&path).unwrap();
+        assert_eq!(stored_meta(&store).per_key_souls, Some(1));
+        assert_eq!(store.stats().await.unwrap().souls, 3);
+    }
+
+    /// A new store knows no soul is kept per key, and counts the first one
+    /// that moves to that form (in the same batch, so it survives a reopen);
+    /// from then on writes read each soul's range again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_count_of_per_key_souls_follows_a_node_that_outgrows_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let store = SledStore::open(&path).unwrap();
+            assert_eq!(stored_meta(&store).per_key_souls, Some(0));
+            store
+                .put(&graph_of("s", (0..10).map(|i| (format!("k{i}"), 1.0))))
+                .await
+                .unwrap();
+            assert_eq!(stored_meta(&store).per_key_souls, Some(0));
+            let big = (0..layout::BLOB_MAX_KEYS + 1).map(|i| (format!("b{i:03}"), 1.0));
+            store.put(&graph_of("big", big)).await.unwrap();
+            assert_eq!(stored_meta(&store).per_key_souls, Some(1));
+        }
+        let store = SledStore::open(&path).unwrap();
+        assert!(!lock(&store.inner.write).meta.all_whole());
+        // A write to the per-key soul merges into its records, not a new blob.
+        store
+            .put(&graph_of("big", [("b000".to_string(), 2.0)]))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .inner
+                .tree
+                .get(layout::blob_key("big"))
+                .unwrap()
+                .is_none()
+        );
+        let big = store.get_node("big").await.unwrap().unwrap();
+        assert_eq!(big.len(), layout::BLOB_MAX_KEYS + 1);
+        assert_eq!(big.value("b000"), Some(&Value::from("big:b000:2")));
     }
 
     #[test]
