@@ -8,21 +8,24 @@
 //! Each entry can carry data (`T`); the mesh keeps its reply routes there, so a
 //! route lives exactly as long as its request id is remembered.
 //!
-//! Implementation: a hash map from id to slot, plus a queue of `(generation,
-//! time, id)` in sighting order. A refresh pushes a new queue record and bumps the
-//! slot's generation, making older records stale; stale records are skipped when
-//! popped and compacted away when they outnumber live ones. Every operation is
-//! O(1) amortised, and a sighting hashes its id once (the queue is read by time
-//! first, so only a record that is due costs a table lookup). The hasher is
-//! std's SipHash with a random key: peers choose message ids. Time is passed in (`now`, milliseconds) and assumed not to go
-//! backwards; if it does, entries merely live a little longer.
+//! Implementation: a hash table of slots (an id of up to 22 bytes is kept in its
+//! slot), plus a queue of `(generation, time, hash)` in sighting order. A refresh
+//! pushes a new queue record and bumps the slot's generation, making older
+//! records stale; stale records are skipped when popped and compacted away when
+//! they outnumber live ones. Every operation is O(1) amortised, and a sighting
+//! hashes its id once; the queue is read by time first, so only a record that is
+//! due costs a table lookup, and that lookup goes by the record's hash and
+//! generation without reading or hashing the id (at a relay's rate the table
+//! is always full and every new id evicts one, so this is on every put's path).
+//! The hasher is std's SipHash with a random key: peers choose message ids.
+//! Time is passed in (`now`, milliseconds) and assumed not to go backwards; if
+//! it does, entries merely live a little longer.
 
 use std::collections::VecDeque;
-use std::hash::RandomState;
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hasher, RandomState};
 
-use hashbrown::HashMap;
-use hashbrown::hash_map::{Entry, EntryRef};
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 
 /// Default time an id is remembered after its last sighting: 9 000 ms, as Gun.js.
 pub const DEDUP_TTL_MS: u64 = 9_000;
@@ -33,8 +36,40 @@ pub const DEDUP_MAX_ENTRIES: usize = 100_000;
 /// Tables smaller than this are not shrunk.
 const SHRINK_MIN: usize = 1024;
 
+/// Ids up to this many bytes are kept inside the table's slot.
+const INLINE: usize = 22;
+
+/// An id's bytes: inside the slot when short (Gun.js makes 9-character ids),
+/// so that comparing one in a lookup reads no other memory; on the heap else.
+#[derive(Debug)]
+enum Key {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    fn new(id: &[u8]) -> Key {
+        match u8::try_from(id.len()) {
+            Ok(len) if id.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..id.len()].copy_from_slice(id);
+                Key::Inline { len, bytes }
+            }
+            _ => Key::Heap(id.into()),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Key::Heap(b) => b,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Slot<T> {
+    key: Key,
     seen: u64,
     generation: u64,
     data: T,
@@ -45,9 +80,19 @@ struct Slot<T> {
 pub struct Dedup<T = ()> {
     ttl_ms: u64,
     max_entries: usize,
-    map: HashMap<Arc<str>, Slot<T>, RandomState>,
-    order: VecDeque<(u64, u64, Arc<str>)>,
+    hasher: RandomState,
+    table: HashTable<Slot<T>>,
+    /// `(generation, time, hash)` of every sighting, oldest first. A record
+    /// names its entry by hash and generation (generations are never reused),
+    /// so reading one touches neither the id's text nor a hasher.
+    order: VecDeque<(u64, u64, u64)>,
     next_generation: u64,
+}
+
+fn hash_id(hasher: &RandomState, id: &[u8]) -> u64 {
+    let mut h = hasher.build_hasher();
+    h.write(id);
+    h.finish()
 }
 
 impl<T> Default for Dedup<T> {
@@ -63,7 +108,8 @@ impl<T> Dedup<T> {
         Dedup {
             ttl_ms,
             max_entries: max_entries.max(1),
-            map: HashMap::with_hasher(RandomState::new()),
+            hasher: RandomState::new(),
+            table: HashTable::new(),
             order: VecDeque::new(),
             next_generation: 0,
         }
@@ -81,36 +127,40 @@ impl<T> Dedup<T> {
 
     /// Number of ids remembered (some may be expired but not yet swept).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     /// Whether no id is remembered.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.table.is_empty()
     }
 
     fn live(&self, slot: &Slot<T>, now: u64) -> bool {
         now.saturating_sub(slot.seen) < self.ttl_ms
     }
 
+    fn find(&self, id: &str) -> Option<&Slot<T>> {
+        let id = id.as_bytes();
+        self.table
+            .find(hash_id(&self.hasher, id), |s| s.key.bytes() == id)
+    }
+
     /// Whether `id` was seen within the window, without refreshing it.
     pub fn contains(&self, id: &str, now: u64) -> bool {
-        self.map.get(id).is_some_and(|s| self.live(s, now))
+        self.find(id).is_some_and(|s| self.live(s, now))
     }
 
     /// The data of a live entry.
     pub fn get(&self, id: &str, now: u64) -> Option<&T> {
-        self.map
-            .get(id)
-            .filter(|s| self.live(s, now))
-            .map(|s| &s.data)
+        self.find(id).filter(|s| self.live(s, now)).map(|s| &s.data)
     }
 
     /// The data of a live entry, mutably (does not refresh it).
     pub fn get_mut(&mut self, id: &str, now: u64) -> Option<&mut T> {
         let ttl = self.ttl_ms;
-        self.map
-            .get_mut(id)
+        let id = id.as_bytes();
+        self.table
+            .find_mut(hash_id(&self.hasher, id), |s| s.key.bytes() == id)
             .filter(|s| now.saturating_sub(s.seen) < ttl)
             .map(|s| &mut s.data)
     }
@@ -128,14 +178,16 @@ impl<T> Dedup<T> {
         // while the entry is borrowed (at most one record over the bound).
         self.compact();
         let generation = self.next_generation;
-        let (k, s) = self.map.get_key_value_mut(id)?;
+        let id = id.as_bytes();
+        let h = hash_id(&self.hasher, id);
+        let s = self.table.find_mut(h, |s| s.key.bytes() == id)?;
         if now.saturating_sub(s.seen) >= self.ttl_ms {
             return None;
         }
         s.seen = now;
         s.generation = generation;
         self.next_generation += 1;
-        self.order.push_back((generation, now, k.clone()));
+        self.order.push_back((generation, now, h));
         Some(&s.data)
     }
 
@@ -152,8 +204,16 @@ impl<T> Dedup<T> {
         self.expire(now);
         let generation = self.next_generation;
         let ttl = self.ttl_ms;
-        let (key, live) = match self.map.entry_ref(id) {
-            EntryRef::Occupied(mut o) => {
+        let id = id.as_bytes();
+        let hasher = &self.hasher;
+        let h = hash_id(hasher, id);
+        let entry = self.table.entry(
+            h,
+            |s| s.key.bytes() == id,
+            |s| hash_id(hasher, s.key.bytes()),
+        );
+        let live = match entry {
+            Entry::Occupied(mut o) => {
                 let slot = o.get_mut();
                 let live = now.saturating_sub(slot.seen) < ttl;
                 if let Some(data) = fill(live) {
@@ -161,25 +221,23 @@ impl<T> Dedup<T> {
                 }
                 slot.seen = now;
                 slot.generation = generation;
-                (o.key().clone(), live)
+                live
             }
-            EntryRef::Vacant(v) => {
+            Entry::Vacant(v) => {
                 let Some(data) = fill(false) else {
                     return false;
                 };
-                let slot = Slot {
+                v.insert(Slot {
+                    key: Key::new(id),
                     seen: now,
                     generation,
                     data,
-                };
-                (
-                    v.insert_entry_with_key(Arc::from(id), slot).key().clone(),
-                    false,
-                )
+                });
+                false
             }
         };
         self.next_generation += 1;
-        self.order.push_back((generation, now, key));
+        self.order.push_back((generation, now, h));
         self.evict_over_bound();
         self.compact();
         live
@@ -193,28 +251,31 @@ impl<T> Dedup<T> {
             if now.saturating_sub(seen) < self.ttl_ms {
                 break;
             }
-            if let Some((generation, _, id)) = self.order.pop_front() {
-                self.remove_current(id, generation);
+            if let Some((generation, _, h)) = self.order.pop_front() {
+                self.remove_current(h, generation);
             }
         }
         self.shrink();
     }
 
-    /// Removes the entry of a queue record if the record is its latest sighting (one lookup).
-    fn remove_current(&mut self, id: Arc<str>, generation: u64) -> Option<Arc<str>> {
-        match self.map.entry(id) {
-            Entry::Occupied(o) if o.get().generation == generation => Some(o.remove_entry().0),
-            _ => None,
+    /// Removes the entry of a queue record if the record is its latest sighting (one
+    /// lookup, by hash and generation: the id's text is not read).
+    fn remove_current(&mut self, h: u64, generation: u64) -> Option<Slot<T>> {
+        match self.table.find_entry(h, |s| s.generation == generation) {
+            Ok(o) => Some(o.remove().0),
+            Err(_) => None,
         }
     }
 
-    /// Gives memory back once a burst of ids has expired: neither the map nor the queue
+    /// Gives memory back once a burst of ids has expired: neither the table nor the queue
     /// shrinks by itself, and a relay that saw 100k connections subscribe would otherwise
     /// keep their tables' peak size for good. Rehashes only when at most a quarter is used,
     /// to half the capacity, so it is amortised O(1).
     fn shrink(&mut self) {
-        if self.map.capacity() > SHRINK_MIN && self.map.len() * 4 < self.map.capacity() {
-            self.map.shrink_to(self.map.len() * 2);
+        if self.table.capacity() > SHRINK_MIN && self.table.len() * 4 < self.table.capacity() {
+            let hasher = &self.hasher;
+            self.table
+                .shrink_to(self.table.len() * 2, |s| hash_id(hasher, s.key.bytes()));
         }
         if self.order.capacity() > SHRINK_MIN && self.order.len() * 4 < self.order.capacity() {
             self.order.shrink_to(self.order.len() * 2);
@@ -223,25 +284,35 @@ impl<T> Dedup<T> {
 
     /// Removes `id`, returning its data if it was remembered (live or not).
     pub fn remove(&mut self, id: &str) -> Option<T> {
-        self.map.remove(id).map(|s| s.data)
+        let id = id.as_bytes();
+        match self
+            .table
+            .find_entry(hash_id(&self.hasher, id), |s| s.key.bytes() == id)
+        {
+            Ok(o) => Some(o.remove().0.data),
+            Err(_) => None,
+        }
     }
 
     fn evict_over_bound(&mut self) {
-        while self.map.len() > self.max_entries {
-            let Some((generation, _, id)) = self.order.pop_front() else {
+        while self.table.len() > self.max_entries {
+            let Some((generation, _, h)) = self.order.pop_front() else {
                 break;
             };
-            if let Some(id) = self.remove_current(id, generation) {
-                tracing::trace!(id = &*id, "dedup table full: evicted the oldest id");
+            if let Some(slot) = self.remove_current(h, generation) {
+                tracing::trace!(
+                    id = %String::from_utf8_lossy(slot.key.bytes()),
+                    "dedup table full: evicted the oldest id"
+                );
             }
         }
     }
 
     fn compact(&mut self) {
-        if self.order.len() > 2 * self.map.len() + 1024 {
-            let map = &self.map;
+        if self.order.len() > 2 * self.table.len() + 1024 {
+            let table = &self.table;
             self.order
-                .retain(|(g, _, id)| map.get(&**id).is_some_and(|s| s.generation == *g));
+                .retain(|&(g, _, h)| table.find(h, |s| s.generation == g).is_some());
         }
     }
 }
@@ -282,7 +353,7 @@ mod tests {
         for i in 0..50_000 {
             d.insert(&format!("id{i}"), (), 0);
         }
-        let peak = (d.map.capacity(), d.order.capacity());
+        let peak = (d.table.capacity(), d.order.capacity());
         assert!(peak.0 >= 50_000 && peak.1 >= 50_000);
         // A few ids live on past the burst.
         for i in 0..10 {
@@ -292,9 +363,9 @@ mod tests {
         assert_eq!(d.len(), 10);
         assert!(d.contains("late3", 9_500));
         assert!(
-            d.map.capacity() <= SHRINK_MIN * 2 && d.order.capacity() <= SHRINK_MIN * 2,
+            d.table.capacity() <= SHRINK_MIN * 2 && d.order.capacity() <= SHRINK_MIN * 2,
             "capacities after expiry: map {}, queue {} (peak {peak:?})",
-            d.map.capacity(),
+            d.table.capacity(),
             d.order.capacity()
         );
     }
@@ -331,12 +402,12 @@ mod tests {
         for t in 0..100_000u64 {
             d.check_and_track(if t % 2 == 0 { "a" } else { "b" }, t);
         }
-        assert!(d.order.len() <= 2 * d.map.len() + 1025);
+        assert!(d.order.len() <= 2 * d.table.len() + 1025);
         for i in 0..100_000u64 {
             d.check_and_track(&i.to_string(), 100_000 + i);
         }
         assert_eq!(d.len(), 10);
-        assert!(d.order.len() <= 2 * d.map.len() + 1025);
+        assert!(d.order.len() <= 2 * d.table.len() + 1025);
     }
 
     /// The table against a plain model of its contract: an entry is live while
@@ -408,6 +479,15 @@ mod tests {
             }
         }
 
+        /// Short ids (kept in the slot) and long ones (on the heap).
+        fn mid(i: u8) -> String {
+            if i.is_multiple_of(3) {
+                format!("m{i}-{}", "long".repeat(8))
+            } else {
+                format!("m{i}")
+            }
+        }
+
         proptest! {
             #[test]
             fn matches_the_model(
@@ -422,16 +502,16 @@ mod tests {
                     now += dt;
                     match op {
                         Op::Check(i) => {
-                            let id = format!("m{i}");
+                            let id = mid(i);
                             prop_assert_eq!(d.check_and_track(&id, now), m.sight(&id, now, None));
                         }
                         Op::Insert(i, data) => {
-                            let id = format!("m{i}");
+                            let id = mid(i);
                             d.insert(&id, data, now);
                             m.sight(&id, now, Some(data));
                         }
                         Op::Refresh(i) => {
-                            let id = format!("m{i}");
+                            let id = mid(i);
                             let live = m.live(&id, now).is_some();
                             if live {
                                 m.sight(&id, now, None);
@@ -441,7 +521,7 @@ mod tests {
                             prop_assert_eq!(d.refresh(&id, now), live);
                         }
                         Op::Touch(i) => {
-                            let id = format!("m{i}");
+                            let id = mid(i);
                             let live = m.live(&id, now);
                             if live.is_some() {
                                 m.sight(&id, now, None);
@@ -451,7 +531,7 @@ mod tests {
                             prop_assert_eq!(d.touch(&id, now).copied(), live);
                         }
                         Op::Remove(i) => {
-                            let id = format!("m{i}");
+                            let id = mid(i);
                             let had = m.entries.remove(&id).map(|e| e.2);
                             prop_assert_eq!(d.remove(&id), had);
                         }
@@ -462,11 +542,11 @@ mod tests {
                         }
                     }
                     for i in 0..12u8 {
-                        let id = format!("m{i}");
+                        let id = mid(i);
                         prop_assert_eq!(d.get(&id, now).copied(), m.live(&id, now), "id {}", id);
                     }
                     prop_assert!(d.len() <= max);
-                    prop_assert!(d.order.len() <= 2 * d.map.len() + 1025);
+                    prop_assert!(d.order.len() <= 2 * d.table.len() + 1025);
                 }
             }
         }
