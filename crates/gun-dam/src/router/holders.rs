@@ -6,11 +6,11 @@
 //! and pruned when their soul is next written.
 
 use std::collections::VecDeque;
-use std::hash::RandomState;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
-use hashbrown::HashMap;
-use hashbrown::hash_map::EntryRef;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 
 use crate::peer::PeerId;
 
@@ -21,14 +21,28 @@ pub const HOLDERS_PER_SOUL: usize = 8;
 /// most recent first.
 type List = Vec<(PeerId, bool)>;
 
+#[derive(Debug)]
+struct Slot {
+    /// The soul's text as the caller held it (the written graph's, or the
+    /// subscription's interned copy), taken without a lookup in the intern pool.
+    soul: Arc<str>,
+    /// When the soul was added (never reused): names it in `order`.
+    seq: u64,
+    list: List,
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Holders {
-    /// Keyed by the soul's text as the caller holds it (the written graph's, or the
-    /// subscription's interned copy): one copy shared with the order below, taken
-    /// without a lookup in the intern pool. Hashed with std's SipHash and a random
-    /// key: peers choose souls.
-    souls: HashMap<Arc<str>, List, RandomState>,
-    order: VecDeque<Arc<str>>,
+    /// Hashed with std's SipHash and a random key: peers choose souls.
+    hasher: RandomState,
+    souls: HashTable<Slot>,
+    /// `(seq, hash)` of the souls in the order they were added. Evicting the
+    /// oldest finds its slot by hash and `seq`, without reading or hashing the
+    /// soul's text (at a relay's rate the table is full and every new soul
+    /// evicts one); a soul added again after eviction has a new `seq`, so its
+    /// old place evicts nothing.
+    order: VecDeque<(u64, u64)>,
+    next_seq: u64,
 }
 
 impl Holders {
@@ -47,13 +61,24 @@ impl Holders {
         }
         // One lookup: a new soul is inserted where the lookup found its place, and the
         // oldest soul beyond the bound is forgotten after (never this one: it is the newest).
-        let (list, added) = match self.souls.entry_ref(&**soul) {
-            EntryRef::Occupied(o) => (o.into_mut(), false),
-            EntryRef::Vacant(v) => {
-                self.order.push_back(soul.clone());
+        let hasher = &self.hasher;
+        let h = hasher.hash_one(&**soul);
+        let entry = self
+            .souls
+            .entry(h, |s| *s.soul == **soul, |s| hasher.hash_one(&*s.soul));
+        let (list, added) = match entry {
+            Entry::Occupied(o) => (&mut o.into_mut().list, false),
+            Entry::Vacant(v) => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                self.order.push_back((seq, h));
                 // Room for a writer and a reader or two: one allocation, not a regrowth.
-                let list = List::with_capacity(2);
-                (v.insert_entry_with_key(soul.clone(), list).into_mut(), true)
+                let slot = Slot {
+                    soul: soul.clone(),
+                    seq,
+                    list: List::with_capacity(2),
+                };
+                (&mut v.insert(slot).into_mut().list, true)
             }
         };
         let mut data = data;
@@ -70,29 +95,29 @@ impl Holders {
         list.truncate(HOLDERS_PER_SOUL);
         if added {
             while self.souls.len() > max_souls {
-                let Some(old) = self.order.pop_front() else {
+                let Some((seq, h)) = self.order.pop_front() else {
                     break;
                 };
-                // A name left over from this soul's earlier stay is not this stay's.
-                if *old != **soul {
-                    self.souls.remove(&old);
+                if let Ok(o) = self.souls.find_entry(h, |s| s.seq == seq) {
+                    o.remove();
                 }
             }
         }
-        // Souls forgotten by eviction leave their name in `order` only once
+        // Souls forgotten by eviction leave their place in `order` only once
         // each; a soul added again after that is pushed again.
         if self.order.len() > 2 * max_souls.max(1024) {
             let souls = &self.souls;
-            self.order.retain(|s| souls.contains_key(s));
+            self.order
+                .retain(|&(seq, h)| souls.find(h, |s| s.seq == seq).is_some());
         }
     }
 
     /// The holders of `soul`, in the order to ask them.
     pub(super) fn of(&self, soul: &str) -> impl Iterator<Item = PeerId> + '_ {
         self.souls
-            .get(soul)
+            .find(self.hasher.hash_one(soul), |s| *s.soul == *soul)
             .into_iter()
-            .flat_map(|l| l.iter().map(|(p, _)| *p))
+            .flat_map(|s| s.list.iter().map(|(p, _)| *p))
     }
 
     /// Souls with holders now.
@@ -143,6 +168,25 @@ mod tests {
         assert_eq!(h.len(), 3);
         assert_eq!(h.of("s0").count(), 0);
         assert_eq!(h.of("s4").count(), 1);
+    }
+
+    #[test]
+    fn churn_keeps_the_newest_souls_and_a_bounded_order() {
+        let mut h = Holders::default();
+        for i in 0..10_000u64 {
+            // Every tenth soul comes back while it is still held.
+            let s = if i % 10 == 9 { i - 5 } else { i };
+            h.add(&a(&format!("s{s}")), PeerId(i), true, 100, |_| true);
+            assert!(h.len() <= 100);
+            assert!(h.order.len() <= 2 * 1024 + 1);
+        }
+        assert_eq!(h.len(), 100);
+        assert_eq!(h.of("s9998").collect::<Vec<_>>(), [PeerId(9998)]);
+        assert_eq!(
+            h.of("s9994").collect::<Vec<_>>(),
+            [PeerId(9999), PeerId(9994)]
+        );
+        assert_eq!(h.of("s100").count(), 0);
     }
 
     #[test]
