@@ -492,7 +492,7 @@ impl Inner {
         let machine = machine_state();
         let mut m = st.meta;
         // This put's writes, staged only if all of it merged without error.
-        let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(diff.len());
         let mut applied = Graph::new();
         for (soul_id, node) in diff.iter() {
             let soul = soul_id.as_str();
