@@ -368,27 +368,37 @@ impl<'a> P<'a> {
         Some(n)
     }
 
-    /// A key's shared text: the key at the same position in the previous
-    /// node is tried first (nodes of one put usually have the same keys in the
-    /// same order), then the others seen in this graph.
-    fn key(&mut self, pos: usize, k: &str) -> Arc<str> {
+    /// A key's text, shared with an earlier node of this graph when one had
+    /// it (`true`): the key at the same position in the previous node is
+    /// tried first (nodes of one put usually have the same keys in the same
+    /// order), then the others remembered.
+    fn key(&self, pos: usize, k: &str) -> (Arc<str>, bool) {
         if let Some(a) = self.keys.get(pos)
             && **a == *k
         {
-            return a.clone();
+            return (a.clone(), true);
         }
         if let Some(a) = self.keys.iter().find(|a| &***a == k) {
-            return a.clone();
+            return (a.clone(), true);
         }
-        let a: Arc<str> = Arc::from(k);
-        if self.keys.len() < SHARED_KEYS {
-            // One allocation for the keys of a usual node, not one per doubling.
-            if self.keys.capacity() == 0 {
-                self.keys.reserve_exact(16);
+        (Arc::from(k), false)
+    }
+
+    /// Remembers the new keys of a node that another node follows (a put of
+    /// one node, the usual case, remembers nothing).
+    fn remember(&mut self, entries: &[(Arc<str>, Entry)]) {
+        for (k, _) in entries {
+            if self.keys.len() >= SHARED_KEYS {
+                break;
             }
-            self.keys.push(a.clone());
+            if !self.keys.iter().any(|a| Arc::ptr_eq(a, k)) {
+                // One allocation for the keys of a usual node, not one per doubling.
+                if self.keys.capacity() == 0 {
+                    self.keys.reserve_exact(16);
+                }
+                self.keys.push(k.clone());
+            }
         }
-        a
     }
 
     fn graph(&mut self) -> Option<Graph> {
@@ -456,6 +466,7 @@ impl<'a> P<'a> {
         self.eat(b'}')?;
         // The values, in the order of the states.
         let mut entries: Vec<(Arc<str>, Entry)> = Vec::with_capacity(states.len());
+        let mut all_shared = true;
         for (k, state) in &states {
             self.eat(b',')?;
             if self.string()?.as_str() != k.as_str() {
@@ -464,11 +475,16 @@ impl<'a> P<'a> {
             self.eat(b':')?;
             let value = self.value()?;
             let state = State::new(*state).ok()?;
-            let key = self.key(entries.len(), k.as_str());
+            let (key, shared) = self.key(entries.len(), k.as_str());
+            all_shared &= shared;
             entries.push((key, Entry { state, value }));
         }
         self.eat(b'}')?;
         self.states = states;
+        self.ws();
+        if !all_shared && self.b.get(self.i) == Some(&b',') {
+            self.remember(&entries);
+        }
         if entries.iter().any(|(k, _)| &**k == "_") {
             return None;
         }
