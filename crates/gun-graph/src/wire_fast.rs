@@ -423,25 +423,42 @@ impl<'a> P<'a> {
         }
     }
 
+    /// The string token `"text"`, written without escapes (what Gun.js
+    /// writes); `None` for anything else, escaped forms of the same text
+    /// included (the general parser reads those).
+    #[inline]
+    fn expect(&mut self, text: &[u8]) -> Option<()> {
+        self.ws();
+        let i = self.i;
+        let end = i + 1 + text.len();
+        // A byte loop: these are a few bytes, shorter than a call to memcmp.
+        if self.b.get(i) == Some(&b'"')
+            && self
+                .b
+                .get(i + 1..end)?
+                .iter()
+                .zip(text)
+                .all(|(a, b)| a == b)
+            && self.b.get(end) == Some(&b'"')
+        {
+            self.i = end + 1;
+            Some(())
+        } else {
+            None
+        }
+    }
+
     fn node(&mut self, soul: &str) -> Option<Node> {
         self.eat(b'{')?;
         // `_` first, `#` (the soul), then `>`.
-        if self.string()?.as_str() != "_" {
-            return None;
-        }
+        self.expect(b"_")?;
         self.eat(b':')?;
         self.eat(b'{')?;
-        if self.string()?.as_str() != "#" {
-            return None;
-        }
+        self.expect(b"#")?;
         self.eat(b':')?;
-        if self.string()?.as_str() != soul {
-            return None;
-        }
+        self.expect(soul.as_bytes())?;
         self.eat(b',')?;
-        if self.string()?.as_str() != ">" {
-            return None;
-        }
+        self.expect(b">")?;
         self.eat(b':')?;
         self.eat(b'{')?;
         let mut states = std::mem::take(&mut self.states);
