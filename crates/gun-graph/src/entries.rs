@@ -265,13 +265,13 @@ mod tests {
         let mut runner = proptest::test_runner::TestRunner::default();
         runner
             .run(&(".{0,5}", ".{0,5}"), |(a, b)| {
-                prop_assert_eq!(super::less(&a, &b), a < b);
-                prop_assert_eq!(super::less(&b, &a), b < a);
-                prop_assert!(!super::less(&a, &a));
+                prop_assert_eq!(less(&a, &b), a < b);
+                prop_assert_eq!(less(&b, &a), b < a);
+                prop_assert!(!less(&a, &a));
                 Ok(())
             })
             .unwrap();
-        assert!(super::less("f1", "f10") && !super::less("f10", "f1") && super::less("", "a"));
+        assert!(less("f1", "f10") && !less("f10", "f1") && less("", "a"));
     }
 
     #[test]
