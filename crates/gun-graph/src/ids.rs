@@ -105,7 +105,9 @@ mod tests {
         for _ in 0..61_000 {
             let t = random_text(&mut rng, 9);
             for (pos, b) in t.bytes().enumerate() {
-                let i = ALPHABET.iter().position(|&a| a == b).unwrap();
+                let Some(i) = ALPHABET.iter().position(|&a| a == b) else {
+                    panic!("{b} is not in the alphabet");
+                };
                 counts[pos][i] += 1;
             }
         }
