@@ -996,6 +996,16 @@ mod tests {
         g
     }
 
+    /// Whether `soul` has a whole-node record in sled.
+    fn whole_record(store: &SledStore, soul: &str) -> bool {
+        store
+            .inner
+            .tree
+            .get(layout::blob_key(soul))
+            .unwrap()
+            .is_some()
+    }
+
     fn stored_meta(store: &SledStore) -> Meta {
         Meta::decode(&store.inner.tree.get(META_KEY).unwrap().unwrap()).unwrap()
     }
@@ -1049,25 +1059,11 @@ mod tests {
         );
         let applied = store.put(&diff).await.unwrap();
         assert_eq!(applied.get("old").unwrap().len(), 1);
-        assert!(
-            store
-                .inner
-                .tree
-                .get(layout::blob_key("old"))
-                .unwrap()
-                .is_none()
-        );
+        assert!(!whole_record(&store, "old"));
         let old = store.get_node("old").await.unwrap().unwrap();
         assert_eq!(old.value("a"), Some(&Value::from("a")));
         assert_eq!(old.value("b"), Some(&Value::from("old:b:2")));
-        assert!(
-            store
-                .inner
-                .tree
-                .get(layout::blob_key("new"))
-                .unwrap()
-                .is_some()
-        );
+        assert!(whole_record(&store, "new"));
         drop(store);
         let store = SledStore::open(&path).unwrap();
         assert_eq!(stored_meta(&store).per_key_souls, Some(1));
@@ -1100,14 +1096,7 @@ mod tests {
             .put(&graph_of("big", [("b000".to_string(), 2.0)]))
             .await
             .unwrap();
-        assert!(
-            store
-                .inner
-                .tree
-                .get(layout::blob_key("big"))
-                .unwrap()
-                .is_none()
-        );
+        assert!(!whole_record(&store, "big"));
         let big = store.get_node("big").await.unwrap().unwrap();
         assert_eq!(big.len(), layout::BLOB_MAX_KEYS + 1);
         assert_eq!(big.value("b000"), Some(&Value::from("big:b000:2")));
