@@ -600,12 +600,14 @@ fn sled_store_serves_what_sled_recovers_or_refuses_clearly() {
             }
         }
     }
-    // What sled 0.34 does, as observed when this test was written: the cut
-    // tail loses the last writes (reported), everything else is refused.
-    assert!(
-        summary[0].contains("served") && summary[0].contains("lost"),
-        "{summary:?}"
-    );
+    // What sled 0.34 does with a cut tail depends on how full its last
+    // segment was when the store closed, which varies from run to run (seen:
+    // the cut hits no live data; the last writes are lost and reported; sled's
+    // recovery fails and the store is refused). Each of those is an answer this
+    // test accepts, as checked above: served exactly, losses reported, or
+    // refused with a clear line. A database cut in half or to nothing has
+    // always been refused (its metadata record is gone while the marker says
+    // data was there).
     for s in &summary[1..3] {
         assert!(s.contains("refused"), "{summary:?}");
     }
