@@ -410,6 +410,7 @@ where
         timer: Box::pin(sleep(cfg.idle_timeout.unwrap_or(CLOSE_GRACE))),
         masked: cfg.masked,
         flush: false,
+        yielded: false,
         close_sent: false,
         closing: false,
         read_done: false,
@@ -435,6 +436,8 @@ pub(crate) struct Driver<'a, S> {
     masked: bool,
     /// Frames were written since the socket's last flush.
     flush: bool,
+    /// The driver has yielded once since frames were queued (see [`Driver::fill`]).
+    yielded: bool,
     /// Our Close frame is written (while closing).
     close_sent: bool,
     closing: bool,
@@ -659,6 +662,17 @@ where
     /// Encodes the next batch for the socket: queued frames (joined into array frames), a due
     /// keep-alive or ping. Whether there was any.
     fn fill(&mut self, cx: &mut Context<'_>) -> Result<bool, WsError> {
+        if !self.yielded && self.shared.queued() > 0 {
+            // Frames were queued since the last write: let the tasks that are ready to run
+            // first (the rest of a group commit's acks, typically) queue theirs, and write them
+            // all with one syscall. Woken by its own waker, the driver goes to the back of the
+            // run queue; without this, each ack woke the driver straight after its task and
+            // went out in a write (and a wake-up of the peer) of its own.
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Ok(self.flush);
+        }
+        self.yielded = false;
         let batch = self.shared.take_batch();
         let mut frames = batch.iter();
         if let Some(first) = frames.next() {

@@ -144,6 +144,60 @@ async fn slow_peer_is_disconnected_when_its_queue_is_full() {
     server.shutdown().await;
 }
 
+/// Answers sent by tasks that were woken together (the acks of one group commit) go out
+/// in one array frame, not one frame and one syscall each: the connection's driver lets
+/// the other ready tasks run before it writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn answers_of_tasks_woken_together_share_a_frame() {
+    const N: usize = 32;
+    let mut opts = local_opts();
+    opts.keepalive = None;
+    let (server, hub) = start(opts);
+    let mut ws = raw_ws(&server.url()).await;
+    let (peer, _) = hub.attached(0).await;
+    let link = hub.link(peer);
+    let go = std::sync::Arc::new(tokio::sync::Notify::new());
+    let waiting = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for i in 0..N {
+        let (go, waiting, link) = (go.clone(), waiting.clone(), link.clone());
+        tokio::spawn(async move {
+            let woken = go.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            woken.await;
+            link.send(format!(r#"{{"n":{i}}}"#).into()).unwrap();
+        });
+    }
+    while waiting.load(std::sync::atomic::Ordering::SeqCst) < N {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Woken from a worker, as a store's flush wakes the puts waiting for it.
+    let trigger = go.clone();
+    tokio::spawn(async move { trigger.notify_waiters() });
+    let (mut frames, mut messages) = (0, Vec::new());
+    while messages.len() < N {
+        let Some(Message::Text(text)) = next_data(&mut ws).await else {
+            panic!("connection ended after {} of {N} messages", messages.len());
+        };
+        frames += 1;
+        // One message `{"n":i}`, or several as `[{"n":i},{"n":j},…]`.
+        let inner = match text.strip_prefix('[') {
+            Some(rest) => rest.strip_suffix(']').expect("a whole array frame"),
+            None => text.as_str(),
+        };
+        for m in inner.split(',') {
+            let n = m.strip_prefix(r#"{"n":"#).and_then(|m| m.strip_suffix('}'));
+            messages.push(n.expect("a message as sent").parse::<u64>().unwrap());
+        }
+    }
+    let mut ns = messages;
+    ns.sort_unstable();
+    assert_eq!(ns, (0..N as u64).collect::<Vec<_>>());
+    assert!(frames <= 2, "{N} answers took {frames} frames");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn binary_frames_are_delivered_as_text_or_dropped() {
     let (server, hub) = start(local_opts());
