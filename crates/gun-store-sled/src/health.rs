@@ -42,6 +42,7 @@ use std::time::Instant;
 use gun_store::Error;
 
 use crate::layout::{self, META_KEY, Meta};
+use crate::souls::{SoulFilter, escaped_soul};
 use crate::{TREE, map_sled_error};
 
 /// The marker file in the database directory.
@@ -347,18 +348,27 @@ fn rebuild(
 }
 
 /// Counts souls and keys like `count`, stopping early (`None`) when `stop` is set.
-fn scan(tree: &sled::Tree, stop: &AtomicBool) -> Result<Option<(u64, u64)>, String> {
+fn scan(
+    tree: &sled::Tree,
+    stop: &AtomicBool,
+    filter: &mut SoulFilter,
+) -> Result<Option<(u64, u64)>, String> {
     let (mut souls, mut keys) = (0u64, 0u64);
-    let mut last: Option<String> = None;
+    let mut last: Vec<u8> = Vec::new();
     for (i, item) in tree.range::<&[u8], _>(..layout::DATA_END).enumerate() {
         if i.is_multiple_of(1024) && stop.load(Ordering::Relaxed) {
             return Ok(None);
         }
         let (k, v) = item.map_err(|e| e.to_string())?;
-        let soul = layout::split_soul(&k).ok_or("a malformed entry key")?;
-        if last.as_deref() != Some(soul.as_str()) {
+        // Keys of one soul are adjacent: each soul is counted (and added to
+        // the filter) once.
+        let esc = escaped_soul(&k).ok_or("a malformed entry key")?;
+        if esc != last.as_slice() {
+            layout::split_soul(&k).ok_or("a malformed entry key")?;
             souls += 1;
-            last = Some(soul);
+            filter.insert(esc);
+            last.clear();
+            last.extend_from_slice(esc);
         }
         if layout::is_blob_key(&k) {
             keys += layout::decode_blob(&v)?.len() as u64;
@@ -378,12 +388,16 @@ pub(crate) struct Verifier {
 impl Verifier {
     /// Starts counting the entries of `tree`, to compare with `expected` (the
     /// metadata record when the store was opened); `lost(souls, keys)` is called
-    /// with the shortfall after it was reported.
+    /// with the shortfall after it was reported. The scan also fills `filter`
+    /// (a blank soul filter) with every soul read, handed to `covered` when the
+    /// whole tree was read and matched its record.
     pub(crate) fn start(
         tree: sled::Tree,
         path: PathBuf,
         expected: Meta,
+        mut filter: SoulFilter,
         lost: impl FnOnce(u64, u64) + Send + 'static,
+        covered: impl FnOnce(SoulFilter) + Send + 'static,
     ) -> Verifier {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -391,7 +405,7 @@ impl Verifier {
             .name("gun-store-sled-check".into())
             .spawn(move || {
                 let t0 = Instant::now();
-                let found = catch_unwind(AssertUnwindSafe(|| scan(&tree, &flag)))
+                let found = catch_unwind(AssertUnwindSafe(|| scan(&tree, &flag, &mut filter)))
                     .unwrap_or_else(|p| Err(format!("sled panicked: {}", panic_text(p.as_ref()))));
                 let ms = t0.elapsed().as_millis();
                 match found {
@@ -412,6 +426,7 @@ impl Verifier {
                     }
                     Ok(Some((souls, keys))) => {
                         tracing::info!(path = %path.display(), souls, keys, ms, "store check: every soul and key is readable");
+                        covered(filter);
                     }
                     Err(e) => {
                         tracing::error!(

@@ -63,6 +63,7 @@
 mod health;
 mod layout;
 mod query;
+mod souls;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -76,6 +77,7 @@ use tokio::sync::Notify;
 
 use crate::layout::{META_KEY, Meta};
 use crate::query::Reader;
+use crate::souls::{Phase, SoulFilter};
 
 /// Diffs with at most this many keys are merged on the calling task; larger
 /// ones on tokio's blocking pool.
@@ -212,17 +214,20 @@ struct Staged {
     applying: Arc<Overlay>,
     /// Puts staged in `overlay`.
     puts: u64,
+    /// Every soul the tree or the staged groups may hold (see `souls`).
+    souls: SoulFilter,
 }
 
 type Overlay = BTreeMap<Vec<u8>, Option<sled::IVec>>;
 
 impl Staged {
-    fn new(meta: Meta) -> Staged {
+    fn new(meta: Meta, souls: SoulFilter) -> Staged {
         Staged {
             meta,
             overlay: BTreeMap::new(),
             applying: Arc::new(BTreeMap::new()),
             puts: 0,
+            souls,
         }
     }
 
@@ -323,13 +328,22 @@ impl SledStore {
             .open_tree(OUTBOX_TREE)
             .map_err(|e| map_sled_error(e, &path))?;
         let check = (meta.keys > 0).then(|| tree.clone());
+        // An empty tree needs no scan for its soul filter; any other waits for
+        // the check's scan (a tree with records but a record of no keys is
+        // not checked, and its filter never used).
+        let empty = check.is_none() && tree.range::<&[u8], _>(..layout::DATA_END).next().is_none();
+        let filter = SoulFilter::new(
+            meta.souls,
+            if empty { Phase::Ready } else { Phase::Building },
+        );
+        let blank = filter.blank();
         let store = SledStore {
             inner: Arc::new(Inner {
                 _db: db,
                 tree,
                 outbox,
                 path,
-                write: Mutex::new(Staged::new(meta)),
+                write: Mutex::new(Staged::new(meta, filter)),
                 stats: Mutex::new(meta),
                 commit: Mutex::new(Commit::default()),
                 flushed: Notify::new(),
@@ -342,12 +356,24 @@ impl SledStore {
         };
         if let Some(tree) = check {
             let weak = Arc::downgrade(&store.inner);
+            let weak2 = weak.clone();
             let path = store.inner.path.clone();
-            let v = health::Verifier::start(tree, path, meta, move |souls, keys| {
-                if let Some(inner) = weak.upgrade() {
-                    inner.stop_writes(souls, keys);
-                }
-            });
+            let v = health::Verifier::start(
+                tree,
+                path,
+                meta,
+                blank,
+                move |souls, keys| {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.stop_writes(souls, keys);
+                    }
+                },
+                move |scanned| {
+                    if let Some(inner) = weak2.upgrade() {
+                        lock(&inner.write).souls.absorb(&scanned);
+                    }
+                },
+            );
             *lock(&store.inner.verifier) = Some(v);
         }
         Ok(store)
@@ -439,7 +465,12 @@ impl Inner {
         st: &Staged,
         soul: &str,
         bk: &[u8],
+        new: bool,
     ) -> Result<(Option<sled::IVec>, bool), Error> {
+        if new {
+            // Never written nor staged (the soul filter says so): no read.
+            return Ok((None, false));
+        }
         if st.meta.all_whole() {
             // No soul has per-key records (staged ones included: the count is
             // staged with them): the whole record is all there is to read.
@@ -497,7 +528,11 @@ impl Inner {
         for (soul_id, node) in diff.iter() {
             let soul = soul_id.as_str();
             let bk = layout::blob_key(soul);
-            let (blob, per_key) = self.locate(&st, soul, &bk)?;
+            // `bk` is `esc(soul) 00 00`. The soul is known from now on (before
+            // any of its records is staged); one whose write fails below stays
+            // in the filter, which only costs a read.
+            let new = st.souls.add(&bk[..bk.len() - 2]);
+            let (blob, per_key) = self.locate(&st, soul, &bk, new)?;
             if !per_key {
                 self.apply_whole(
                     soul,
@@ -556,6 +591,7 @@ impl Inner {
                 }
             }
             st.meta = m;
+            st.souls.check_capacity(m.souls);
             st.puts += 1;
             *lock(&self.stats) = m;
             let mut commit = lock(&self.commit);
@@ -1100,6 +1136,54 @@ mod tests {
         let big = store.get_node("big").await.unwrap().unwrap();
         assert_eq!(big.len(), layout::BLOB_MAX_KEYS + 1);
         assert_eq!(big.value("b000"), Some(&Value::from("big:b000:2")));
+    }
+
+    /// The soul filter lets a write to a new soul skip its read, and never
+    /// takes a stored soul for new: not on a fresh store, not after a reopen
+    /// while the scan that fills it runs (it is not used then), not after.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_soul_filter_never_takes_a_stored_soul_for_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let souls = 3_000;
+        {
+            let store = SledStore::open(&path).unwrap();
+            assert_eq!(lock(&store.inner.write).souls.phase(), Phase::Ready);
+            for i in 0..souls {
+                store
+                    .put(&one(&format!("s{i}"), "a", 1.0, "x"))
+                    .await
+                    .unwrap();
+            }
+            // Known now: a second key merges into the record.
+            store.put(&one("s0", "b", 1.0, "y")).await.unwrap();
+            assert_eq!(store.get_node("s0").await.unwrap().unwrap().len(), 2);
+        }
+        let store = SledStore::open(&path).unwrap();
+        // Written before the scan finished (or after: either way merged).
+        store.put(&one("s1", "b", 1.0, "y")).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while lock(&store.inner.write).souls.phase() != Phase::Ready {
+            assert!(std::time::Instant::now() < deadline, "the scan did not end");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        for i in (0..souls).step_by(7) {
+            let soul = format!("s{i}");
+            store.put(&one(&soul, "c", 1.0, "z")).await.unwrap();
+            let node = store.get_node(&soul).await.unwrap().unwrap();
+            assert_eq!(
+                node.value("a"),
+                Some(&Value::from("x")),
+                "{soul} lost its key"
+            );
+            assert_eq!(node.value("c"), Some(&Value::from("z")));
+        }
+        let s1 = store.get_node("s1").await.unwrap().unwrap();
+        assert_eq!((s1.len(), s1.value("b")), (2, Some(&Value::from("y"))));
+        // New souls are still written (and read back) as such.
+        store.put(&one("fresh", "a", 1.0, "n")).await.unwrap();
+        assert_eq!(store.get_node("fresh").await.unwrap().unwrap().len(), 1);
+        assert_eq!(store.stats().await.unwrap().souls, souls + 1);
     }
 
     #[test]
