@@ -394,6 +394,14 @@ fn depth(raw: &str) -> usize {
 /// recursive parsing happens (the raw capture itself is iterative).
 fn value(raw: &RawValue, max_depth: usize) -> Result<Value, &'static str> {
     let text = raw.get();
+    // The usual field (`#`, `@`): a string without escapes, taken as it is.
+    // The raw text is valid JSON already, so a quote-delimited run without a
+    // backslash or another quote is exactly the string's text.
+    if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))
+        && !inner.bytes().any(|b| b == b'\\' || b == b'"')
+    {
+        return Ok(Value::String(inner.to_owned()));
+    }
     if depth(text) > max_depth {
         return Err("a field is nested too deeply");
     }
@@ -534,6 +542,17 @@ mod tests {
         let mut v = crate::parse_frame(text);
         assert_eq!(v.len(), 1, "{text}");
         v.remove(0)
+    }
+
+    #[test]
+    fn string_fields_with_and_without_escapes() {
+        let m = one(r##"{"#":"abc","@":"x y/z"}"##).unwrap();
+        assert_eq!((m.id.as_deref(), m.reply_to.as_deref()), (Some("abc"), Some("x y/z")));
+        let m = one(r##"{"#":"a\"b\u0041\\","@":"\n"}"##).unwrap();
+        assert_eq!(m.id.as_deref(), Some("a\"bA\\"));
+        assert_eq!(m.reply_to.as_deref(), Some("\n"));
+        let m = one(r##"{"#":"","dam":"hi"}"##).unwrap();
+        assert_eq!((m.id.as_deref(), m.dam.as_deref()), (Some(""), Some("hi")));
     }
 
     #[test]
