@@ -547,7 +547,10 @@ mod tests {
     #[test]
     fn string_fields_with_and_without_escapes() {
         let m = one(r##"{"#":"abc","@":"x y/z"}"##).unwrap();
-        assert_eq!((m.id.as_deref(), m.reply_to.as_deref()), (Some("abc"), Some("x y/z")));
+        assert_eq!(
+            (m.id.as_deref(), m.reply_to.as_deref()),
+            (Some("abc"), Some("x y/z"))
+        );
         let m = one(r##"{"#":"a\"b\u0041\\","@":"\n"}"##).unwrap();
         assert_eq!(m.id.as_deref(), Some("a\"bA\\"));
         assert_eq!(m.reply_to.as_deref(), Some("\n"));

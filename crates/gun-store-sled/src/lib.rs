@@ -721,7 +721,7 @@ impl Inner {
 
     /// Waits until batch `seq` is durable, flushing if no flush that covers it is
     /// running (group commit).
-    async fn wait_durable(&self, seq: u64) -> Result<(), Error> {
+    async fn wait_durable(self: &Arc<Self>, seq: u64) -> Result<(), Error> {
         loop {
             let notified = {
                 let mut c = lock(&self.commit);
@@ -749,17 +749,22 @@ impl Inner {
         }
     }
 
-    /// Runs one flush covering every batch applied so far.
-    async fn flush_once(&self) -> Result<(), Error> {
-        /// Clears `flushing` and wakes the waiters even if this future is dropped.
-        struct Done<'a>(&'a Inner);
-        impl Drop for Done<'_> {
+    /// Runs one flush covering every batch applied so far: after the commit
+    /// window, sled applies the group and flushes it on a blocking thread (not
+    /// on the runtime's workers, where it held up the connection or the put it
+    /// ran in for as long as the group took).
+    async fn flush_once(self: &Arc<Self>) -> Result<(), Error> {
+        /// Clears `flushing` and wakes the waiters even if the flush is
+        /// dropped; held by the blocking part once it runs, so that no other
+        /// flush starts before this one ended.
+        struct Done(Arc<Inner>);
+        impl Drop for Done {
             fn drop(&mut self) {
                 lock(&self.0.commit).flushing = false;
                 self.0.flushed.notify_waiters();
             }
         }
-        let _done = Done(self);
+        let done = Done(Arc::clone(self));
         let busy = {
             let c = lock(&self.commit);
             c.last_group > 1 || c.applied > c.durable + 1
@@ -771,28 +776,32 @@ impl Inner {
             let mut c = lock(&self.commit);
             c.last_group = c.applied - c.durable;
         }
-        let target = match self.apply_staged() {
-            Ok(t) => t,
-            Err(err) => {
-                tracing::error!(path = %self.path.display(), error = %err, "sled batch failed; the store stops taking writes");
-                lock(&self.commit).failed = Some(err.to_string());
-                return Err(err);
+        let apply = move || {
+            let me = &done.0;
+            let target = match me.apply_staged() {
+                Ok(t) => t,
+                Err(err) => {
+                    tracing::error!(path = %me.path.display(), error = %err, "sled batch failed; the store stops taking writes");
+                    lock(&me.commit).failed = Some(err.to_string());
+                    return Err(err);
+                }
+            };
+            me.flushes.fetch_add(1, Ordering::Relaxed);
+            match me.tree.flush() {
+                Ok(_) => {
+                    let mut c = lock(&me.commit);
+                    c.durable = c.durable.max(target);
+                    Ok(())
+                }
+                Err(e) => {
+                    let err = me.sled(e);
+                    tracing::error!(path = %me.path.display(), error = %err, "sled flush failed; the store stops taking writes");
+                    lock(&me.commit).failed = Some(err.to_string());
+                    Err(err)
+                }
             }
         };
-        self.flushes.fetch_add(1, Ordering::Relaxed);
-        match self.tree.flush_async().await {
-            Ok(_) => {
-                let mut c = lock(&self.commit);
-                c.durable = c.durable.max(target);
-                Ok(())
-            }
-            Err(e) => {
-                let err = self.sled(e);
-                tracing::error!(path = %self.path.display(), error = %err, "sled flush failed; the store stops taking writes");
-                lock(&self.commit).failed = Some(err.to_string());
-                Err(err)
-            }
-        }
+        blocking(apply).await
     }
 }
 
