@@ -96,7 +96,7 @@ impl Engine {
             let mut sh = self.lock();
             let mut souls: Vec<Soul> = sh.cache_order.iter().rev().cloned().collect();
             souls.truncate(MAX_GAP_REFRESH);
-            sh.graph = Graph::new();
+            sh.graph = super::cache::Cache::default();
             sh.cache_order.clear();
             sh.whole.clear();
             // Loads in progress may have read before the gap: they read again.

@@ -77,7 +77,7 @@ fn now_u64() -> u64 {
 }
 
 struct Shared {
-    graph: Graph,
+    graph: cache::Cache,
     mesh: Mesh,
     links: HashMap<PeerId, Arc<dyn Link>>,
     listeners: HashMap<Soul, Vec<Listener>>,
@@ -199,7 +199,7 @@ impl Engine {
             in_flight: Mutex::new(HashMap::new()),
             clock: Mutex::new(StateClock::new()),
             shared: Mutex::new(Shared {
-                graph: Graph::new(),
+                graph: cache::Cache::default(),
                 mesh,
                 links: HashMap::new(),
                 listeners: HashMap::new(),

@@ -255,7 +255,11 @@ impl Engine {
 /// in the store only, a soul query, or chunked). Only a hint for the
 /// forwarded get: if a write lands before the answer, the hashes differ and a
 /// peer holding the same data answers once more.
-pub(super) fn cached_answer_hash(graph: &Graph, get: &Get, chunk: usize) -> Option<i32> {
+pub(super) fn cached_answer_hash(
+    graph: &super::cache::Cache,
+    get: &Get,
+    chunk: usize,
+) -> Option<i32> {
     let SoulQuery::Exact(soul) = &get.soul else {
         return None;
     };
