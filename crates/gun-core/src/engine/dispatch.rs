@@ -274,6 +274,19 @@ fn writes_begin(sh: &mut Shared, graph: Option<&Graph>) -> Vec<Soul> {
     souls
 }
 
+/// A future that is ready at once, of size zero: boxing it allocates nothing
+/// (`std::future::Ready<()>` holds an `Option<()>`, so [`Hub::ready`] cost an
+/// allocation per message read).
+struct Now;
+
+impl Future for Now {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Ready(())
+    }
+}
+
 /// Waits until `s` has a free permit (taking none).
 async fn wait_for_permit(s: Arc<Semaphore>) {
     // A closed semaphore (never closed here) ends the wait too.
@@ -356,7 +369,7 @@ impl Hub for Engine {
             Some(s) if s.available_permits() == 0 => Box::pin(async move {
                 wait_for_permit(s).await;
             }),
-            _ => Box::pin(std::future::ready(())),
+            _ => Box::pin(Now),
         }
     }
 

@@ -77,27 +77,32 @@ impl Engine {
     /// marked as being written when it arrived) under the ack's lock.
     pub(super) async fn remote_put(&self, from: PeerId, msg: Box<Message>, pending: Vec<Soul>) {
         let dispatched = std::time::Instant::now();
-        let id = msg.id.clone().unwrap_or_default();
-        let answer = match &msg.put {
-            None => None,
-            Some(graph) => {
-                let origin = Origin::Peer {
-                    peer: from,
-                    id: id.clone(),
-                };
-                match self
-                    .ingest(graph, origin, Some(&msg), Wants::Events)
-                    .await
-                    .map(|r| r.0)
-                {
-                    Ok(r) if r.deferred > 0 && r.accepted == 0 && r.rejected == 0 => None,
-                    Ok(_) => Some(Message::ack_ok(&id)),
-                    Err(Error::Rejected(text)) => Some(Message::ack_err(&id, &text)),
-                    Err(e) => Some(Message::ack_err(&id, e.to_string())),
-                }
-            }
+        // The id is copied once (the message keeps its own for validators):
+        // lent to the write as its origin, then moved into the ack.
+        let origin = Origin::Peer {
+            peer: from,
+            id: msg.id.clone().unwrap_or_default(),
         };
-        let reply = answer.filter(|_| !id.is_empty());
+        let outcome = match &msg.put {
+            None => None,
+            Some(graph) => Some(
+                self.ingest(graph, &origin, Some(&msg), Wants::Events)
+                    .await
+                    .map(|r| r.0),
+            ),
+        };
+        let id = match origin {
+            Origin::Peer { id, .. } => id,
+            _ => String::new(),
+        };
+        let reply = match outcome {
+            _ if id.is_empty() => None,
+            None => None,
+            Some(Ok(r)) if r.deferred > 0 && r.accepted == 0 && r.rejected == 0 => None,
+            Some(Ok(_)) => Some(Message::ack_ok(id)),
+            Some(Err(Error::Rejected(text))) => Some(Message::ack_err(id, text)),
+            Some(Err(e)) => Some(Message::ack_err(id, e.to_string())),
+        };
         if let Some(reply) = &reply {
             match &reply.err {
                 None => {
@@ -136,7 +141,7 @@ impl Engine {
             peer: from,
             id: msg.id.clone().unwrap_or_default(),
         };
-        if let Err(e) = self.ingest(graph, origin, Some(msg), Wants::Events).await {
+        if let Err(e) = self.ingest(graph, &origin, Some(msg), Wants::Events).await {
             tracing::debug!(peer = ?from, %e, "reply not stored");
         }
     }
@@ -147,7 +152,7 @@ impl Engine {
     pub(super) async fn ingest(
         &self,
         graph: &Graph,
-        origin: Origin,
+        origin: &Origin,
         message: Option<&Message>,
         wants: Wants,
     ) -> Result<(Ingested, Option<AskGuard>), Error> {
@@ -165,7 +170,7 @@ impl Engine {
             };
             let ctx = PutContext {
                 graph,
-                origin: &origin,
+                origin,
                 message,
             };
             for v in validators {
@@ -205,7 +210,7 @@ impl Engine {
             let applied = apply_answer(&mut sh, answer);
             // Keys a reply brought before this write are the write's all the
             // same, for listeners and subscribers (see `ReadNotPushed`).
-            let applied = match &origin {
+            let applied = match origin {
                 Origin::Reply { .. } => {
                     sh.read_not_pushed.read(&applied);
                     applied
@@ -242,7 +247,7 @@ impl Engine {
                     .cloned()
                     .collect();
             }
-            notify_listeners(&mut sh, &applied, &origin);
+            notify_listeners(&mut sh, &applied, origin);
             if !unloaded_listened.is_empty() {
                 late_news = Some(applied.clone());
             }
@@ -265,7 +270,7 @@ impl Engine {
                     .collect();
             }
             if !applied.is_empty() {
-                match &origin {
+                match origin {
                     // A purely local engine (no peer, no URL) skips the mesh.
                     Origin::Local if !sh.remote => {}
                     Origin::Local => {
@@ -290,7 +295,7 @@ impl Engine {
                 }
             }
             if !deferred.is_empty() {
-                let message_id = match &origin {
+                let message_id = match origin {
                     Origin::Peer { id, .. } => Some(id.clone()),
                     _ => None,
                 };
@@ -327,7 +332,7 @@ impl Engine {
         // Listeners of a soul that is not cached get the whole node, read
         // from the store after the write (rare: a listened soul stays cached).
         if let Some(news) = late_news {
-            self.notify_loaded(&unloaded_listened, &news, &origin).await;
+            self.notify_loaded(&unloaded_listened, &news, origin).await;
         }
         if !warm.is_empty() {
             let engine = self.clone();
@@ -355,7 +360,7 @@ impl Engine {
         } else {
             Wants::Events
         };
-        let (r, guard) = self.ingest(&graph, Origin::Local, None, wants).await?;
+        let (r, guard) = self.ingest(&graph, &Origin::Local, None, wants).await?;
         let mut ack = PutAck {
             accepted: r.accepted,
             deferred: r.deferred,

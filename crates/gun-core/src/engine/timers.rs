@@ -97,9 +97,8 @@ impl Engine {
         {
             return;
         }
-        let origin = d.origin.clone();
         let r = self
-            .ingest(&g, origin, None, Wants::Events)
+            .ingest(&g, &d.origin, None, Wants::Events)
             .await
             .map(|r| r.0);
         if let Err(e) = &r {
