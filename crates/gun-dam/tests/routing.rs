@@ -246,6 +246,32 @@ fn publish_full_peers_and_subscribers() {
     assert_ne!(sent_to(&out, o)[0]["#"], "w2");
 }
 
+/// The part of a put applied late (states that were ahead of the clock) goes
+/// to full peers under a fresh id: they saw the put's own `#` with its first
+/// part, and a Gun.js relay drops a `#` it has seen. Not back to the writer.
+#[test]
+fn a_late_part_goes_to_full_peers_under_a_fresh_id() {
+    let (o, g, u) = (PeerId(1), PeerId(3), PeerId(4));
+    let mut r = relay(1);
+    incoming(&mut r, o, "O", "");
+    incoming(&mut r, g, "G", r#","gunrs":1"#);
+    outgoing(&mut r, u, "ws://up/gun");
+    let first = sends(&r.publish(&graph("s", "by", "X", 1), Some((o, "w1".into())), 1));
+    let late = sends(&r.publish_late(&graph("s", "n", "3", 2), o, 2));
+    for p in [g, u] {
+        assert_eq!(sent_to(&first, p)[0]["#"], "w1", "{p:?}");
+        let m = sent_to(&late, p);
+        assert_eq!(m.len(), 1, "{p:?}");
+        assert_ne!(m[0]["#"], "w1", "the late part reused the put's id");
+        assert_eq!(
+            Graph::from_json(&m[0]["put"]).unwrap(),
+            graph("s", "n", "3", 2)
+        );
+    }
+    assert!(sent_to(&late, o).is_empty(), "sent back to the writer");
+    assert!(r.publish_late(&Graph::new(), o, 3).is_empty());
+}
+
 #[test]
 fn full_peers_get_no_push_echo() {
     // U (dialed), X and Y (gun-rs relays) are full peers; all three asked for s

@@ -285,6 +285,12 @@ impl Engine {
                         result.id = Some(id);
                         outs = o;
                     }
+                    // Keys of a peer's put applied when due (`timers.rs`,
+                    // which passes no message): under a fresh id, since peers
+                    // saw the put's `#` with the rest of it.
+                    Origin::Peer { peer, .. } if message.is_none() => {
+                        outs = sh.mesh.publish_late(&applied, *peer, now_u64());
+                    }
                     Origin::Peer { peer, id } => {
                         outs = sh
                             .mesh

@@ -41,6 +41,23 @@ impl Mesh {
         out
     }
 
+    /// Fans out the part of `from`'s put that was applied late, when its
+    /// states came due (they were ahead of the clock when it arrived). It goes
+    /// under a fresh id, as a local write's does: full peers already saw the
+    /// put's own `#` with the part applied at once, and a Gun.js relay drops a
+    /// message whose `#` it has seen. As with the put itself, nothing goes back
+    /// to `from`.
+    pub fn publish_late(&mut self, diff: &Graph, from: PeerId, now: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        if diff.is_empty() {
+            return out;
+        }
+        let id = self.fresh_id();
+        self.dup.insert(&id, Track::Local, now);
+        self.publish_inner(diff, &id, Some(from), None, now, &mut out);
+        out
+    }
+
     pub(super) fn publish_inner(
         &mut self,
         diff: &Graph,
