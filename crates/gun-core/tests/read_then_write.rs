@@ -1,3 +1,5 @@
+//! Writes that reach the relay's peers in more than one part.
+//!
 //! A write whose data reached the relay first in a get reply it routed (the
 //! holder answered a forwarded get, then its own put arrived) still reaches
 //! the relay's subscribers: HAM finds nothing new in the put, but nobody was
@@ -134,4 +136,42 @@ async fn a_put_read_first_through_a_routed_reply_is_still_pushed_to_subscribers(
     .await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(pushes(&sub), 1, "{:#?}", sub.seen());
+}
+
+/// A put with a key ahead of the relay's clock (Gun.js stamps the keys of one
+/// put a thousandth of a millisecond apart): the key applied when due reaches
+/// a full peer under a fresh `#` (it saw the put's own `#` with the other
+/// key, and a Gun.js relay drops a `#` it has seen), and not the writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_applied_when_due_reaches_full_peers_under_a_fresh_id() {
+    let mut o = EngineOptions::new(Arc::new(MemoryStore::new()));
+    o.mesh = MeshConfig::relay();
+    let relay = Engine::new(o);
+    let (writer, w) = attach(&relay);
+    let (full, f) = attach(&relay);
+    relay.receive(
+        f,
+        &json!({"#": "hi-f", "dam": "?", "pid": "F", "gunrs": 1}).to_string(),
+    );
+    // (Handled before `receive` returns: the peer is a full peer from here.)
+    let now = gun_core::now_ms();
+    let later = now + 150.0;
+    let put = json!({"#": "w1", "put": {"s": {"_": {"#": "s", ">": {"a": now, "b": later}}, "a": 1, "b": 2}}});
+    relay.receive(w, &put.to_string());
+    let puts = |rec: &Rec| -> Vec<Value> {
+        rec.seen()
+            .into_iter()
+            .filter(|m| m.get("put").is_some())
+            .collect()
+    };
+    until("both parts at the full peer", || puts(&full).len() >= 2).await;
+    let got = puts(&full);
+    assert_eq!(got[0]["#"], "w1");
+    assert_eq!(got[0]["put"]["s"]["a"], 1);
+    assert!(got[0]["put"]["s"].get("b").is_none(), "b applied early");
+    assert_ne!(got[1]["#"], "w1", "the late key went under the put's id");
+    assert_eq!(got[1]["put"]["s"]["b"], 2);
+    assert!(puts(&writer).is_empty(), "a part went back to the writer");
+    // The writer's ack comes once the late key is applied.
+    until("the ack", || writer.seen().iter().any(|m| m["@"] == "w1")).await;
 }
