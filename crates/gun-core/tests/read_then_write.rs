@@ -47,6 +47,13 @@ async fn until(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// An engine configured as a relay, on the memory store.
+fn relay() -> Engine {
+    let mut o = EngineOptions::new(Arc::new(MemoryStore::new()));
+    o.mesh = MeshConfig::relay();
+    Engine::new(o)
+}
+
 fn attach(relay: &Engine) -> (Arc<Rec>, PeerId) {
     let rec = Arc::new(Rec::default());
     let link: Arc<dyn Link> = rec.clone();
@@ -56,9 +63,7 @@ fn attach(relay: &Engine) -> (Arc<Rec>, PeerId) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_read_first_through_a_routed_reply_is_still_pushed_to_subscribers() {
-    let mut o = EngineOptions::new(Arc::new(MemoryStore::new()));
-    o.mesh = MeshConfig::relay();
-    let relay = Engine::new(o);
+    let relay = relay();
     let (asker, a) = attach(&relay);
     let (sub, s) = attach(&relay);
     let (holder, h) = attach(&relay);
@@ -144,9 +149,7 @@ async fn a_put_read_first_through_a_routed_reply_is_still_pushed_to_subscribers(
 /// key, and a Gun.js relay drops a `#` it has seen), and not the writer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_applied_when_due_reaches_full_peers_under_a_fresh_id() {
-    let mut o = EngineOptions::new(Arc::new(MemoryStore::new()));
-    o.mesh = MeshConfig::relay();
-    let relay = Engine::new(o);
+    let relay = relay();
     let (writer, w) = attach(&relay);
     let (full, f) = attach(&relay);
     relay.receive(
