@@ -122,14 +122,7 @@ impl SoulFilter {
 
     /// Adds `esc` (a no-op for a filter that is off).
     pub(crate) fn insert(&mut self, esc: &[u8]) {
-        if self.phase == Phase::Off {
-            return;
-        }
-        let (block, bits) = self.probes(esc);
-        let words = &mut self.blocks[block];
-        for b in bits {
-            words[usize::from(b / 64)] |= 1 << (b % 64);
-        }
+        let _ = self.add(esc);
     }
 
     /// Whether `esc` may have been added.
