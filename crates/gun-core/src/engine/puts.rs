@@ -156,6 +156,30 @@ impl Engine {
         message: Option<&Message>,
         wants: Wants,
     ) -> Result<(Ingested, Option<AskGuard>), Error> {
+        self.ingest_part(graph, origin, message, wants, false).await
+    }
+
+    /// [`Engine::ingest`] of the keys of a peer's put whose states came due
+    /// (`timers.rs`): they go to peers under a fresh id, since the peers saw
+    /// the put's own `#` with the rest of it.
+    pub(super) async fn ingest_due(
+        &self,
+        graph: &Graph,
+        origin: &Origin,
+    ) -> Result<(Ingested, Option<AskGuard>), Error> {
+        self.ingest_part(graph, origin, None, Wants::Events, true)
+            .await
+    }
+
+    /// [`Engine::ingest`]; `late` for keys applied when due.
+    async fn ingest_part(
+        &self,
+        graph: &Graph,
+        origin: &Origin,
+        message: Option<&Message>,
+        wants: Wants,
+        late: bool,
+    ) -> Result<(Ingested, Option<AskGuard>), Error> {
         if graph.is_empty() {
             return Ok((Ingested::default(), None));
         }
@@ -285,10 +309,7 @@ impl Engine {
                         result.id = Some(id);
                         outs = o;
                     }
-                    // Keys of a peer's put applied when due (`timers.rs`,
-                    // which passes no message): under a fresh id, since peers
-                    // saw the put's `#` with the rest of it.
-                    Origin::Peer { peer, .. } if message.is_none() => {
+                    Origin::Peer { peer, .. } if late => {
                         outs = sh.mesh.publish_late(&applied, *peer, now_u64());
                     }
                     Origin::Peer { peer, id } => {

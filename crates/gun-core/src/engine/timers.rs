@@ -11,7 +11,6 @@ use std::time::Duration;
 use gun_dam::{Message, Origin};
 use gun_graph::{Deferred, Graph, State};
 
-use super::asks::Wants;
 use super::{Engine, now_ms, now_u64};
 
 pub(super) struct Due {
@@ -97,10 +96,7 @@ impl Engine {
         {
             return;
         }
-        let r = self
-            .ingest(&g, &d.origin, None, Wants::Events)
-            .await
-            .map(|r| r.0);
+        let r = self.ingest_due(&g, &d.origin).await.map(|r| r.0);
         if let Err(e) = &r {
             tracing::warn!(%e, "deferred write failed");
         }
