@@ -249,15 +249,20 @@ fn publish_full_peers_and_subscribers() {
 /// The part of a put applied late (states that were ahead of the clock) goes
 /// to full peers under a fresh id: they saw the put's own `#` with its first
 /// part, and a Gun.js relay drops a `#` it has seen. Not back to the writer.
+/// Answers to it (a full peer's ack, a subscriber's answer to its push: a
+/// WebRTC offer answering an announcement) reach the writer under its own `#`.
 #[test]
 fn a_late_part_goes_to_full_peers_under_a_fresh_id() {
-    let (o, g, u) = (PeerId(1), PeerId(3), PeerId(4));
+    let (o, s, g, u) = (PeerId(1), PeerId(2), PeerId(3), PeerId(4));
     let mut r = relay(1);
     incoming(&mut r, o, "O", "");
+    incoming(&mut r, s, "S", "");
     incoming(&mut r, g, "G", r#","gunrs":1"#);
     outgoing(&mut r, u, "ws://up/gun");
+    r.receive(s, r##"{"#":"gs","get":{"#":"s"}}"##, 0);
     let first = sends(&r.publish(&graph("s", "by", "X", 1), Some((o, "w1".into())), 1));
-    let late = sends(&r.publish_late(&graph("s", "n", "3", 2), o, 2));
+    let late = sends(&r.publish_late(&graph("s", "n", "3", 2), o, "w1", 2));
+    let mut fresh = None;
     for p in [g, u] {
         assert_eq!(sent_to(&first, p)[0]["#"], "w1", "{p:?}");
         let m = sent_to(&late, p);
@@ -267,9 +272,34 @@ fn a_late_part_goes_to_full_peers_under_a_fresh_id() {
             Graph::from_json(&m[0]["put"]).unwrap(),
             graph("s", "n", "3", 2)
         );
+        fresh = Some(m[0]["#"].as_str().unwrap().to_owned());
     }
     assert!(sent_to(&late, o).is_empty(), "sent back to the writer");
-    assert!(r.publish_late(&Graph::new(), o, 3).is_empty());
+    // The subscriber's push, and its answer, which goes to the writer as an
+    // answer to w1.
+    let push = sent_to(&late, s);
+    assert_eq!(push.len(), 1);
+    let push_id = push[0]["#"].as_str().unwrap().to_owned();
+    let out = sends(&r.receive(
+        s,
+        &format!(r##"{{"#":"offer","@":"{push_id}","ok":{{"rtc":{{"id":"S"}}}}}}"##),
+        3,
+    ));
+    let to_o = sent_to(&out, o);
+    assert_eq!(to_o.len(), 1, "{out:?}");
+    assert_eq!(to_o[0]["@"], "w1");
+    assert_eq!(to_o[0]["ok"], json!({"rtc":{"id":"S"}}));
+    // A full peer's answer to the fresh id: to the writer, as an answer to w1.
+    let fresh = fresh.unwrap();
+    let out = sends(&r.receive(
+        g,
+        &format!(r##"{{"#":"ga","@":"{fresh}","ok":{{"":1}}}}"##),
+        4,
+    ));
+    let to_o = sent_to(&out, o);
+    assert_eq!(to_o.len(), 1, "{out:?}");
+    assert_eq!(to_o[0]["@"], "w1");
+    assert!(r.publish_late(&Graph::new(), o, "w1", 5).is_empty());
 }
 
 #[test]

@@ -35,6 +35,18 @@ fn relay_bin() -> PathBuf {
 
 type Lines = Arc<Mutex<Vec<String>>>;
 
+/// Every process's stderr, by name: a failure shows all of them (the far
+/// side's log is usually where the reason is).
+static LOGS: Mutex<Vec<(String, Lines)>> = Mutex::new(Vec::new());
+
+fn all_logs(n: usize) -> String {
+    let logs = LOGS.lock().unwrap();
+    logs.iter()
+        .map(|(name, l)| format!("--- {name} stderr (tail):\n{}", tail(l, n)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn collect(r: impl std::io::Read + Send + 'static, lines: Lines) {
     std::thread::spawn(move || {
         for l in BufReader::new(r).lines() {
@@ -65,6 +77,7 @@ impl Proc {
         let err = Lines::default();
         collect(child.stdout.take().unwrap(), out.clone());
         collect(child.stderr.take().unwrap(), err.clone());
+        LOGS.lock().unwrap().push((name.to_owned(), err.clone()));
         Proc {
             name: name.into(),
             stdin: child.stdin.take(),
@@ -97,10 +110,10 @@ impl Proc {
             }
             if Instant::now() > deadline {
                 panic!(
-                    "{}: no {what} in {secs} s\nstdout:\n{}\nstderr (tail):\n{}",
+                    "{}: no {what} in {secs} s\nstdout:\n{}\n{}",
                     self.name,
                     self.out.lock().unwrap().join("\n"),
-                    tail(&self.err, 30)
+                    all_logs(60)
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -119,11 +132,7 @@ impl Proc {
                 return l;
             }
             if Instant::now() > deadline {
-                panic!(
-                    "{}: no {what} in {secs} s\n{}",
-                    self.name,
-                    tail(&self.err, 30)
-                );
+                panic!("{}: no {what} in {secs} s\n{}", self.name, all_logs(60));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -173,7 +182,7 @@ fn writes_go_peer_to_peer_after_the_relay_is_gone() {
         "127.0.0.1:0",
         "--no-ice",
         "--log",
-        "info",
+        "info,gun_net_webrtc=debug,rtc_ice=info,webrtc=info",
     ];
     let peer_bin = PathBuf::from(PEER_BIN);
     let mut a = Proc::spawn("peer A", &peer_bin, &peer_args);

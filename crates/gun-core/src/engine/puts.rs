@@ -309,8 +309,8 @@ impl Engine {
                         result.id = Some(id);
                         outs = o;
                     }
-                    Origin::Peer { peer, .. } if late => {
-                        outs = sh.mesh.publish_late(&applied, *peer, now_u64());
+                    Origin::Peer { peer, id } if late => {
+                        outs = sh.mesh.publish_late(&applied, *peer, id, now_u64());
                     }
                     Origin::Peer { peer, id } => {
                         outs = sh

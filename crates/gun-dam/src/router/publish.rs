@@ -37,31 +37,51 @@ impl Mesh {
                 (id, None)
             }
         };
-        self.publish_inner(diff, &id, origin_peer, None, now, &mut out);
+        self.publish_inner(diff, &id, None, origin_peer, None, now, &mut out);
         out
     }
 
-    /// Fans out the part of `from`'s put that was applied late, when its
-    /// states came due (they were ahead of the clock when it arrived). It goes
-    /// under a fresh id, as a local write's does: full peers already saw the
-    /// put's own `#` with the part applied at once, and a Gun.js relay drops a
-    /// message whose `#` it has seen. As with the put itself, nothing goes back
-    /// to `from`.
-    pub fn publish_late(&mut self, diff: &Graph, from: PeerId, now: u64) -> Vec<Output> {
+    /// Fans out the part of `from`'s put `original` (its `#`) that was
+    /// applied late, when its states came due (they were ahead of the clock
+    /// when it arrived). It goes under a fresh id, as a local write's does:
+    /// full peers may have seen `original` with the part applied at once, and
+    /// a Gun.js relay drops a message whose `#` it has seen. Answers to the
+    /// fresh id, and to the pushes of this part, still reach `from` as answers
+    /// to `original` (a WebRTC offer answering an announcement, an ack). As
+    /// with the put itself, nothing goes back to `from`.
+    pub fn publish_late(
+        &mut self,
+        diff: &Graph,
+        from: PeerId,
+        original: &str,
+        now: u64,
+    ) -> Vec<Output> {
         let mut out = Vec::new();
         if diff.is_empty() {
             return out;
         }
         let id = self.fresh_id();
-        self.dup.insert(&id, Track::Local, now);
-        self.publish_inner(diff, &id, Some(from), None, now, &mut out);
+        let original: Arc<str> = Arc::from(original);
+        self.dup.insert(
+            &id,
+            Track::Push {
+                origin: Some(from),
+                original: original.clone(),
+            },
+            now,
+        );
+        self.publish_inner(diff, &id, Some(&original), Some(from), None, now, &mut out);
         out
     }
 
+    /// `id` is the `#` full peers get; the pushes' answers go to `origin` as
+    /// answers to `original` (`None`: to `id`).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn publish_inner(
         &mut self,
         diff: &Graph,
         id: &str,
+        original: Option<&Arc<str>>,
         origin: Option<PeerId>,
         template: Option<&Message>,
         now: u64,
@@ -200,7 +220,7 @@ impl Mesh {
             return;
         }
         // One copy of the write's id for all its pushes' routes.
-        let original: Arc<str> = Arc::from(id);
+        let original: Arc<str> = original.cloned().unwrap_or_else(|| Arc::from(id));
         for (to, part) in pushes {
             let push_id = self.fresh_id();
             self.dup.insert(

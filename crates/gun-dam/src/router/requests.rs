@@ -46,7 +46,7 @@ impl Mesh {
         if msg.reply_to.is_none() {
             if let Some(put) = msg.put.take() {
                 let mut out = Vec::new();
-                self.publish_inner(&put, &id, None, Some(&msg), now, &mut out);
+                self.publish_inner(&put, &id, None, None, Some(&msg), now, &mut out);
                 return (id, out);
             }
             msg.seen = self.seen_list();
