@@ -33,6 +33,14 @@ pub enum Error {
     /// The operation needs a node, but the chain points at a plain value.
     #[error("the chain does not point at a node")]
     NotANode,
+    /// The write has keys ahead of the clock and
+    /// [`EngineOptions::max_deferred_keys`](crate::EngineOptions::max_deferred_keys)
+    /// keys already wait to come due; nothing of it was applied.
+    #[error("too many writes wait for a future state (at most {limit} keys)")]
+    TooManyDeferred {
+        /// The bound.
+        limit: usize,
+    },
     /// The engine was shut down.
     #[error("the engine is shut down")]
     Closed,

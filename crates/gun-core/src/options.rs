@@ -36,6 +36,13 @@ pub struct EngineOptions {
     /// that floods is slowed down by TCP instead of growing tasks and memory.
     /// Default [`MAX_IN_FLIGHT_PER_PEER`].
     pub max_in_flight_per_peer: usize,
+    /// How many keys with a state ahead of the clock may wait to be applied
+    /// (they are applied, and their put acked, when due). A put that would
+    /// pass it is refused with [`Error::TooManyDeferred`](crate::Error::TooManyDeferred):
+    /// without a bound, a peer writing states years ahead grows memory for
+    /// ever (Gun.js keeps a timer for each). Default 100,000 (each a key, its
+    /// value and its route: tens of MB at most).
+    pub max_deferred_keys: usize,
 }
 
 /// Default of [`EngineOptions::max_in_flight_per_peer`]: 1024. Enough for one
@@ -58,6 +65,7 @@ impl EngineOptions {
             reply_chunk_keys: 2_000,
             cache_souls: 20_000,
             max_in_flight_per_peer: MAX_IN_FLIGHT_PER_PEER,
+            max_deferred_keys: 100_000,
         }
     }
 }

@@ -223,3 +223,57 @@ async fn counts_are_the_stores_and_future_states_wait() {
     let n = e.read_node(&soul, None, None).await.unwrap().unwrap();
     assert_eq!(n.value("b"), Some(&Value::from("later")));
 }
+
+/// Keys waiting for a future state are bounded: past
+/// `max_deferred_keys`, a write with more is refused whole (its current keys
+/// too), and room comes back as the waiting keys come due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn future_state_keys_waiting_are_bounded() {
+    let store = Arc::new(MemoryStore::new());
+    let e = Engine::new(EngineOptions {
+        max_deferred_keys: 2,
+        ..EngineOptions::new(store)
+    });
+    let soon = gun_core::now_ms() + 300.0;
+    let ack = e
+        .put_local(write("s", "a", soon, "1"), &PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(ack.deferred, 1);
+    // One now and two ahead: three waiting would pass the bound.
+    let mut g = write("s", "now", 1.0, "x");
+    for k in ["b", "c"] {
+        g.put(
+            Soul::new("s").unwrap(),
+            k,
+            State::new(soon).unwrap(),
+            Value::from(k),
+        )
+        .unwrap();
+    }
+    let err = e.put_local(g, &PutOptions::default()).await.unwrap_err();
+    assert_eq!(err, gun_core::Error::TooManyDeferred { limit: 2 });
+    let soul = Soul::new("s").unwrap();
+    assert!(
+        e.read_node(&soul, None, None).await.unwrap().is_none(),
+        "a refused write was applied in part"
+    );
+    // One more fits.
+    let ack = e
+        .put_local(write("s", "b", soon, "2"), &PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(ack.deferred, 1);
+    // Once they came due, the queue is empty again.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let n = e.read_node(&soul, None, None).await.unwrap().unwrap();
+    assert_eq!(n.value("a"), Some(&Value::from("1")));
+    let ack = e
+        .put_local(
+            write("s", "c", gun_core::now_ms() + 300.0, "3"),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ack.deferred, 1);
+}

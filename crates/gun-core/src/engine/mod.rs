@@ -111,8 +111,9 @@ struct Shared {
     /// Waiters for answers to our own messages, by the `#` they answer.
     asks: HashMap<String, Waiter>,
     deferred: BinaryHeap<std::cmp::Reverse<Due>>,
-    /// Deferred keys still pending per incoming put id, to ack when all applied.
-    deferred_pending: HashMap<String, usize>,
+    /// Deferred keys still pending per incoming put id, to ack when all
+    /// applied: how many are left, and the first error among those applied.
+    deferred_pending: HashMap<String, (usize, Option<String>)>,
     /// Whether local writes concern the mesh at all: a peer is attached, or an
     /// outgoing URL is known (writes made before it connects are sent then).
     remote: bool,

@@ -98,7 +98,9 @@ impl Engine {
         let reply = match outcome {
             _ if id.is_empty() => None,
             None => None,
-            Some(Ok(r)) if r.deferred > 0 && r.accepted == 0 && r.rejected == 0 => None,
+            // Keys ahead of the clock wait until due; the put is acked once
+            // they are applied (`timers.rs`): an ack says all of it is stored.
+            Some(Ok(r)) if r.deferred > 0 => None,
             Some(Ok(_)) => Some(Message::ack_ok(id)),
             Some(Err(Error::Rejected(text))) => Some(Message::ack_err(id, text)),
             Some(Err(e)) => Some(Message::ack_err(id, e.to_string())),
@@ -207,6 +209,13 @@ impl Engine {
         // stored: no read before the write, no preview against the cache).
         let machine = self.machine_state();
         let (now, deferred) = split_deferred(graph, machine);
+        if !deferred.is_empty() {
+            let limit = self.inner.opts.max_deferred_keys;
+            if self.lock().deferred.len() + deferred.len() > limit {
+                tracing::debug!(keys = deferred.len(), limit, "future-state write refused");
+                return Err(Error::TooManyDeferred { limit });
+            }
+        }
         let offered = now.key_count();
         let answer = if now.is_empty() {
             Graph::new()
@@ -327,7 +336,7 @@ impl Engine {
                     _ => None,
                 };
                 if let Some(mid) = &message_id {
-                    *sh.deferred_pending.entry(mid.clone()).or_default() += deferred.len();
+                    sh.deferred_pending.entry(mid.clone()).or_default().0 += deferred.len();
                 }
                 for d in deferred {
                     sh.deferred.push(Reverse(Due {

@@ -12,6 +12,7 @@ use gun_dam::{Message, Origin};
 use gun_graph::{Deferred, Graph, State};
 
 use super::{Engine, now_ms, now_u64};
+use crate::Error;
 
 pub(super) struct Due {
     pub(super) state: State,
@@ -106,20 +107,23 @@ impl Engine {
                 let mut sh = self.lock();
                 let done = match sh.deferred_pending.entry(mid.clone()) {
                     MapEntry::Occupied(mut o) => {
-                        *o.get_mut() = o.get().saturating_sub(1);
-                        if *o.get() == 0 {
-                            o.remove();
-                            true
-                        } else {
-                            false
+                        let (left, err) = o.get_mut();
+                        *left = left.saturating_sub(1);
+                        if let (None, Err(e)) = (&*err, &r) {
+                            *err = Some(match e {
+                                Error::Rejected(text) => text.clone(),
+                                e => e.to_string(),
+                            });
                         }
+                        if *left == 0 { Some(o.remove().1) } else { None }
                     }
-                    MapEntry::Vacant(_) => false,
+                    MapEntry::Vacant(_) => None,
                 };
-                if done {
-                    let reply = match &r {
-                        Ok(_) => Message::ack_ok(mid),
-                        Err(e) => Message::ack_err(mid, e.to_string()),
+                if let Some(err) = done {
+                    // One failed key fails the put, as a failed store write does.
+                    let reply = match err {
+                        None => Message::ack_ok(mid),
+                        Some(e) => Message::ack_err(mid, e),
                     };
                     sh.mesh.reply(*peer, reply, now_u64())
                 } else {
