@@ -277,3 +277,33 @@ async fn future_state_keys_waiting_are_bounded() {
         .unwrap();
     assert_eq!(ack.deferred, 1);
 }
+
+/// A state within the current millisecond but not ahead of the wall clock
+/// (Gun.js stamps fractions of a millisecond) is applied at once, not held
+/// until the next millisecond.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_earlier_in_this_millisecond_is_not_ahead() {
+    let (e, _store) = engine(Duration::ZERO);
+    let precise = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            * 1000.0
+    };
+    // Wait for a moment well inside a millisecond, then stamp a state a
+    // little before it: past the whole millisecond, not past the clock.
+    let state = loop {
+        let p = precise();
+        if (0.3..0.8).contains(&p.fract()) {
+            break p - 0.2;
+        }
+        std::thread::yield_now();
+    };
+    assert!(state > state.floor() + 0.05);
+    let ack = e
+        .put_local(write("s", "k", state, "v"), &PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((ack.accepted, ack.deferred), (1, 0));
+}

@@ -191,3 +191,45 @@ async fn a_key_applied_when_due_reaches_full_peers_under_a_fresh_id() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(acks(&writer), 1, "{:#?}", writer.seen());
 }
+
+/// A put whose keys are all ahead of the clock (a writer whose clock runs
+/// ahead) is applied when due as one write: full peers get it in one message,
+/// the writer one ack, not one per key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_all_ahead_is_applied_when_due_as_one_write() {
+    let relay = relay();
+    let (writer, w) = attach(&relay);
+    let (full, f) = attach(&relay);
+    relay.receive(
+        f,
+        &json!({"#": "hi-f", "dam": "?", "pid": "F", "gunrs": 1}).to_string(),
+    );
+    let later = gun_core::now_ms() + 100.0;
+    let put = json!({"#": "w1", "put": {
+        "s": {"_": {"#": "s", ">": {"a": later, "b": later + 0.001, "c": later + 0.002}}, "a": 1, "b": 2, "c": 3},
+        "t": {"_": {"#": "t", ">": {"a": later + 0.003, "b": later + 0.004}}, "a": 4, "b": 5}
+    }});
+    relay.receive(w, &put.to_string());
+    let puts = |rec: &Rec| -> Vec<Value> {
+        rec.seen()
+            .into_iter()
+            .filter(|m| m.get("put").is_some())
+            .collect()
+    };
+    let acks = |rec: &Rec| rec.seen().iter().filter(|m| m["@"] == "w1").count();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(puts(&full).is_empty(), "applied before due");
+    assert_eq!(acks(&writer), 0, "acked before applied");
+    until("the write at the full peer", || !puts(&full).is_empty()).await;
+    until("the ack", || acks(&writer) > 0).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let got = puts(&full);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0]["put"]["s"]["c"], 3);
+    assert_eq!(got[0]["put"]["t"]["b"], 5);
+    assert_eq!(acks(&writer), 1, "{:#?}", writer.seen());
+    assert!(
+        puts(&writer).is_empty(),
+        "the write went back to the writer"
+    );
+}

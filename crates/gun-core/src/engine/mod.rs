@@ -72,6 +72,17 @@ pub fn now_ms() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Milliseconds since the Unix epoch with their fraction: what a state is
+/// compared with to tell whether it is ahead of the clock. (Gun.js's states
+/// carry fractions within a millisecond; against the whole millisecond, a
+/// Gun.js write stamped early in it would wait for the next one.)
+pub(crate) fn now_precise_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
 /// A map by peer id. The ids are this engine's own counter, never chosen by a
 /// peer, so they need no keyed hash (SipHash was ~150 instructions a lookup,
 /// two or three lookups a put): the id spread by one multiply.
@@ -296,11 +307,19 @@ impl Engine {
     /// The next state of the state generator (the machine state a write is
     /// compared with: later states are deferred until due).
     fn machine_state(&self) -> State {
-        self.inner
+        let precise = now_precise_ms();
+        let s = self
+            .inner
             .clock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .next(now_ms())
+            .next(precise.floor());
+        // Never behind the wall clock's fraction of a millisecond.
+        if precise > s.as_f64() {
+            State::new(precise).unwrap_or(s)
+        } else {
+            s
+        }
     }
 
     /// The options in force.

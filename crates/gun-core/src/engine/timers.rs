@@ -3,15 +3,16 @@
 //! keep-alives) once a second or when a deferred write is due.
 
 use std::cmp::Reverse;
+use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use gun_dam::{Message, Origin};
+use gun_dam::{Message, Origin, PeerId};
 use gun_graph::{Deferred, Graph, State};
 
-use super::{Engine, now_ms, now_u64};
+use super::{Engine, now_precise_ms, now_u64};
 use crate::Error;
 
 pub(super) struct Due {
@@ -49,14 +50,16 @@ impl Engine {
                     return;
                 }
                 let due = engine.take_due();
-                for d in due {
-                    engine.apply_due(d).await;
+                if !due.is_empty() {
+                    engine.apply_due(due).await;
                 }
                 let next = engine.lock().deferred.peek().map(|r| r.0.state.as_f64());
                 let outs = engine.lock().mesh.tick(now_u64());
                 engine.execute(outs);
                 let wait = match next {
-                    Some(s) => Duration::from_millis(((s - now_ms()).max(1.0) as u64).min(1_000)),
+                    Some(s) => Duration::from_secs_f64(
+                        (s - now_precise_ms()).clamp(0.1, 1_000.0) / 1_000.0,
+                    ),
                     None => Duration::from_millis(1_000),
                 };
                 let wake = Arc::clone(&engine.inner);
@@ -70,7 +73,7 @@ impl Engine {
     }
 
     fn take_due(&self) -> Vec<Due> {
-        let now = now_ms();
+        let now = now_precise_ms();
         let mut sh = self.lock();
         let mut out = Vec::new();
         while sh
@@ -85,52 +88,106 @@ impl Engine {
         out
     }
 
-    async fn apply_due(&self, d: Due) {
-        let mut g = Graph::new();
-        if g.put(
-            d.item.soul.clone(),
-            d.item.key.clone(),
-            d.item.state,
-            d.item.value.clone(),
-        )
-        .is_err()
-        {
+    /// Applies the keys that came due: one write per put they came in (a
+    /// client whose clock runs ahead has every key of every put deferred; a
+    /// store write per key would be one durable flush each), all at once, so
+    /// that the store's group commit takes them together.
+    async fn apply_due(&self, due: Vec<Due>) {
+        let mut index: HashMap<(u8, Option<PeerId>, Option<String>), usize> = HashMap::new();
+        let mut groups: Vec<DueGroup> = Vec::new();
+        for d in due {
+            let (kind, peer) = match &d.origin {
+                Origin::Local => (0, None),
+                Origin::Peer { peer, .. } => (1, Some(*peer)),
+                Origin::Reply { peer, .. } => (2, Some(*peer)),
+            };
+            let reply_id = match &d.origin {
+                Origin::Reply { id, .. } => Some(id.clone()),
+                _ => d.message_id.clone(),
+            };
+            let i = *index.entry((kind, peer, reply_id)).or_insert_with(|| {
+                groups.push(DueGroup {
+                    graph: Graph::new(),
+                    origin: d.origin.clone(),
+                    message_id: d.message_id.clone(),
+                    keys: 0,
+                    err: None,
+                });
+                groups.len() - 1
+            });
+            let g = &mut groups[i];
+            g.keys += 1;
+            // Ascending states: a key due twice (local writes) ends with the later.
+            if let Err(e) = g
+                .graph
+                .put(d.item.soul, d.item.key, d.item.state, d.item.value)
+            {
+                g.err.get_or_insert_with(|| e.to_string());
+            }
+        }
+        if let [_] = groups.as_slice() {
+            if let Some(g) = groups.pop() {
+                self.apply_due_group(g).await;
+            }
             return;
         }
-        let r = self.ingest_due(&g, &d.origin).await.map(|r| r.0);
-        if let Err(e) = &r {
-            tracing::warn!(%e, "deferred write failed");
+        let mut set = tokio::task::JoinSet::new();
+        for g in groups {
+            let e = self.clone();
+            set.spawn(async move { e.apply_due_group(g).await });
+        }
+        while set.join_next().await.is_some() {}
+    }
+
+    async fn apply_due_group(&self, g: DueGroup) {
+        let r = self.ingest_due(&g.graph, &g.origin).await.map(|r| r.0);
+        let failed = match (&r, g.err) {
+            (Err(Error::Rejected(text)), _) => Some(text.clone()),
+            (Err(e), _) => Some(e.to_string()),
+            (Ok(_), err) => err,
+        };
+        if let Some(e) = &failed {
+            tracing::warn!(%e, keys = g.keys, "deferred write failed");
         }
         // Ack the original put once all its deferred keys are applied.
-        if let (Some(mid), Origin::Peer { peer, .. }) = (&d.message_id, &d.origin) {
-            let outs = {
-                let mut sh = self.lock();
-                let done = match sh.deferred_pending.entry(mid.clone()) {
-                    MapEntry::Occupied(mut o) => {
-                        let (left, err) = o.get_mut();
-                        *left = left.saturating_sub(1);
-                        if let (None, Err(e)) = (&*err, &r) {
-                            *err = Some(match e {
-                                Error::Rejected(text) => text.clone(),
-                                e => e.to_string(),
-                            });
-                        }
-                        if *left == 0 { Some(o.remove().1) } else { None }
+        let (Some(mid), Origin::Peer { peer, .. }) = (&g.message_id, &g.origin) else {
+            return;
+        };
+        let outs = {
+            let mut sh = self.lock();
+            let done = match sh.deferred_pending.entry(mid.clone()) {
+                MapEntry::Occupied(mut o) => {
+                    let (left, err) = o.get_mut();
+                    *left = left.saturating_sub(g.keys);
+                    if err.is_none() {
+                        *err = failed;
                     }
-                    MapEntry::Vacant(_) => None,
-                };
-                if let Some(err) = done {
-                    // One failed key fails the put, as a failed store write does.
+                    if *left == 0 { Some(o.remove().1) } else { None }
+                }
+                MapEntry::Vacant(_) => None,
+            };
+            match done {
+                // One failed key fails the put, as a failed store write does.
+                Some(err) => {
                     let reply = match err {
                         None => Message::ack_ok(mid),
                         Some(e) => Message::ack_err(mid, e),
                     };
                     sh.mesh.reply(*peer, reply, now_u64())
-                } else {
-                    Vec::new()
                 }
-            };
-            self.execute(outs);
-        }
+                None => Vec::new(),
+            }
+        };
+        self.execute(outs);
     }
+}
+
+/// The keys of one put (or of one origin) that came due together.
+struct DueGroup {
+    graph: Graph,
+    origin: Origin,
+    message_id: Option<String>,
+    keys: usize,
+    /// A key that could not be taken into the graph.
+    err: Option<String>,
 }
