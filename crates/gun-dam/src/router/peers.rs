@@ -194,7 +194,7 @@ impl Mesh {
             .collect();
         let puts: Vec<(String, Arc<str>, Option<PeerId>)> = st
             .puts
-            .iter()
+            .values()
             .map(|p| (p.id.clone(), p.frame.clone(), p.origin))
             .collect();
         let seen = self.seen_list();

@@ -1,7 +1,7 @@
 //! Reconnect bookkeeping per outgoing URL: the gets to send again (live
 //! subscriptions) and the writes not acked yet, bounded by count, bytes and age.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use gun_graph::json;
@@ -25,7 +25,13 @@ pub(super) struct UrlState {
     pub(super) get_keys: HashMap<String, u64>,
     pub(super) gets: BTreeMap<u64, (String, Get)>,
     pub(super) next: u64,
-    pub(super) puts: VecDeque<PendingPut>,
+    /// The writes not acked yet, oldest first (by the order they were queued).
+    pub(super) puts: BTreeMap<u64, PendingPut>,
+    /// Where each of them is in `puts`, by id: a write queued twice is kept
+    /// once, and an ack (every reply from this URL's peer is checked) finds
+    /// its write without a scan of the queue (up to 10,000 writes).
+    put_index: HashMap<String, u64>,
+    put_next: u64,
     pub(super) put_bytes: usize,
 }
 
@@ -52,38 +58,107 @@ impl UrlState {
             tracing::warn!(url, id = %p.id, "put too large to keep for re-sending");
             return;
         }
-        if self.puts.iter().any(|q| q.id == p.id) {
+        if self.put_index.contains_key(&p.id) {
             return;
         }
         while !self.puts.is_empty()
             && (self.puts.len() >= cfg.max_pending_puts.max(1)
                 || self.put_bytes + p.frame.len() > cfg.max_pending_bytes)
         {
-            if let Some(old) = self.puts.pop_front() {
-                self.put_bytes -= old.frame.len();
+            if let Some(old) = self.pop_oldest() {
                 tracing::warn!(url, id = %old.id, "too many un-acked puts for this url: dropped the oldest");
             }
         }
+        let seq = self.put_next;
+        self.put_next += 1;
         self.put_bytes += p.frame.len();
-        self.puts.push_back(p);
+        self.put_index.insert(p.id.clone(), seq);
+        self.puts.insert(seq, p);
+    }
+
+    fn pop_oldest(&mut self) -> Option<PendingPut> {
+        let (_, old) = self.puts.pop_first()?;
+        self.put_index.remove(&old.id);
+        self.put_bytes -= old.frame.len();
+        Some(old)
     }
 
     pub(super) fn acked(&mut self, id: &str) {
-        if let Some(i) = self.puts.iter().position(|p| p.id == id)
-            && let Some(p) = self.puts.remove(i)
+        if let Some(seq) = self.put_index.remove(id)
+            && let Some(p) = self.puts.remove(&seq)
         {
             self.put_bytes -= p.frame.len();
         }
     }
 
     pub(super) fn expire_puts(&mut self, url: &str, now: u64, max_age: u64) {
-        while let Some(p) = self.puts.front() {
+        while let Some((_, p)) = self.puts.first_key_value() {
             if now.saturating_sub(p.at) < max_age {
                 break;
             }
-            tracing::warn!(url, id = %p.id, "un-acked put too old: no longer re-sent");
-            self.put_bytes -= p.frame.len();
-            self.puts.pop_front();
+            if let Some(old) = self.pop_oldest() {
+                tracing::warn!(url, id = %old.id, "un-acked put too old: no longer re-sent");
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(id: &str, bytes: usize, at: u64) -> PendingPut {
+        PendingPut {
+            id: id.to_owned(),
+            frame: Arc::from("x".repeat(bytes)),
+            at,
+            origin: None,
+        }
+    }
+
+    fn ids(st: &UrlState) -> Vec<&str> {
+        st.puts.values().map(|p| p.id.as_str()).collect()
+    }
+
+    #[test]
+    fn pending_puts_keep_order_and_bounds_and_find_acks_by_id() {
+        let cfg = MeshConfig {
+            max_pending_puts: 3,
+            max_pending_bytes: 100,
+            ..MeshConfig::default()
+        };
+        let mut st = UrlState::default();
+        for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
+            st.add_put("u", put(id, 10, i as u64), &cfg);
+        }
+        // Queued twice: kept once.
+        st.add_put("u", put("b", 10, 9), &cfg);
+        assert_eq!(ids(&st), ["a", "b", "c"]);
+        // Past the count: the oldest goes.
+        st.add_put("u", put("d", 10, 3), &cfg);
+        assert_eq!(ids(&st), ["b", "c", "d"]);
+        // An ack from the middle; an ack of a dropped or unknown id changes nothing.
+        st.acked("c");
+        st.acked("a");
+        st.acked("zz");
+        assert_eq!(ids(&st), ["b", "d"]);
+        assert_eq!(st.put_bytes, 20);
+        // Past the bytes: as many of the oldest as needed go.
+        st.add_put("u", put("e", 85, 4), &cfg);
+        assert_eq!(ids(&st), ["d", "e"]);
+        assert_eq!(st.put_bytes, 95);
+        // Larger than the bound on its own: not kept, nothing dropped.
+        st.add_put("u", put("f", 101, 5), &cfg);
+        assert_eq!(ids(&st), ["d", "e"]);
+        // A dropped id may be queued again (exactly at the byte bound).
+        st.add_put("u", put("a", 5, 6), &cfg);
+        assert_eq!(ids(&st), ["d", "e", "a"]);
+        // Expiry takes the old ones from the front.
+        st.expire_puts("u", 10, 5);
+        assert_eq!(ids(&st), ["a"]);
+        assert_eq!(st.put_bytes, 5);
+        st.acked("a");
+        assert!(st.puts.is_empty() && st.put_index.is_empty());
+        assert_eq!(st.put_bytes, 0);
     }
 }
