@@ -362,3 +362,80 @@ fn acks_pushes_and_own_gets_are_signed_when_their_text_is_taken() {
     let sig = m.extra.get(SIG_FIELD).expect("our get is signed");
     assert!(knows_alice().verify(canonical(&m).unwrap().as_bytes(), sig));
 }
+
+/// Our own writes, and a client's write as it goes on to full peers (signed
+/// by us), also leave the mesh unsigned: one signature when the text is first
+/// taken, shared by every full peer and by the re-send queue of a URL that is
+/// down, whose reconnect sends that same text.
+#[test]
+fn own_puts_and_writes_for_full_peers_are_signed_when_their_text_is_taken() {
+    let signer = Arc::new(CountingSigner(std::sync::atomic::AtomicUsize::new(0)));
+    let mut r = Mesh::new(MeshConfig {
+        pid: Some("R".into()),
+        rng_seed: Some(5),
+        signer: Some(signer.clone() as Arc<dyn MessageSigner>),
+        ..MeshConfig::relay()
+    });
+    let (client, full, up) = (PeerId(1), PeerId(2), PeerId(3));
+    r.connect(client, Direction::Incoming, 0);
+    r.connect(full, Direction::Incoming, 0);
+    let _ = r.receive(full, r##"{"#":"hf","dam":"?","pid":"F","gunrs":1}"##, 0);
+    let url = "ws://up/gun";
+    let _ = r.connect(up, Direction::Outgoing { url: url.into() }, 0);
+    let _ = r.receive(up, r##"{"#":"hu","dam":"?","pid":"U","gunrs":1}"##, 0);
+    r.disconnect(up); // its writes wait in the re-send queue
+    let count = || signer.0.load(std::sync::atomic::Ordering::SeqCst);
+    let text_to = |out: &[Output], peer: PeerId| -> Vec<String> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send { to, frame } if *to == peer => Some(frame.text().to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+
+    // A client's write, published to the full peer.
+    let before = count();
+    let out = r.publish(&write("s", "k", "v", 1), Some((client, "w1".into())), 1);
+    assert_eq!(r.pending_puts(url), 1);
+    assert_eq!(count(), before, "signed before its text was taken");
+    let texts = text_to(&out, full);
+    assert_eq!(texts.len(), 1, "{out:?}");
+    assert_eq!(count(), before + 1);
+    let m = gun_dam::parse_frame(&texts[0]).remove(0).unwrap();
+    assert_eq!(m.id.as_deref(), Some("w1"));
+    let sig = m.extra.get(SIG_FIELD).expect("the relayed write is signed");
+    assert!(knows_alice().verify(canonical(&m).unwrap().as_bytes(), sig));
+
+    // Our own write.
+    let (id, out) = r.request(Message::put(write("t", "k", "v", 2)), 2);
+    assert_eq!(r.pending_puts(url), 2);
+    assert_eq!(
+        count(),
+        before + 1,
+        "our own write signed before its text was taken"
+    );
+    let texts = text_to(&out, full);
+    assert_eq!(count(), before + 2);
+    let m = gun_dam::parse_frame(&texts[0]).remove(0).unwrap();
+    assert_eq!(m.id.as_deref(), Some(id.as_str()));
+    let sig = m.extra.get(SIG_FIELD).expect("our write is signed");
+    assert!(knows_alice().verify(canonical(&m).unwrap().as_bytes(), sig));
+
+    // The URL comes back: both writes are sent again, with the text already
+    // made (no new signature).
+    let out = r.connect(PeerId(4), Direction::Outgoing { url: url.into() }, 3);
+    let again = text_to(&out, PeerId(4));
+    let puts: Vec<Message> = again
+        .iter()
+        .flat_map(|t| gun_dam::parse_frame(t))
+        .filter_map(Result::ok)
+        .filter(|m| m.put.is_some())
+        .collect();
+    assert_eq!(puts.len(), 2, "{again:?}");
+    assert_eq!(count(), before + 2, "a re-sent write was signed again");
+    for m in &puts {
+        let sig = m.extra.get(SIG_FIELD).expect("a re-sent write is signed");
+        assert!(knows_alice().verify(canonical(m).unwrap().as_bytes(), sig));
+    }
+}

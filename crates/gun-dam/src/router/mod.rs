@@ -599,13 +599,6 @@ impl Mesh {
         OutFrame::later_signed(m, self.cfg.signer.clone())
     }
 
-    /// Signs a message that originates here, when we have a signer.
-    pub(super) fn sign(&self, m: &mut Message) {
-        if let Some(signer) = &self.cfg.signer {
-            auth::sign(signer.as_ref(), m);
-        }
-    }
-
     pub(super) fn track_sent(&mut self, m: &Message, now: u64) {
         if let Some(id) = &m.id {
             // Refreshed if known, else tracked as seen (one lookup).

@@ -1,11 +1,9 @@
 //! Connections: what the mesh knows of each peer, and what happens when one
 //! opens (greeting, re-sending on a reconnect) or closes.
 
-use std::sync::Arc;
-
 use super::subs::Subs;
 use super::track::Track;
-use super::{Mesh, Output, Role, encode};
+use super::{Mesh, OutFrame, Output, Role, encode};
 use crate::message::{Get, Message};
 use crate::peer::{Direction, PeerId};
 
@@ -192,7 +190,7 @@ impl Mesh {
             .map(|(_, g)| g.clone())
             .filter(|g| !late.iter().any(|m| m.get.as_ref() == Some(g)))
             .collect();
-        let puts: Vec<(String, Arc<str>, Option<PeerId>)> = st
+        let puts: Vec<(String, OutFrame, Option<PeerId>)> = st
             .puts
             .values()
             .map(|p| (p.id.clone(), p.frame.clone(), p.origin))
@@ -201,16 +199,16 @@ impl Mesh {
         for get in gets {
             let id = self.fresh_id();
             self.dup.insert(&id, Track::Local, now);
-            let mut m = Message {
+            let m = Message {
                 id: Some(id),
                 seen: seen.clone(),
                 get: Some(get),
                 ..Message::default()
             };
-            self.sign(&mut m);
+            // Signed and encoded after the owner's lock.
             out.push(Output::Send {
                 to: peer,
-                frame: encode(&m).into(),
+                frame: self.frame_later(m),
             });
         }
         for (id, frame, origin) in puts {
@@ -226,10 +224,7 @@ impl Mesh {
                 };
                 self.dup.insert(&id, t, now);
             }
-            out.push(Output::Send {
-                to: peer,
-                frame: frame.into(),
-            });
+            out.push(Output::Send { to: peer, frame });
         }
         out
     }

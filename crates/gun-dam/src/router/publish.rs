@@ -7,9 +7,9 @@ use std::sync::Arc;
 use gun_graph::Graph;
 use serde_json::Value;
 
-use super::resend::PendingPut;
+use super::resend::{PendingPut, put_bytes_estimate};
 use super::track::{Track, put_digest};
-use super::{Mesh, OutFrame, Output, Peer, encode};
+use super::{Mesh, OutFrame, Output, Peer};
 use crate::auth;
 use crate::message::Message;
 use crate::peer::PeerId;
@@ -150,35 +150,40 @@ impl Mesh {
             full_msg.put = Some(diff.clone());
             // The write as it was signed goes on with its signature; anything
             // else (a part of it, an unsigned or a local write) is signed by
-            // us, if at all.
-            match signed.filter(|s| s.put == put_digest(diff)) {
+            // us, if at all. Signed and encoded when its text is first taken:
+            // after the owner's lock (a signature costs far more than the
+            // routing).
+            let full: OutFrame = match signed.filter(|s| s.put == put_digest(diff)) {
                 Some(s) => {
                     for (k, v) in &s.fields {
                         full_msg.extra.insert(k.clone(), v.clone());
                     }
+                    OutFrame::later(full_msg)
                 }
                 None => {
                     auth::strip(&mut full_msg);
-                    self.sign(&mut full_msg);
+                    self.frame_later(full_msg)
                 }
-            }
-            let full_frame = encode(&full_msg);
-            let shared: OutFrame = full_frame.clone().into();
+            };
             for pid in &got_full {
                 out.push(Output::Send {
                     to: *pid,
-                    frame: shared.clone(),
+                    frame: full.clone(),
                 });
             }
-            for url in resend_urls {
-                if let Some(st) = self.urls.get_mut(&url) {
-                    let p = PendingPut {
-                        id: id.to_owned(),
-                        frame: full_frame.clone(),
-                        at: now,
-                        origin,
-                    };
-                    st.add_put(&url, p, &self.cfg);
+            if !resend_urls.is_empty() {
+                let bytes = put_bytes_estimate(diff);
+                for url in resend_urls {
+                    if let Some(st) = self.urls.get_mut(&url) {
+                        let p = PendingPut {
+                            id: id.to_owned(),
+                            frame: full.clone(),
+                            bytes,
+                            at: now,
+                            origin,
+                        };
+                        st.add_put(&url, p, &self.cfg);
+                    }
                 }
             }
         }

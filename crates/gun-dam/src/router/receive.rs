@@ -474,15 +474,16 @@ impl Mesh {
                 }
             }
             Track::Push { origin, original } => {
-                // A new message (its `@` changes): signed by us, if at all.
-                let mut ack = Message {
+                // A new message (its `@` changes): signed by us, if at all,
+                // when it is sent (after the owner's lock); the engine's own
+                // waiters take it unsigned.
+                let ack = Message {
                     id: m.id.clone(),
                     reply_to: Some(original.to_string()),
                     ok: m.ok.clone(),
                     err: m.err.clone(),
                     ..Message::default()
                 };
-                self.sign(&mut ack);
                 match origin {
                     None => out.push(Output::Ack {
                         from,
@@ -494,7 +495,7 @@ impl Mesh {
                     Some(o) if self.peers.contains_key(&o) => {
                         out.push(Output::Send {
                             to: o,
-                            frame: encode(&ack).into(),
+                            frame: self.frame_later(ack),
                         });
                     }
                     Some(_) => tracing::debug!(at, "push ack for a writer that is gone"),

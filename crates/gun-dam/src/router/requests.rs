@@ -2,7 +2,7 @@
 //! to messages received, replies to a peer's request, and the passing of time.
 
 use super::track::Track;
-use super::{Mesh, Output, Role, answer_key, encode};
+use super::{Mesh, Output, Role, answer_key};
 use crate::message::Message;
 use crate::peer::PeerId;
 
@@ -104,12 +104,12 @@ impl Mesh {
             return (id, Vec::new());
         };
         self.dup.refresh(&at, now);
-        self.sign(&mut msg);
+        // Signed and encoded after the owner's lock.
         (
             id,
             vec![Output::Send {
                 to,
-                frame: encode(&msg).into(),
+                frame: self.frame_later(msg),
             }],
         )
     }
@@ -122,12 +122,11 @@ impl Mesh {
         if !self.peers.contains_key(&to) {
             return (id, Vec::new());
         }
-        self.sign(&mut msg);
         (
             id,
             vec![Output::Send {
                 to,
-                frame: encode(&msg).into(),
+                frame: self.frame_later(msg),
             }],
         )
     }
