@@ -87,10 +87,10 @@ pub struct MeshConfig {
     pub max_resend_gets: usize,
     /// Bound on un-acked puts per outgoing URL. Default [`MAX_PENDING_PUTS`].
     pub max_pending_puts: usize,
-    /// Bound on the bytes of un-acked puts per outgoing URL, as their text
-    /// would take on the wire (estimated from their keys and values: the
-    /// text is made, and signed, after the engine's lock). Default
-    /// [`MAX_PENDING_BYTES`].
+    /// Bound on the bytes of un-acked puts per outgoing URL: what each holds
+    /// at most, its write until its text is made (after the engine's lock,
+    /// when first sent) or its text's length, whichever is more (estimated
+    /// from its keys and values). Default [`MAX_PENDING_BYTES`].
     pub max_pending_bytes: usize,
     /// Un-acked puts older than this are not re-sent. Default [`PENDING_PUT_MAX_AGE_MS`].
     pub pending_put_max_age_ms: u64,

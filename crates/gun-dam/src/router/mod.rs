@@ -165,7 +165,7 @@
 //! | `resend` | per-URL reconnect bookkeeping (gets and un-acked puts) |
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -373,7 +373,9 @@ pub(super) fn encode(m: &Message) -> Arc<str> {
 pub struct OutFrame(Arc<FrameText>);
 
 struct FrameText {
-    msg: Option<Message>,
+    /// Taken (and dropped) when the text is made: a frame kept for
+    /// re-sending holds its text only.
+    msg: Mutex<Option<Message>>,
     /// Signs `msg` when its text is made.
     signer: Option<Arc<dyn auth::MessageSigner>>,
     text: OnceLock<Arc<str>>,
@@ -390,7 +392,7 @@ impl OutFrame {
     /// owner then spends after releasing its lock.
     pub fn later_signed(msg: Message, signer: Option<Arc<dyn auth::MessageSigner>>) -> OutFrame {
         OutFrame(Arc::new(FrameText {
-            msg: Some(msg),
+            msg: Mutex::new(Some(msg)),
             signer,
             text: OnceLock::new(),
         }))
@@ -398,24 +400,29 @@ impl OutFrame {
 
     /// The frame's text (signing and encoding it now if it was not yet).
     pub fn text(&self) -> &Arc<str> {
-        self.0
-            .text
-            .get_or_init(|| match (&self.0.msg, &self.0.signer) {
-                (Some(m), None) => encode(m),
-                (Some(m), Some(signer)) => {
-                    let mut m = m.clone();
+        self.0.text.get_or_init(|| {
+            let msg = self
+                .0
+                .msg
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            match (msg, &self.0.signer) {
+                (Some(m), None) => encode(&m),
+                (Some(mut m), Some(signer)) => {
                     auth::sign(signer.as_ref(), &mut m);
                     encode(&m)
                 }
                 (None, _) => Arc::from(""),
-            })
+            }
+        })
     }
 }
 
 impl From<Arc<str>> for OutFrame {
     fn from(text: Arc<str>) -> OutFrame {
         OutFrame(Arc::new(FrameText {
-            msg: None,
+            msg: Mutex::new(None),
             signer: None,
             text: OnceLock::from(text),
         }))

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use gun_graph::Graph;
 use serde_json::Value;
 
-use super::resend::{PendingPut, put_bytes_estimate};
+use super::resend::{PendingPut, pending_bytes};
 use super::track::{Track, put_digest};
 use super::{Mesh, OutFrame, Output, Peer};
 use crate::auth;
@@ -172,7 +172,7 @@ impl Mesh {
                 });
             }
             if !resend_urls.is_empty() {
-                let bytes = put_bytes_estimate(diff);
+                let bytes = pending_bytes(diff);
                 for url in resend_urls {
                     if let Some(st) = self.urls.get_mut(&url) {
                         let p = PendingPut {

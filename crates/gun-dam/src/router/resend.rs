@@ -14,11 +14,18 @@ pub(super) struct PendingPut {
     pub(super) id: String,
     /// Signed and encoded when first sent (after the owner's lock).
     pub(super) frame: OutFrame,
-    /// What it counts against the byte bound: its text's length when it
-    /// has one, else [`put_bytes_estimate`] of its write.
+    /// What it counts against the byte bound: [`pending_bytes`] of its write.
     pub(super) bytes: usize,
     pub(super) at: u64,
     pub(super) origin: Option<PeerId>,
+}
+
+/// What a write kept for re-sending holds at most: its message and graph
+/// until its text is made (when it is first sent), then its text.
+pub(super) fn pending_bytes(g: &Graph) -> usize {
+    let held: usize = g.nodes().map(gun_graph::Node::approx_bytes).sum::<usize>()
+        + size_of::<crate::message::Message>();
+    held.max(put_bytes_estimate(g))
 }
 
 /// About the length of a write's text on the wire, without making the text:
@@ -216,6 +223,9 @@ mod tests {
                 est * 10 >= real * 8 && est <= real * 2,
                 "estimate {est} for {real} bytes: {text:.80}"
             );
+            // What the queue counts covers the text and the unencoded write.
+            let counted = pending_bytes(&g);
+            assert!(counted >= est && counted > size_of::<crate::message::Message>());
         }
     }
 }
