@@ -307,3 +307,36 @@ async fn a_state_earlier_in_this_millisecond_is_not_ahead() {
         .unwrap();
     assert_eq!((ack.accepted, ack.deferred), (1, 0));
 }
+
+/// Our own writes are stamped as Gun.js stamps them (the millisecond, plus
+/// n/999 for our n-th write within it), however many writes come in: a stamp
+/// pushed ahead of the wall clock makes a Gun.js relay defer the write, and
+/// then not ack it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incoming_writes_do_not_push_our_stamps_ahead() {
+    let (e, _store) = engine(Duration::ZERO);
+    for attempt in 0..20 {
+        let first = e.next_state().as_f64();
+        for i in 0..50 {
+            e.put_local(
+                write("in", "k", 1.0 + f64::from(i), "v"),
+                &PutOptions::default(),
+            )
+            .await
+            .unwrap();
+        }
+        let second = e.next_state().as_f64();
+        if second.floor() == first.floor() {
+            // Within one millisecond: the next of our stamps, nothing more.
+            let step = second - first;
+            assert!(
+                (step - 1.0 / 999.0).abs() < 5e-4, // an f64 near 1.8e12 steps by 2.4e-4
+                "attempt {attempt}: {first} then {second}"
+            );
+        } else {
+            // A new millisecond: its first stamp has no fraction.
+            assert_eq!(second, second.floor(), "attempt {attempt}");
+        }
+        assert!(second <= gun_core::now_ms() + 1.0);
+    }
+}

@@ -304,21 +304,26 @@ impl Engine {
         self.inner.lock_hold.total_ns()
     }
 
-    /// The next state of the state generator (the machine state a write is
-    /// compared with: later states are deferred until due).
+    /// What a write's states are compared with: a later state is ahead of
+    /// the clock and waits until due. The wall clock with its fraction of a
+    /// millisecond (Gun.js's states carry fractions; against the whole
+    /// millisecond, a key stamped earlier in it would wait for the next one),
+    /// and never below the last state we stamped (our own writes are never
+    /// ahead). Reading it does not advance the state generator: incoming
+    /// writes must not push our own stamps ahead of other peers' clocks (a
+    /// Gun.js peer defers a key stamped ahead of its clock, and then does not
+    /// ack its put).
     fn machine_state(&self) -> State {
         let precise = now_precise_ms();
-        let s = self
+        let last = self
             .inner
             .clock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .next(precise.floor());
-        // Never behind the wall clock's fraction of a millisecond.
-        if precise > s.as_f64() {
-            State::new(precise).unwrap_or(s)
-        } else {
-            s
+            .last();
+        match last {
+            Some(l) if l.as_f64() >= precise => l,
+            _ => State::new(precise).unwrap_or(State::MIN),
         }
     }
 
@@ -394,9 +399,15 @@ impl Engine {
         self.inner.interner.get(key)
     }
 
-    /// The next state from this engine's state generator.
+    /// The next state from this engine's state generator: what a write of
+    /// ours is stamped with, as Gun.js's `State()` stamps (the millisecond,
+    /// plus n/999 for the n-th of our writes within it).
     pub fn next_state(&self) -> State {
-        self.machine_state()
+        self.inner
+            .clock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .next(now_ms())
     }
 
     /// The pid a connected peer announced (or, for a direct link, was
