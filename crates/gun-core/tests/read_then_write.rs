@@ -61,6 +61,33 @@ fn attach(relay: &Engine) -> (Arc<Rec>, PeerId) {
     (rec, id)
 }
 
+/// A relay with a writer and a full peer (greeted as a gun-rs relay) attached:
+/// (relay, writer's link, writer's id, full peer's link).
+fn relay_with_a_full_peer() -> (Engine, Arc<Rec>, PeerId, Arc<Rec>) {
+    let relay = relay();
+    let (writer, w) = attach(&relay);
+    let (full, f) = attach(&relay);
+    relay.receive(
+        f,
+        &json!({"#": "hi-f", "dam": "?", "pid": "F", "gunrs": 1}).to_string(),
+    );
+    // (Handled before `receive` returns: the peer is a full peer from here.)
+    (relay, writer, w, full)
+}
+
+/// The writes a link received.
+fn puts(rec: &Rec) -> Vec<Value> {
+    rec.seen()
+        .into_iter()
+        .filter(|m| m.get("put").is_some())
+        .collect()
+}
+
+/// How many answers to the put `w1` a link received.
+fn acks_of_w1(rec: &Rec) -> usize {
+    rec.seen().iter().filter(|m| m["@"] == "w1").count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_read_first_through_a_routed_reply_is_still_pushed_to_subscribers() {
     let relay = relay();
@@ -150,25 +177,11 @@ async fn a_put_read_first_through_a_routed_reply_is_still_pushed_to_subscribers(
 /// writer's ack waits for the late key: an ack says the whole put is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_applied_when_due_reaches_full_peers_under_a_fresh_id() {
-    let relay = relay();
-    let (writer, w) = attach(&relay);
-    let (full, f) = attach(&relay);
-    relay.receive(
-        f,
-        &json!({"#": "hi-f", "dam": "?", "pid": "F", "gunrs": 1}).to_string(),
-    );
-    // (Handled before `receive` returns: the peer is a full peer from here.)
+    let (relay, writer, w, full) = relay_with_a_full_peer();
     let now = gun_core::now_ms();
     let later = now + 150.0;
     let put = json!({"#": "w1", "put": {"s": {"_": {"#": "s", ">": {"a": now, "b": later}}, "a": 1, "b": 2}}});
     relay.receive(w, &put.to_string());
-    let puts = |rec: &Rec| -> Vec<Value> {
-        rec.seen()
-            .into_iter()
-            .filter(|m| m.get("put").is_some())
-            .collect()
-    };
-    let acks = |rec: &Rec| rec.seen().iter().filter(|m| m["@"] == "w1").count();
     until("the first part at the full peer", || {
         !puts(&full).is_empty()
     })
@@ -176,7 +189,11 @@ async fn a_key_applied_when_due_reaches_full_peers_under_a_fresh_id() {
     // Stored and published, but half the put is not applied yet: no ack.
     tokio::time::sleep(Duration::from_millis(30)).await;
     if puts(&full).len() == 1 {
-        assert_eq!(acks(&writer), 0, "acked before the late key was applied");
+        assert_eq!(
+            acks_of_w1(&writer),
+            0,
+            "acked before the late key was applied"
+        );
     }
     until("both parts at the full peer", || puts(&full).len() >= 2).await;
     let got = puts(&full);
@@ -187,9 +204,9 @@ async fn a_key_applied_when_due_reaches_full_peers_under_a_fresh_id() {
     assert_eq!(got[1]["put"]["s"]["b"], 2);
     assert!(puts(&writer).is_empty(), "a part went back to the writer");
     // The writer's ack comes once the late key is applied, once.
-    until("the ack", || acks(&writer) > 0).await;
+    until("the ack", || acks_of_w1(&writer) > 0).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(acks(&writer), 1, "{:#?}", writer.seen());
+    assert_eq!(acks_of_w1(&writer), 1, "{:#?}", writer.seen());
 }
 
 /// A put whose keys are all ahead of the clock (a writer whose clock runs
@@ -197,37 +214,24 @@ async fn a_key_applied_when_due_reaches_full_peers_under_a_fresh_id() {
 /// the writer one ack, not one per key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_all_ahead_is_applied_when_due_as_one_write() {
-    let relay = relay();
-    let (writer, w) = attach(&relay);
-    let (full, f) = attach(&relay);
-    relay.receive(
-        f,
-        &json!({"#": "hi-f", "dam": "?", "pid": "F", "gunrs": 1}).to_string(),
-    );
+    let (relay, writer, w, full) = relay_with_a_full_peer();
     let later = gun_core::now_ms() + 100.0;
     let put = json!({"#": "w1", "put": {
         "s": {"_": {"#": "s", ">": {"a": later, "b": later + 0.001, "c": later + 0.002}}, "a": 1, "b": 2, "c": 3},
         "t": {"_": {"#": "t", ">": {"a": later + 0.003, "b": later + 0.004}}, "a": 4, "b": 5}
     }});
     relay.receive(w, &put.to_string());
-    let puts = |rec: &Rec| -> Vec<Value> {
-        rec.seen()
-            .into_iter()
-            .filter(|m| m.get("put").is_some())
-            .collect()
-    };
-    let acks = |rec: &Rec| rec.seen().iter().filter(|m| m["@"] == "w1").count();
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(puts(&full).is_empty(), "applied before due");
-    assert_eq!(acks(&writer), 0, "acked before applied");
+    assert_eq!(acks_of_w1(&writer), 0, "acked before applied");
     until("the write at the full peer", || !puts(&full).is_empty()).await;
-    until("the ack", || acks(&writer) > 0).await;
+    until("the ack", || acks_of_w1(&writer) > 0).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let got = puts(&full);
     assert_eq!(got.len(), 1, "{got:#?}");
     assert_eq!(got[0]["put"]["s"]["c"], 3);
     assert_eq!(got[0]["put"]["t"]["b"], 5);
-    assert_eq!(acks(&writer), 1, "{:#?}", writer.seen());
+    assert_eq!(acks_of_w1(&writer), 1, "{:#?}", writer.seen());
     assert!(
         puts(&writer).is_empty(),
         "the write went back to the writer"

@@ -283,18 +283,24 @@ impl MessageSigner for CountingSigner {
     }
 }
 
+/// A relay mesh "R" signing with a [`CountingSigner`].
+fn relay_with_counting_signer(seed: u64) -> (Mesh, Arc<CountingSigner>) {
+    let signer = Arc::new(CountingSigner(std::sync::atomic::AtomicUsize::new(0)));
+    let r = Mesh::new(MeshConfig {
+        pid: Some("R".into()),
+        rng_seed: Some(seed),
+        signer: Some(signer.clone() as Arc<dyn MessageSigner>),
+        ..MeshConfig::relay()
+    });
+    (r, signer)
+}
+
 /// An ack and a push leave the mesh unsigned and unencoded: the signature is
 /// made when the frame's text is first taken, which the mesh's owner does
 /// after releasing its lock. The text then carries a valid signature.
 #[test]
 fn acks_pushes_and_own_gets_are_signed_when_their_text_is_taken() {
-    let signer = Arc::new(CountingSigner(std::sync::atomic::AtomicUsize::new(0)));
-    let mut r = Mesh::new(MeshConfig {
-        pid: Some("R".into()),
-        rng_seed: Some(3),
-        signer: Some(signer.clone() as Arc<dyn MessageSigner>),
-        ..MeshConfig::relay()
-    });
+    let (mut r, signer) = relay_with_counting_signer(3);
     r.connect(PeerId(1), Direction::Incoming, 0);
     r.connect(PeerId(2), Direction::Incoming, 0);
     // Peer 2 subscribes to "s".
@@ -369,13 +375,7 @@ fn acks_pushes_and_own_gets_are_signed_when_their_text_is_taken() {
 /// down, whose reconnect sends that same text.
 #[test]
 fn own_puts_and_writes_for_full_peers_are_signed_when_their_text_is_taken() {
-    let signer = Arc::new(CountingSigner(std::sync::atomic::AtomicUsize::new(0)));
-    let mut r = Mesh::new(MeshConfig {
-        pid: Some("R".into()),
-        rng_seed: Some(5),
-        signer: Some(signer.clone() as Arc<dyn MessageSigner>),
-        ..MeshConfig::relay()
-    });
+    let (mut r, signer) = relay_with_counting_signer(5);
     let (client, full, up) = (PeerId(1), PeerId(2), PeerId(3));
     r.connect(client, Direction::Incoming, 0);
     r.connect(full, Direction::Incoming, 0);
