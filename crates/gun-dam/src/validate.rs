@@ -30,7 +30,7 @@ use crate::peer::PeerId;
 /// Where a write (or any message the engine acts on) came from, and so where
 /// its answer goes. The one way gun-rs says this: validators read it, local
 /// subscribers get it with each change, the engine answers through it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Origin {
     /// This process (the Chain API): nobody to answer.
     Local,

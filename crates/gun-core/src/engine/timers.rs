@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use gun_dam::{Message, Origin, PeerId};
+use gun_dam::{Message, Origin};
 use gun_graph::{Deferred, Graph, State};
 
 use super::{Engine, now_precise_ms, now_u64};
@@ -93,28 +93,21 @@ impl Engine {
     /// store write per key would be one durable flush each), all at once, so
     /// that the store's group commit takes them together.
     async fn apply_due(&self, due: Vec<Due>) {
-        let mut index: HashMap<(u8, Option<PeerId>, Option<String>), usize> = HashMap::new();
+        let mut index: HashMap<(Origin, Option<String>), usize> = HashMap::new();
         let mut groups: Vec<DueGroup> = Vec::new();
         for d in due {
-            let (kind, peer) = match &d.origin {
-                Origin::Local => (0, None),
-                Origin::Peer { peer, .. } => (1, Some(*peer)),
-                Origin::Reply { peer, .. } => (2, Some(*peer)),
-            };
-            let reply_id = match &d.origin {
-                Origin::Reply { id, .. } => Some(id.clone()),
-                _ => d.message_id.clone(),
-            };
-            let i = *index.entry((kind, peer, reply_id)).or_insert_with(|| {
-                groups.push(DueGroup {
-                    graph: Graph::new(),
-                    origin: d.origin.clone(),
-                    message_id: d.message_id.clone(),
-                    keys: 0,
-                    err: None,
+            let i = *index
+                .entry((d.origin.clone(), d.message_id.clone()))
+                .or_insert_with(|| {
+                    groups.push(DueGroup {
+                        graph: Graph::new(),
+                        origin: d.origin.clone(),
+                        message_id: d.message_id.clone(),
+                        keys: 0,
+                        err: None,
+                    });
+                    groups.len() - 1
                 });
-                groups.len() - 1
-            });
             let g = &mut groups[i];
             g.keys += 1;
             // Ascending states: a key due twice (local writes) ends with the later.
@@ -125,11 +118,10 @@ impl Engine {
                 g.err.get_or_insert_with(|| e.to_string());
             }
         }
-        if let [_] = groups.as_slice() {
-            if let Some(g) = groups.pop() {
-                self.apply_due_group(g).await;
-            }
-            return;
+        if groups.len() == 1
+            && let Some(g) = groups.pop()
+        {
+            return self.apply_due_group(g).await;
         }
         let mut set = tokio::task::JoinSet::new();
         for g in groups {
