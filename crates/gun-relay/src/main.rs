@@ -217,6 +217,12 @@ struct Args {
     /// ack.
     #[arg(long, env = "GUN_RELAY_ALLOW_PUBLIC_SPACE", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     allow_public_space: bool,
+    /// Memory for the sled store's page cache, in MiB: the recently used part
+    /// of the tree kept in memory, and most of a sled relay's memory beyond its
+    /// connections. Reads of what is not cached go to disk. 0: sled's own
+    /// default (1 GiB).
+    #[arg(long, env = "GUN_RELAY_SLED_CACHE_MB", value_name = "MIB", default_value_t = gun::server::DEFAULT_SLED_CACHE_BYTES >> 20)]
+    sled_cache_mb: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -442,6 +448,7 @@ async fn run(args: Args) -> Result<(), String> {
         allow_public_space: args.allow_public_space,
         postgres_url: args.postgres_url.clone(),
         postgres_schema: args.postgres_schema.clone(),
+        sled_cache_bytes: (args.sled_cache_mb > 0).then(|| args.sled_cache_mb << 20),
     })
     .map_err(|e| error_text(&e))?;
     let scheme = if relay.is_tls() { "wss" } else { "ws" };

@@ -180,6 +180,38 @@ fn flags_come_from_the_environment() {
 }
 
 #[test]
+fn sled_page_cache_comes_from_the_flag_or_the_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache_line = |r: &mut Proc| {
+        r.ready();
+        r.log
+            .find(|l| l.contains("sled store open"))
+            .expect("the sled store logs its cache when opened")
+    };
+    // The relay's default: 128 MiB, not sled's 1 GiB.
+    let mut r = spawn(tmp.path(), &["--port", "0", "--data", "d1"], &[]);
+    let line = cache_line(&mut r);
+    assert!(line.contains("cache_bytes=134217728"), "{line}");
+    drop(r);
+    let mut r = spawn(
+        tmp.path(),
+        &["--port", "0", "--data", "d2"],
+        &[("GUN_RELAY_SLED_CACHE_MB", "32")],
+    );
+    let line = cache_line(&mut r);
+    assert!(line.contains("cache_bytes=33554432"), "{line}");
+    drop(r);
+    // 0: sled's own default.
+    let mut r = spawn(
+        tmp.path(),
+        &["--port", "0", "--data", "d3", "--sled-cache-mb", "0"],
+        &[("GUN_RELAY_SLED_CACHE_MB", "32")],
+    );
+    let line = cache_line(&mut r);
+    assert!(line.contains("cache_bytes=1073741824"), "{line}");
+}
+
+#[test]
 fn a_flag_wins_over_the_environment() {
     let tmp = tempfile::tempdir().unwrap();
     let (env_port, flag_port) = (free_port(), free_port());
@@ -216,6 +248,7 @@ fn help_names_the_variables() {
         "GUN_RELAY_NO_SEA",
         "GUN_RELAY_STATIC",
         "GUN_RELAY_SERVE_GUN_JS",
+        "GUN_RELAY_SLED_CACHE_MB",
     ] {
         assert!(
             help.contains(&format!("[env: {v}=")),

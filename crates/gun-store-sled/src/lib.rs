@@ -90,12 +90,17 @@ pub const OUTBOX_TREE: &str = "gun-outbox";
 /// The name of the sled tree holding the graph.
 pub(crate) const TREE: &str = "gun";
 
+/// sled's own page cache capacity, used when [`Options::cache_bytes`] is `None`.
+pub const SLED_DEFAULT_CACHE_BYTES: u64 = 1 << 30;
+
 /// Options for [`SledStore::open_with`].
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct Options {
-    /// sled's page cache capacity in bytes (`None`: sled's default, 1 GiB). The
-    /// cache grows up to this size as data is read.
+    /// sled's page cache capacity in bytes (`None`: sled's default,
+    /// [`SLED_DEFAULT_CACHE_BYTES`]). The cache grows up to about this size as
+    /// data is written and read; what it does not hold is read from the files
+    /// again (through the OS's page cache).
     pub cache_bytes: Option<u64>,
     /// Group-commit window: when writes are arriving concurrently, a flush
     /// waits this long before it starts, so that it covers more of them (one
@@ -345,6 +350,12 @@ impl SledStore {
             if empty { Phase::Ready } else { Phase::Building },
         );
         let blank = filter.blank();
+        tracing::info!(
+            path = %path.display(),
+            souls = meta.souls,
+            cache_bytes = cache.unwrap_or(SLED_DEFAULT_CACHE_BYTES),
+            "sled store open"
+        );
         let store = SledStore {
             inner: Arc::new(Inner {
                 _db: db,

@@ -158,7 +158,15 @@ pub struct RelayOptions {
     /// only to user space (`~…`, checked by SEA) and content-addressed `#`
     /// souls (`false`; others get [`PUBLIC_SPACE_REFUSED`]). Default `true`.
     pub allow_public_space: bool,
+    /// The page cache of [`StoreKind::Sled`], in bytes: sled keeps the tree's
+    /// recently used pages in memory up to about this size, so it bounds most
+    /// of a sled relay's memory beyond its connections. `None`: sled's own
+    /// default (1 GiB). Default [`DEFAULT_SLED_CACHE_BYTES`].
+    pub sled_cache_bytes: Option<u64>,
 }
+
+/// Default [`RelayOptions::sled_cache_bytes`].
+pub const DEFAULT_SLED_CACHE_BYTES: u64 = 128 << 20;
 
 /// The PEM files of a TLS relay ([`RelayOptions::tls`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,6 +249,7 @@ impl Default for RelayOptions {
             allow_public_space: true,
             postgres_url: None,
             postgres_schema: "public".to_owned(),
+            sled_cache_bytes: Some(DEFAULT_SLED_CACHE_BYTES),
         }
     }
 }
@@ -552,7 +561,7 @@ fn open_relay_store(opts: &RelayOptions) -> Result<Arc<dyn Store>, ServerError> 
     if opts.store == StoreKind::Postgres {
         return open_postgres(opts);
     }
-    open_data(opts.store, &opts.data_dir)
+    open_data(opts.store, &opts.data_dir, opts.sled_cache_bytes)
 }
 
 /// Connects to PostgreSQL (blocking this thread of the multi-thread runtime
@@ -588,18 +597,26 @@ fn open_postgres(opts: &RelayOptions) -> Result<Arc<dyn Store>, ServerError> {
 }
 
 /// Creates `data` (unless the store is in memory) and opens a store of `kind` in it.
-fn open_data(kind: StoreKind, data: &Path) -> Result<Arc<dyn Store>, ServerError> {
+fn open_data(
+    kind: StoreKind,
+    data: &Path,
+    sled_cache: Option<u64>,
+) -> Result<Arc<dyn Store>, ServerError> {
     if kind == StoreKind::Memory {
-        return open_store(kind, data);
+        return open_store(kind, data, sled_cache);
     }
     std::fs::create_dir_all(data).map_err(|source| ServerError::DataDir {
         dir: data.to_owned(),
         source,
     })?;
-    open_store(kind, data)
+    open_store(kind, data, sled_cache)
 }
 
-fn open_store(kind: StoreKind, data: &Path) -> Result<Arc<dyn Store>, ServerError> {
+fn open_store(
+    kind: StoreKind,
+    data: &Path,
+    sled_cache: Option<u64>,
+) -> Result<Arc<dyn Store>, ServerError> {
     let failed = |dir: &Path, e: gun_store::Error| -> ServerError {
         let corrupt = matches!(e, gun_store::Error::Corrupt { .. });
         let mut message = format!(
@@ -628,8 +645,13 @@ fn open_store(kind: StoreKind, data: &Path) -> Result<Arc<dyn Store>, ServerErro
             let dir = data.join("sled");
             // sled panics on some damaged files; gun-store-sled turns that panic
             // into Error::Corrupt, so it must not be printed as a relay crash.
-            let store = without_panic_output(|| gun_store_sled::SledStore::open(&dir))
-                .map_err(|e| failed(&dir, e))?;
+            let mut sled_opts = gun_store_sled::Options::new();
+            if let Some(bytes) = sled_cache {
+                sled_opts = sled_opts.cache_bytes(bytes);
+            }
+            let store =
+                without_panic_output(|| gun_store_sled::SledStore::open_with(&dir, &sled_opts))
+                    .map_err(|e| failed(&dir, e))?;
             Arc::new(store)
         }
         StoreKind::File => {
@@ -742,7 +764,7 @@ pub async fn import_radisk(
     data_dir: &Path,
     dir: &Path,
 ) -> Result<RadiskReport, ServerError> {
-    let store = open_data(kind, data_dir)?;
+    let store = open_data(kind, data_dir, Some(DEFAULT_SLED_CACHE_BYTES))?;
     let report = gun_store_file::import_radisk(dir, store.as_ref())
         .await
         .map_err(|e| ServerError::Import {

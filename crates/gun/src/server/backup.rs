@@ -108,7 +108,7 @@ pub async fn export_jsonl(
             dir.display()
         )));
     }
-    let store = open_store(kind, data_dir)?;
+    let store = open_store(kind, data_dir, Some(super::DEFAULT_SLED_CACHE_BYTES))?;
     let graph = snapshot(store.as_ref())
         .await
         .map_err(|e| ServerError::Export(format!("cannot read the store: {e}")))?;
@@ -157,7 +157,7 @@ pub async fn import_jsonl(
     let reader = std::fs::File::open(file)
         .map(std::io::BufReader::new)
         .map_err(|e| failed(format!("cannot open: {e}")))?;
-    let store = open_data(kind, data_dir)?;
+    let store = open_data(kind, data_dir, Some(super::DEFAULT_SLED_CACHE_BYTES))?;
     let mut report = JsonlReport {
         lines: 0,
         souls: 0,
