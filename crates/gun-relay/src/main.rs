@@ -448,7 +448,8 @@ async fn run(args: Args) -> Result<(), String> {
         allow_public_space: args.allow_public_space,
         postgres_url: args.postgres_url.clone(),
         postgres_schema: args.postgres_schema.clone(),
-        sled_cache_bytes: (args.sled_cache_mb > 0).then(|| args.sled_cache_mb << 20),
+        sled_cache_bytes: (args.sled_cache_mb > 0)
+            .then_some(args.sled_cache_mb.saturating_mul(1 << 20)),
     })
     .map_err(|e| error_text(&e))?;
     let scheme = if relay.is_tls() { "wss" } else { "ws" };
