@@ -112,7 +112,9 @@ impl Mesh {
                 (None, None)
             }
         };
-        let seen_list = self.seen_list();
+        // `><` is made only for a frame that goes out (a relay with only
+        // clients and no subscriber of the souls sends none).
+        let mut seen_list: Option<Option<String>> = None;
         // (a) full peers, with the original id; the write is also kept for
         // re-sending on every outgoing URL that did not ack it yet (connected
         // ones it is sent to now, and disconnected ones). The frame is built
@@ -146,7 +148,7 @@ impl Mesh {
             full_msg.id = Some(id.to_owned());
             full_msg.reply_to = None;
             full_msg.get = None;
-            full_msg.seen = seen_list.clone();
+            full_msg.seen = seen_list.get_or_insert_with(|| self.seen_list()).clone();
             full_msg.put = Some(diff.clone());
             // The write as it was signed goes on with its signature; anything
             // else (a part of it, an unsigned or a local write) is signed by
@@ -226,6 +228,7 @@ impl Mesh {
         }
         // One copy of the write's id for all its pushes' routes.
         let original: Arc<str> = original.cloned().unwrap_or_else(|| Arc::from(id));
+        let seen_list = seen_list.unwrap_or_else(|| self.seen_list());
         for (to, part) in pushes {
             let push_id = self.fresh_id();
             self.dup.insert(

@@ -57,7 +57,7 @@ impl Mesh {
         now: u64,
         here: &mut dyn FnMut(&Get) -> Option<i32>,
     ) -> Vec<Output> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(2);
         if !self.peers.contains_key(&peer) {
             tracing::debug!(peer = peer.0, "frame from an unknown peer ignored");
             return out;

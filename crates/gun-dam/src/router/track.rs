@@ -51,6 +51,10 @@ pub(super) struct SignedPut {
 impl SignedPut {
     pub(super) fn of(m: &Message) -> Option<Arc<SignedPut>> {
         let put = m.put.as_ref()?;
+        // An unsigned write (the usual one) has no extension field at all.
+        if m.extra.is_empty() {
+            return None;
+        }
         let fields: Vec<(String, Value)> = [auth::SIG_FIELD, auth::CERT_FIELD]
             .into_iter()
             .filter_map(|k| m.extra.get(k).map(|v| (k.to_owned(), v.clone())))
