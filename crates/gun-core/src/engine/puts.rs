@@ -72,6 +72,17 @@ pub(super) struct Ingested {
     pub(super) id: Option<String>,
 }
 
+/// A peer's write to ack in the same lock that applies it (the usual case:
+/// all of it stored now), instead of taking the engine's lock once more.
+pub(super) struct AckPlan {
+    /// The writer.
+    from: PeerId,
+    /// The souls marked as being written when it arrived; `None` once ended.
+    pending: Option<Vec<Soul>>,
+    /// When the write was dispatched (for the ack latency histogram).
+    dispatched: std::time::Instant,
+}
+
 impl Engine {
     /// A peer's write: ingest it, ack it, and end `pending` (the souls
     /// marked as being written when it arrived) under the ack's lock.
@@ -83,13 +94,30 @@ impl Engine {
             peer: from,
             id: msg.id.clone().unwrap_or_default(),
         };
+        let mut plan = AckPlan {
+            from,
+            pending: Some(pending),
+            dispatched,
+        };
         let outcome = match &msg.put {
             None => None,
             Some(graph) => Some(
-                self.ingest(graph, &origin, Some(&msg), Wants::Events)
-                    .await
-                    .map(|r| r.0),
+                self.ingest_part(
+                    graph,
+                    &origin,
+                    Some(&msg),
+                    Wants::Events,
+                    false,
+                    Some(&mut plan),
+                )
+                .await
+                .map(|r| r.0),
             ),
+        };
+        let Some(pending) = plan.pending.take() else {
+            // Acked and ended under the lock that applied it.
+            self.writes_ended();
+            return;
         };
         let id = match origin {
             Origin::Peer { id, .. } => id,
@@ -158,7 +186,8 @@ impl Engine {
         message: Option<&Message>,
         wants: Wants,
     ) -> Result<(Ingested, Option<AskGuard>), Error> {
-        self.ingest_part(graph, origin, message, wants, false).await
+        self.ingest_part(graph, origin, message, wants, false, None)
+            .await
     }
 
     /// [`Engine::ingest`] of the keys of a peer's put whose states came due
@@ -169,11 +198,13 @@ impl Engine {
         graph: &Graph,
         origin: &Origin,
     ) -> Result<(Ingested, Option<AskGuard>), Error> {
-        self.ingest_part(graph, origin, None, Wants::Events, true)
+        self.ingest_part(graph, origin, None, Wants::Events, true, None)
             .await
     }
 
-    /// [`Engine::ingest`]; `late` for keys applied when due.
+    /// [`Engine::ingest`]; `late` for keys applied when due. With `ack`, a
+    /// peer's write stored whole is acked (and its pending souls ended) in
+    /// the lock that applies it; `ack.pending` is then taken.
     async fn ingest_part(
         &self,
         graph: &Graph,
@@ -181,6 +212,7 @@ impl Engine {
         message: Option<&Message>,
         wants: Wants,
         late: bool,
+        ack: Option<&mut AckPlan>,
     ) -> Result<(Ingested, Option<AskGuard>), Error> {
         if graph.is_empty() {
             return Ok((Ingested::default(), None));
@@ -330,6 +362,7 @@ impl Engine {
                     Origin::Reply { .. } => {}
                 }
             }
+            let deferred_none = deferred.is_empty();
             if !deferred.is_empty() {
                 let message_id = match origin {
                     Origin::Peer { id, .. } => Some(id.clone()),
@@ -347,6 +380,25 @@ impl Engine {
                     }));
                 }
                 self.inner.deferred_wake.notify_one();
+            }
+            // The ack of a peer's write stored whole: in this lock, after the
+            // write's pushes.
+            if let (Some(plan), Origin::Peer { id, .. }) = (ack, origin)
+                && deferred_none
+                && !id.is_empty()
+            {
+                if let Some(pending) = plan.pending.take() {
+                    Engine::writes_end(&mut sh, pending);
+                }
+                self.inner.stats.acks_out.fetch_add(1, Ordering::Relaxed);
+                outs.extend(
+                    sh.mesh
+                        .reply(plan.from, Message::ack_ok(id.as_str()), now_u64()),
+                );
+                self.inner
+                    .stats
+                    .put_ack_latency
+                    .observe(plan.dispatched.elapsed());
             }
             // Frames leave under this lock, unless the outbox must hold the
             // write first.
