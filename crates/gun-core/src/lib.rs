@@ -45,7 +45,7 @@ pub use engine::{
     PutAck, PutOptions, Replies, Reply, Stats, now_ms,
 };
 pub use error::Error;
-pub use options::{EngineOptions, MAX_IN_FLIGHT_PER_PEER};
+pub use options::{EngineOptions, MAX_DEFERRED_KEYS, MAX_IN_FLIGHT_PER_PEER};
 
 pub use gun_dam::{
     Direction, Hub, Link, MeshConfig, Message, Origin, PeerId, PutContext, Validator,

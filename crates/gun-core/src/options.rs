@@ -53,6 +53,10 @@ pub struct EngineOptions {
 /// per-connection message rate limit applies before it.
 pub const MAX_IN_FLIGHT_PER_PEER: usize = 1024;
 
+/// Default of [`EngineOptions::max_deferred_keys`]: 100,000 keys waiting for
+/// their future state (each a key, its value and its route: tens of MB at most).
+pub const MAX_DEFERRED_KEYS: usize = 100_000;
+
 impl EngineOptions {
     /// Defaults around the given store.
     pub fn new(store: Arc<dyn Store>) -> EngineOptions {
@@ -65,7 +69,7 @@ impl EngineOptions {
             reply_chunk_keys: 2_000,
             cache_souls: 20_000,
             max_in_flight_per_peer: MAX_IN_FLIGHT_PER_PEER,
-            max_deferred_keys: 100_000,
+            max_deferred_keys: MAX_DEFERRED_KEYS,
         }
     }
 }

@@ -223,6 +223,11 @@ struct Args {
     /// default (1 GiB).
     #[arg(long, env = "GUN_RELAY_SLED_CACHE_MB", value_name = "MIB", default_value_t = gun::server::DEFAULT_SLED_CACHE_BYTES >> 20)]
     sled_cache_mb: u64,
+    /// Keys of peers' writes that may wait for a state ahead of the relay's
+    /// clock (applied when the clock reaches it, as Gun.js does); a write
+    /// that would pass it is refused whole with an err ack.
+    #[arg(long, env = "GUN_RELAY_MAX_DEFERRED_KEYS", value_name = "N", default_value_t = gun::MAX_DEFERRED_KEYS, value_parser = positive)]
+    max_deferred_keys: usize,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -450,6 +455,7 @@ async fn run(args: Args) -> Result<(), String> {
         postgres_schema: args.postgres_schema.clone(),
         sled_cache_bytes: (args.sled_cache_mb > 0)
             .then_some(args.sled_cache_mb.saturating_mul(1 << 20)),
+        max_deferred_keys: args.max_deferred_keys,
     })
     .map_err(|e| error_text(&e))?;
     let scheme = if relay.is_tls() { "wss" } else { "ws" };

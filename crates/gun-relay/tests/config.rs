@@ -249,6 +249,7 @@ fn help_names_the_variables() {
         "GUN_RELAY_STATIC",
         "GUN_RELAY_SERVE_GUN_JS",
         "GUN_RELAY_SLED_CACHE_MB",
+        "GUN_RELAY_MAX_DEFERRED_KEYS",
     ] {
         assert!(
             help.contains(&format!("[env: {v}=")),

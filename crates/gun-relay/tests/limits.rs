@@ -5,7 +5,8 @@
 //! `--max-connections` (503 with the reason), subscriptions past
 //! `--max-subscriptions-per-connection` (the oldest soul forgotten), a flood over
 //! the message rate (`--max-messages-per-sec`), and a write to public space
-//! with `--allow-public-space false` (while a `#`-soul write is accepted).
+//! with `--allow-public-space false` (while a `#`-soul write is accepted), and
+//! writes ahead of the clock past `--max-deferred-keys`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -88,6 +89,55 @@ async fn oversize_put_gets_an_err_ack_naming_the_limit() {
     assert!(nack["err"].as_str().unwrap().contains("--max-put-keys"));
     assert!(c.closed().is_none(), "the connection stays open");
     assert!(refused(&r, "put_size").await >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_ahead_of_the_clock_past_the_bound_get_an_err_ack() {
+    let r = relay("deferred", &["--max-deferred-keys", "3"]);
+    let c = RawClient::connect(&r.addr, "writer").await;
+    // An hour ahead: the keys wait for their state to come due.
+    let ahead = now_ms() + 3_600_000.0;
+    let first = c.put(
+        &soul("deferred-a"),
+        &[("a", json!(1)), ("b", json!(2))],
+        ahead,
+    );
+    // Not acked while its keys wait (an ack says all of it is stored).
+    assert!(
+        c.wait_for(Duration::from_millis(500), |m| m["@"] == first.as_str())
+            .await
+            .is_none(),
+        "a put waiting for its state was acked"
+    );
+    // Two more would make four waiting keys: refused whole, with the reason.
+    let second = c.put(
+        &soul("deferred-b"),
+        &[("c", json!(3)), ("d", json!(4))],
+        ahead,
+    );
+    let nack = c
+        .wait_for(WAIT, |m| m["@"] == second.as_str())
+        .await
+        .expect("an err ack for the put past the bound");
+    let err = nack["err"].as_str().unwrap_or_default();
+    assert!(err.contains("at most 3 keys"), "{nack}");
+    // One more fits, and a put due now is acked as ever.
+    let third = c.put(&soul("deferred-c"), &[("e", json!(5))], ahead);
+    assert!(
+        c.wait_for(Duration::from_millis(500), |m| m["@"] == third.as_str())
+            .await
+            .is_none(),
+        "the put within the bound waits, unacked"
+    );
+    let ok = c
+        .put_acked(
+            &soul("deferred-d"),
+            &[("f", json!(6))],
+            WAIT,
+            "a put due now",
+        )
+        .await;
+    assert!(ok["err"].is_null(), "{ok}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,8 +68,8 @@ use std::time::Duration;
 pub mod server;
 
 pub use gun_core::{
-    Chain, Change, Engine, EngineOptions, Error, OnStream, PutAck, PutOptions, SHUTDOWN_WAIT,
-    Shutdown, Subscription, Validator,
+    Chain, Change, Engine, EngineOptions, Error, MAX_DEFERRED_KEYS, OnStream, PutAck, PutOptions,
+    SHUTDOWN_WAIT, Shutdown, Subscription, Validator,
 };
 pub use gun_dam::MeshConfig;
 pub use gun_graph::{Graph, InvalidValue, Lex, Node, Soul, State, Value};
@@ -181,6 +181,11 @@ pub struct GunOptions {
     pub auth_policy: AuthPolicy,
     /// Filters on incoming messages, asked after `mesh.predicates`.
     pub predicates: Vec<Arc<dyn MessagePredicate>>,
+    /// Keys of peers' writes that may wait for their state to come due (a
+    /// state ahead of this machine's clock, applied when the clock reaches
+    /// it, as Gun.js does). A write that would pass the bound is refused
+    /// whole (an `err` ack). Default [`MAX_DEFERRED_KEYS`].
+    pub max_deferred_keys: usize,
     /// Join this WebRTC room (feature `webrtc`): direct links to its other
     /// peers, signalled through [`GunOptions::peers`]. Default `None`.
     #[cfg(feature = "webrtc")]
@@ -202,6 +207,7 @@ impl Default for GunOptions {
             certificate: None,
             auth_policy: AuthPolicy::Off,
             predicates: Vec::new(),
+            max_deferred_keys: MAX_DEFERRED_KEYS,
             #[cfg(feature = "webrtc")]
             rtc: None,
         }
@@ -439,6 +445,7 @@ fn wire<T, E>(
     };
     let mut eo = EngineOptions::new(store);
     eo.wait = opts.wait;
+    eo.max_deferred_keys = opts.max_deferred_keys;
     eo.mesh = opts.mesh;
     if opts.auth_policy != AuthPolicy::Off {
         eo.mesh.auth_policy = opts.auth_policy;

@@ -163,6 +163,11 @@ pub struct RelayOptions {
     /// of a sled relay's memory beyond its connections. `None`: sled's own
     /// default (1 GiB). Default [`DEFAULT_SLED_CACHE_BYTES`].
     pub sled_cache_bytes: Option<u64>,
+    /// Keys of peers' writes that may wait for a state ahead of the relay's
+    /// clock ([`GunOptions::max_deferred_keys`](crate::GunOptions::max_deferred_keys));
+    /// past it such a write gets an `err` ack. Default
+    /// [`MAX_DEFERRED_KEYS`](crate::MAX_DEFERRED_KEYS).
+    pub max_deferred_keys: usize,
 }
 
 /// Default [`RelayOptions::sled_cache_bytes`].
@@ -250,6 +255,7 @@ impl Default for RelayOptions {
             postgres_url: None,
             postgres_schema: "public".to_owned(),
             sled_cache_bytes: Some(DEFAULT_SLED_CACHE_BYTES),
+            max_deferred_keys: crate::MAX_DEFERRED_KEYS,
         }
     }
 }
@@ -398,6 +404,7 @@ impl Relay {
             peers: opts.peers.clone(),
             store: Some(store.clone()),
             mesh,
+            max_deferred_keys: opts.max_deferred_keys,
             ..GunOptions::default()
         };
         let refusals = Arc::new(metrics::Refusals::default());
