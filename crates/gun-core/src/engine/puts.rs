@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use gun_dam::{Message, Origin, PeerId, PutContext, Validator};
+use gun_dam::{Message, Origin, Output, PeerId, PutContext, Validator};
 use gun_graph::{Deferred, Graph, Node, Soul, State};
 
 use super::asks::{AskGuard, Replies, Wants};
 use super::cache::apply_answer;
 use super::listen::notify_listeners;
 use super::timers::Due;
-use super::{Engine, now_u64};
+use super::{Engine, Shared, now_u64};
 use crate::Error;
 
 /// Options of a write ([`Engine::put_local`], `Chain::put_with`).
@@ -89,7 +89,7 @@ impl Engine {
     pub(super) async fn remote_put(&self, from: PeerId, msg: Box<Message>, pending: Vec<Soul>) {
         let dispatched = std::time::Instant::now();
         // The id is copied once (the message keeps its own for validators):
-        // lent to the write as its origin, then moved into the ack.
+        // lent to the write as its origin, then moved into an ack made here.
         let origin = Origin::Peer {
             peer: from,
             id: msg.id.clone().unwrap_or_default(),
@@ -133,26 +133,11 @@ impl Engine {
             Some(Err(Error::Rejected(text))) => Some(Message::ack_err(id, text)),
             Some(Err(e)) => Some(Message::ack_err(id, e.to_string())),
         };
-        if let Some(reply) = &reply {
-            match &reply.err {
-                None => {
-                    self.inner.stats.acks_out.fetch_add(1, Ordering::Relaxed);
-                }
-                Some(err) => self.inner.stats.count_rejected(err),
-            }
-        }
         let later = {
             let mut sh = self.lock();
             Engine::writes_end(&mut sh, pending);
             reply.map(|reply| {
-                let ok = reply.err.is_none();
-                let outs = sh.mesh.reply(from, reply, now_u64());
-                if ok {
-                    self.inner
-                        .stats
-                        .put_ack_latency
-                        .observe(dispatched.elapsed());
-                }
+                let outs = self.answer_write(&mut sh, from, reply, dispatched);
                 self.execute_locked(&mut sh, outs)
             })
         };
@@ -160,6 +145,29 @@ impl Engine {
         if let Some(later) = later {
             self.finish(later);
         }
+    }
+
+    /// The answer to a peer's write, counted (an ack in `acks_out` and the ack
+    /// latency, an `err` by its reason) and routed to the writer; under the
+    /// engine's lock.
+    fn answer_write(
+        &self,
+        sh: &mut Shared,
+        from: PeerId,
+        reply: Message,
+        dispatched: std::time::Instant,
+    ) -> Vec<Output> {
+        match &reply.err {
+            None => {
+                self.inner.stats.acks_out.fetch_add(1, Ordering::Relaxed);
+                self.inner
+                    .stats
+                    .put_ack_latency
+                    .observe(dispatched.elapsed());
+            }
+            Some(err) => self.inner.stats.count_rejected(err),
+        }
+        sh.mesh.reply(from, reply, now_u64())
     }
 
     /// Stores the data of a get reply (ours, or one this mesh routed).
@@ -363,7 +371,7 @@ impl Engine {
                 }
             }
             let deferred_none = deferred.is_empty();
-            if !deferred.is_empty() {
+            if !deferred_none {
                 let message_id = match origin {
                     Origin::Peer { id, .. } => Some(id.clone()),
                     _ => None,
@@ -390,15 +398,8 @@ impl Engine {
                 if let Some(pending) = plan.pending.take() {
                     Engine::writes_end(&mut sh, pending);
                 }
-                self.inner.stats.acks_out.fetch_add(1, Ordering::Relaxed);
-                outs.extend(
-                    sh.mesh
-                        .reply(plan.from, Message::ack_ok(id.as_str()), now_u64()),
-                );
-                self.inner
-                    .stats
-                    .put_ack_latency
-                    .observe(plan.dispatched.elapsed());
+                let ack = Message::ack_ok(id.as_str());
+                outs.extend(self.answer_write(&mut sh, plan.from, ack, plan.dispatched));
             }
             // Frames leave under this lock, unless the outbox must hold the
             // write first.
