@@ -12,8 +12,11 @@
 //! Speed comes from scanning the bytes once without serde's visitor calls,
 //! borrowing strings without escapes, and sharing the text of keys repeated
 //! across the nodes of one graph (`f0`…`f9` of a hundred nodes are ten
-//! allocations, not a thousand).
+//! allocations, not a thousand), and with the keys of earlier graphs parsed
+//! on the same thread (a client writing `{name, age, …}` put after put costs
+//! no allocation per key: see `recent_key`).
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use gun_ham::State;
@@ -24,6 +27,54 @@ use crate::value::{Soul, Value};
 
 /// Keys remembered for sharing within one graph.
 const SHARED_KEYS: usize = 64;
+
+/// Slots of the per-thread cache of recent keys (a power of two).
+const RECENT_KEYS: usize = 128;
+
+/// Keys longer than this are not cached (field names are short; a long key is
+/// rarely written twice, and the cache's memory stays a few KiB per thread).
+const RECENT_KEY_MAX: usize = 32;
+
+thread_local! {
+    /// Keys of the graphs parsed lately on this thread, each in the slot its
+    /// text hashes to (a later key with the same slot replaces it).
+    static RECENT: RefCell<[Option<Arc<str>>; RECENT_KEYS]> =
+        const { RefCell::new([const { None }; RECENT_KEYS]) };
+}
+
+/// `k` as an `Arc<str>`, shared with the same key of an earlier graph parsed on
+/// this thread when it is still in the cache. Applications write the same
+/// field names put after put; sharing them saves an allocation and a free per
+/// key on the put path, and memory wherever the nodes are kept. The cache is
+/// bounded (`RECENT_KEYS` keys of at most `RECENT_KEY_MAX` bytes), and a key is
+/// only ever shared with a key of the same text, so a peer choosing its keys
+/// can at worst make every lookup miss.
+fn recent_key(k: &str) -> Arc<str> {
+    if k.len() > RECENT_KEY_MAX {
+        return Arc::from(k);
+    }
+    // FNV-1a: keys are a few bytes; the slot needs no protection from chosen
+    // collisions (a collision only replaces a cached key).
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in k.as_bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    let i = (h ^ (h >> 16)) as usize % RECENT_KEYS;
+    RECENT
+        .try_with(|r| {
+            let mut r = r.borrow_mut();
+            match &r[i] {
+                Some(a) if **a == *k => Arc::clone(a),
+                _ => {
+                    let a: Arc<str> = Arc::from(k);
+                    r[i] = Some(Arc::clone(&a));
+                    a
+                }
+            }
+        })
+        // A thread being torn down has no cache any more.
+        .unwrap_or_else(|_| Arc::from(k))
+}
 
 /// The bytes that end a plain run inside a string: `"`, `\\` and the control
 /// characters (which JSON does not allow unescaped).
@@ -381,7 +432,7 @@ impl<'a> P<'a> {
         if let Some(a) = self.keys.iter().find(|a| &***a == k) {
             return (a.clone(), true);
         }
-        (Arc::from(k), false)
+        (recent_key(k), false)
     }
 
     /// Remembers the new keys of a node that another node follows (a put of
@@ -813,5 +864,35 @@ b"}}"##,
                 assert!(parse(case).is_some(), "{case}");
             }
         }
+    }
+
+    #[test]
+    fn keys_of_later_graphs_share_the_text_of_earlier_ones() {
+        let key_of = |text: &str, key: &str| {
+            let g = parse(text).unwrap();
+            let node = g.iter().next().unwrap().1;
+            std::sync::Arc::clone(node.iter().find(|(k, _)| &***k == key).unwrap().0)
+        };
+        let a = key_of(
+            r##"{"a":{"_":{"#":"a",">":{"name":1}},"name":"x"}}"##,
+            "name",
+        );
+        let b = key_of(
+            r##"{"b":{"_":{"#":"b",">":{"name":2}},"name":"y"}}"##,
+            "name",
+        );
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        // Another key is its own text, whatever slot it shares.
+        let c = key_of(r##"{"c":{"_":{"#":"c",">":{"nam":1}},"nam":"z"}}"##, "nam");
+        assert_eq!(&*c, "nam");
+        // Long keys are not cached (the cache's memory stays small).
+        let long = "k".repeat(super::RECENT_KEY_MAX + 1);
+        let text = |soul: &str| {
+            format!(r##"{{"{soul}":{{"_":{{"#":"{soul}",">":{{"{long}":1}}}},"{long}":1}}}}"##)
+        };
+        let d = key_of(&text("d"), &long);
+        let e = key_of(&text("e"), &long);
+        assert_eq!(d, e);
+        assert!(!std::sync::Arc::ptr_eq(&d, &e));
     }
 }

@@ -364,7 +364,7 @@ impl Engine {
                     Origin::Peer { peer, id } => {
                         outs = sh
                             .mesh
-                            .publish(&applied, Some((*peer, id.clone())), now_u64());
+                            .publish(&applied, Some((*peer, id.as_str())), now_u64());
                     }
                     // Get replies reach the asker through the mesh's routing.
                     Origin::Reply { .. } => {}

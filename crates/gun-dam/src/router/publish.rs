@@ -22,22 +22,23 @@ impl Mesh {
     pub fn publish(
         &mut self,
         diff: &Graph,
-        origin: Option<(PeerId, String)>,
+        origin: Option<(PeerId, &str)>,
         now: u64,
     ) -> Vec<Output> {
         let mut out = Vec::new();
         if diff.is_empty() {
             return out;
         }
+        let fresh;
         let (id, origin_peer) = match origin {
             Some((p, id)) => (id, Some(p)),
             None => {
-                let id = self.fresh_id();
-                self.dup.insert(&id, Track::Local, now);
-                (id, None)
+                fresh = self.fresh_id();
+                self.dup.insert(&fresh, Track::Local, now);
+                (fresh.as_str(), None)
             }
         };
-        self.publish_inner(diff, &id, None, origin_peer, None, now, &mut out);
+        self.publish_inner(diff, id, None, origin_peer, None, now, &mut out);
         out
     }
 

@@ -112,26 +112,24 @@ impl Mesh {
         here: &mut dyn FnMut(&Get) -> Option<i32>,
         out: &mut Vec<Output>,
     ) {
-        let id = match &m.id {
-            Some(id) => id.clone(),
-            None => {
-                let id = self.fresh_id();
-                m.id = Some(id.clone());
-                id
-            }
-        };
+        if m.id.is_none() {
+            m.id = Some(self.fresh_id());
+        }
+        // Borrowed from the message (no copy of the id per message); a get
+        // kept open takes its own copy below.
+        let id: &str = m.id.as_deref().unwrap_or_default();
         if m.dam.is_none() && admission == Admission::Unchecked {
             // Before the dedup marks it seen: a refused copy (a forgery) must
             // not make the genuine message look like a duplicate. Duplicates
             // are dropped first, so each message is verified once.
-            if self.dup.refresh(&id, now) {
+            if self.dup.refresh(id, now) {
                 tracing::trace!(id, "duplicate message dropped");
                 return;
             }
             if !self.decoder.allows(from, &m) {
                 return;
             }
-        } else if self.dup.refresh(&id, now) {
+        } else if self.dup.refresh(id, now) {
             // (An unchecked message had this look before its check, above.)
             tracing::trace!(id, "duplicate message dropped");
             return;
@@ -141,7 +139,7 @@ impl Mesh {
         let routed =
             m.dam.is_none() && m.reply_to.is_none() && (m.get.is_some() || m.put.is_some());
         if !routed {
-            self.dup.insert(&id, Track::default(), now);
+            self.dup.insert(id, Track::default(), now);
         }
         if let (Some(at), Some(h)) = (&m.reply_to, m.hash) {
             if self.dup.check_and_track(&answer_key(at, Some(h)), now) {
@@ -152,8 +150,8 @@ impl Mesh {
             // The asker (or a relay on the way) holds data hashing to `h`:
             // our answer with the same `##` is not sent (see `Mesh::reply`),
             // nor is a "not found".
-            self.dup.check_and_track(&answer_key(&id, Some(h)), now);
-            self.dup.check_and_track(&answer_key(&id, None), now);
+            self.dup.check_and_track(&answer_key(id, Some(h)), now);
+            self.dup.check_and_track(&answer_key(id, None), now);
         }
         if m.dam.is_some() {
             self.hear_dam(from, m, now, out);
@@ -170,7 +168,7 @@ impl Mesh {
         let seen = m.seen.as_deref().map(parse_seen);
         let sub = m.get.as_ref().map(sub_target);
         self.dup.insert(
-            &id,
+            id,
             Track::Via {
                 peer: from,
                 sub: sub.clone(),
@@ -219,6 +217,8 @@ impl Mesh {
             }
             if self.cfg.open_get_ms > 0 {
                 let (max, per_peer) = (self.cfg.max_open_gets, self.cfg.max_open_gets_per_peer);
+                // The forwarded copy carries the get's id.
+                let id = fwd.id.clone().unwrap_or_default();
                 self.open.open(
                     OpenGet {
                         id,

@@ -145,7 +145,8 @@ impl Mesh {
         if fresh {
             msg.id = Some(self.fresh_id());
         }
-        if let Some(at) = msg.reply_to.clone() {
+        // Taken out while the message is read (no copy), put back below.
+        if let Some(at) = msg.reply_to.take() {
             let data = msg.put.as_ref().is_some_and(|g| !g.is_empty());
             if data {
                 let h = *msg
@@ -165,6 +166,7 @@ impl Mesh {
                 tracing::trace!(at, "not found after data (or for a get with ##) not sent");
                 return Vec::new();
             }
+            msg.reply_to = Some(at);
         }
         // Signed with the encoding, after the lock (`frame_later`).
         match (&msg.id, fresh) {

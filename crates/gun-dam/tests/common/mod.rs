@@ -202,7 +202,10 @@ impl Node {
             if !merge.accepted.is_empty() {
                 out.extend(self.mesh.reply(from, Message::ack_ok(&id), now));
                 if msg.reply_to.is_none() && self.publish {
-                    out.extend(self.mesh.publish(&merge.accepted, Some((from, id)), now));
+                    out.extend(
+                        self.mesh
+                            .publish(&merge.accepted, Some((from, id.as_str())), now),
+                    );
                 }
             }
         }
