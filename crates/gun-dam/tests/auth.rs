@@ -396,7 +396,7 @@ fn own_puts_and_writes_for_full_peers_are_signed_when_their_text_is_taken() {
 
     // A client's write, published to the full peer.
     let before = count();
-    let out = r.publish(&write("s", "k", "v", 1), Some((client, "w1".into())), 1);
+    let out = r.publish(&write("s", "k", "v", 1), Some((client, "w1")), 1);
     assert_eq!(r.pending_puts(url), 1);
     assert_eq!(count(), before, "signed before its text was taken");
     let texts = text_to(&out, full);

@@ -223,7 +223,7 @@ fn writes_reach_their_subscribers_through_an_index_that_forgets_leavers() {
         gun_graph::Value::from("v"),
     )
     .unwrap();
-    let out = r.publish(&g, Some((PeerId(8), "w1".into())), 3);
+    let out = r.publish(&g, Some((PeerId(8), "w1")), 3);
     let pushed: Vec<PeerId> = sends(&out).into_iter().map(|(p, _)| p).collect();
     assert_eq!(pushed, [PeerId(7)]);
     // The shared soul reaches every subscriber (the writer too: it is pushed
@@ -236,13 +236,13 @@ fn writes_reach_their_subscribers_through_an_index_that_forgets_leavers() {
         gun_graph::Value::from("v"),
     )
     .unwrap();
-    let out = r.publish(&g, Some((PeerId(8), "w2".into())), 4);
+    let out = r.publish(&g, Some((PeerId(8), "w2")), 4);
     assert_eq!(sends(&out).len(), n as usize);
     // Half of the clients leave: their index entries go with them.
     for i in 1..=n / 2 {
         r.disconnect(PeerId(i));
     }
     assert_eq!(r.indexed_subscriptions(), n as usize);
-    let out = r.publish(&g, Some((PeerId(n), "w3".into())), 5);
+    let out = r.publish(&g, Some((PeerId(n), "w3")), 5);
     assert_eq!(sends(&out).len(), (n / 2) as usize);
 }

@@ -207,7 +207,7 @@ fn publish_full_peers_and_subscribers() {
         "writes are not forwarded before HAM"
     );
     let diff = d[0].1.put.clone().unwrap();
-    let out = sends(&r.publish(&diff, Some((o, "w1".into())), 2));
+    let out = sends(&r.publish(&diff, Some((o, "w1")), 2));
     // (a) G and U: the whole diff with the original id, not O, not X (in `><`).
     for p in [g, u] {
         let m = sent_to(&out, p);
@@ -241,7 +241,7 @@ fn publish_full_peers_and_subscribers() {
     assert_eq!(a, [(o, r##"{"#":"ab","@":"w1","ok":{"":1}}"##.to_string())]);
     // The origin gets the echo when subscribed.
     r.receive(o, r##"{"#":"go","get":{"#":"s"}}"##, 4);
-    let out = sends(&r.publish(&graph("s", "k", "K2", 5), Some((o, "w2".into())), 5));
+    let out = sends(&r.publish(&graph("s", "k", "K2", 5), Some((o, "w2")), 5));
     assert_eq!(sent_to(&out, o).len(), 1);
     assert_ne!(sent_to(&out, o)[0]["#"], "w2");
 }
@@ -260,7 +260,7 @@ fn a_late_part_goes_to_full_peers_under_a_fresh_id() {
     incoming(&mut r, g, "G", r#","gunrs":1"#);
     outgoing(&mut r, u, "ws://up/gun");
     r.receive(s, r##"{"#":"gs","get":{"#":"s"}}"##, 0);
-    let first = sends(&r.publish(&graph("s", "by", "X", 1), Some((o, "w1".into())), 1));
+    let first = sends(&r.publish(&graph("s", "by", "X", 1), Some((o, "w1")), 1));
     let late = sends(&r.publish_late(&graph("s", "n", "3", 2), o, "w1", 2));
     let mut fresh = None;
     for p in [g, u] {
@@ -321,7 +321,7 @@ fn full_peers_get_no_push_echo() {
         r##"{"#":"w1","><":"Y","put":{"s":{"_":{"#":"s",">":{"k":1}},"k":"K"}}}"##,
         1,
     );
-    let out = sends(&r.publish(&graph("s", "k", "K", 1), Some((x, "w1".into())), 2));
+    let out = sends(&r.publish(&graph("s", "k", "K", 1), Some((x, "w1")), 2));
     assert_eq!(sent_to(&out, u).len(), 1);
     assert_eq!(sent_to(&out, u)[0]["#"], "w1");
     assert!(sent_to(&out, x).is_empty(), "echo to the origin: {out:?}");
@@ -594,7 +594,7 @@ fn rtc_signalling_routes_through_a_relay() {
     let put = r##"{"#":"ann","put":{"/RTC/x<?99":{"_":{"#":"/RTC/x<?99",">":{"+":5}},"+":"A"}}}"##;
     let out = r.receive(a, put, 1);
     let diff = delivered(&out)[0].1.put.clone().unwrap();
-    let out = sends(&r.publish(&diff, Some((a, "ann".into())), 2));
+    let out = sends(&r.publish(&diff, Some((a, "ann")), 2));
     let push = sent_to(&out, b)[0]["#"].as_str().unwrap().to_owned();
     // B's offer answers the push; it reaches A as an answer to A's write, same `#`.
     let offer = r#"{"rtc":{"offer":{"type":"offer","sdp":"v=0\r\n"},"id":"B"}}"#;
