@@ -137,7 +137,8 @@ impl Engine {
             let mut sh = self.lock();
             Engine::writes_end(&mut sh, pending);
             reply.map(|reply| {
-                let outs = self.answer_write(&mut sh, from, reply, dispatched);
+                let mut outs = Vec::with_capacity(1);
+                self.answer_write(&mut sh, from, reply, dispatched, &mut outs);
                 self.execute_locked(&mut sh, outs)
             })
         };
@@ -156,7 +157,8 @@ impl Engine {
         from: PeerId,
         reply: Message,
         dispatched: std::time::Instant,
-    ) -> Vec<Output> {
+        out: &mut Vec<Output>,
+    ) {
         match &reply.err {
             None => {
                 self.inner.stats.acks_out.fetch_add(1, Ordering::Relaxed);
@@ -167,7 +169,7 @@ impl Engine {
             }
             Some(err) => self.inner.stats.count_rejected(err),
         }
-        sh.mesh.reply(from, reply, now_u64())
+        sh.mesh.reply_into(from, reply, now_u64(), out);
     }
 
     /// Stores the data of a get reply (ours, or one this mesh routed).
@@ -399,7 +401,7 @@ impl Engine {
                     Engine::writes_end(&mut sh, pending);
                 }
                 let ack = Message::ack_ok(id.as_str());
-                outs.extend(self.answer_write(&mut sh, plan.from, ack, plan.dispatched));
+                self.answer_write(&mut sh, plan.from, ack, plan.dispatched, &mut outs);
             }
             // Frames leave under this lock, unless the outbox must hold the
             // write first.

@@ -360,7 +360,28 @@ pub(super) fn answer_key(at: &str, h: Option<i32>) -> String {
 }
 
 pub(super) fn encode(m: &Message) -> Arc<str> {
-    Arc::from(m.to_json())
+    thread_local! {
+        /// Where a frame is written before its one copy into the `Arc<str>`
+        /// (a `String` made per frame was a second allocation and a free per
+        /// ack). Kept only while small, so one large write does not hold its
+        /// size for good.
+        static SCRATCH: std::cell::RefCell<String> =
+            const { std::cell::RefCell::new(String::new()) };
+    }
+    SCRATCH
+        .try_with(|s| {
+            let Ok(mut s) = s.try_borrow_mut() else {
+                return Arc::from(m.to_json());
+            };
+            s.clear();
+            m.write_json(&mut s);
+            let text = Arc::from(s.as_str());
+            if s.capacity() > 64 * 1024 {
+                *s = String::new();
+            }
+            text
+        })
+        .unwrap_or_else(|_| Arc::from(m.to_json()))
 }
 
 /// The text of an outgoing frame ([`Output::Send`]): either encoded already

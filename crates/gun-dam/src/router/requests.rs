@@ -140,7 +140,14 @@ impl Mesh {
     /// holds the same data), or the same answer already went through here. A
     /// "not found" is not sent for a get that came with a `##` or that data
     /// answered already.
-    pub fn reply(&mut self, to: PeerId, mut msg: Message, now: u64) -> Vec<Output> {
+    pub fn reply(&mut self, to: PeerId, msg: Message, now: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.reply_into(to, msg, now, &mut out);
+        out
+    }
+
+    /// [`Mesh::reply`], appending to `out` (no vector of its own per answer).
+    pub fn reply_into(&mut self, to: PeerId, mut msg: Message, now: u64, out: &mut Vec<Output>) {
         let fresh = msg.id.is_none();
         if fresh {
             msg.id = Some(self.fresh_id());
@@ -155,7 +162,7 @@ impl Mesh {
                 if self.dup.check_and_track(&answer_key(&at, Some(h)), now) {
                     tracing::trace!(at, h, "answer with a ## already seen not sent");
                     self.open.close(&at);
-                    return Vec::new();
+                    return;
                 }
                 self.dup.check_and_track(&answer_key(&at, None), now);
             } else if msg.put.is_none()
@@ -164,7 +171,7 @@ impl Mesh {
                 && self.dup.contains(&answer_key(&at, None), now)
             {
                 tracing::trace!(at, "not found after data (or for a get with ##) not sent");
-                return Vec::new();
+                return;
             }
             msg.reply_to = Some(at);
         }
@@ -184,13 +191,13 @@ impl Mesh {
         }
         if !self.peers.contains_key(&to) {
             tracing::debug!(peer = to.0, "reply for a peer that is gone");
-            return Vec::new();
+            return;
         }
         // Signed and encoded when the engine sends it, after its lock.
-        vec![Output::Send {
+        out.push(Output::Send {
             to,
             frame: self.frame_later(msg),
-        }]
+        });
     }
 
     /// Time passes: expires dedup entries (and the routes they hold), open
