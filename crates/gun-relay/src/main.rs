@@ -138,8 +138,8 @@ struct Args {
     /// data."} ("Account not same!", "Alias not same!", "Data hash not same as
     /// hash!", "Certificate verification fail.", ...). Stricter than Gun.js: a put
     /// with one bad key is refused whole, values naming another writer need a
-    /// valid certificate, and writes under a certificate with a write block list
-    /// (wb) are refused. In GUN_RELAY_NO_SEA: true/false (also 1/0, yes/no, on/off).
+    /// valid certificate. A certificate's write block list (wb) is read from the
+    /// relay's store. In GUN_RELAY_NO_SEA: true/false (also 1/0, yes/no, on/off).
     #[arg(long, env = "GUN_RELAY_NO_SEA", value_parser = BoolishValueParser::new())]
     no_sea: bool,
     /// Serve the files of DIR over HTTP on the same port (GET /x serves DIR/x,

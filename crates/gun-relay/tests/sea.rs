@@ -11,8 +11,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use gun_graph::{State, Value};
-use gun_sea::{Pair, sign_value, verify_value};
+use gun_graph::{Soul, State, Value};
+use gun_sea::{
+    Certificants, CertifyOptions, Pair, certify, sign_value, sign_value_certified, verify_value,
+};
 use serde_json::{Value as J, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -316,4 +318,100 @@ async fn no_sea_stores_forged_writes() {
         wire.get(&soul, "pub").await.map(|(v, _)| v),
         Some(json!(mallory.pub_))
     );
+}
+
+/// A certificate that names a write block list (`wb`): the relay reads the list
+/// from its store, as a Gun.js peer does with `get(list).get(pub).once(..)`, and
+/// refuses the writers it marks (and only them, and only while marked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_with_a_write_block_list_refuse_the_writers_it_marks() {
+    let relay = Relay::start(&[]);
+    let mut wire = Wire::connect(&relay.addr).await;
+    let (alice, bob, carol) = (
+        Pair::generate().unwrap(),
+        Pair::generate().unwrap(),
+        Pair::generate().unwrap(),
+    );
+    let root = format!("~{}", alice.pub_);
+    let (list, inbox) = (format!("{root}/blocklist"), format!("{root}/inbox"));
+    let st = now();
+    let by_alice = |soul: &str, key: &str, v: Value, at: f64| {
+        json!(sign_value(soul, key, &v, State::new(at).unwrap(), &alice).unwrap())
+    };
+    let mut opts = CertifyOptions::default();
+    opts.write_block = Some(json!("blocklist"));
+    let cert = certify(Certificants::Anyone, &json!({"*": "inbox"}), &alice, &opts).unwrap();
+    let write = |by: &Pair, key: &str, at: f64| {
+        json!(
+            sign_value_certified(
+                &inbox,
+                key,
+                &Value::from("hi"),
+                State::new(at).unwrap(),
+                by,
+                &cert
+            )
+            .unwrap()
+        )
+    };
+
+    // No list stored yet: nobody is blocked.
+    let ack = wire
+        .put(&inbox, "early", write(&bob, "early", st), st)
+        .await;
+    assert_eq!(err_of(&ack), None, "{ack}");
+
+    // Alice's client stores the list as Gun.js's `user.get('blocklist')` does:
+    // `~alice`.blocklist links to `~alice/blocklist`, which marks bob.
+    let link = Value::link(Soul::new(list.as_str()).unwrap());
+    let ack = wire
+        .put(
+            &root,
+            "blocklist",
+            by_alice(&root, "blocklist", link, st),
+            st,
+        )
+        .await;
+    assert_eq!(err_of(&ack), None, "{ack}");
+    let ack = wire
+        .put(
+            &list,
+            &bob.pub_,
+            by_alice(&list, &bob.pub_, Value::Bool(true), st),
+            st,
+        )
+        .await;
+    assert_eq!(err_of(&ack), None, "{ack}");
+
+    let ack = wire.put(&inbox, "m1", write(&bob, "m1", st), st).await;
+    assert_eq!(
+        err_of(&ack),
+        Some(format!("Certificant {} blocked.", bob.pub_).as_str()),
+        "{ack}"
+    );
+    assert_eq!(
+        wire.get(&inbox, "m1").await,
+        None,
+        "a blocked write was stored"
+    );
+    let from_carol = write(&carol, "m2", st);
+    let ack = wire.put(&inbox, "m2", from_carol.clone(), st).await;
+    assert_eq!(err_of(&ack), None, "a writer the list does not mark: {ack}");
+    assert_eq!(wire.get(&inbox, "m2").await, Some((from_carol, st)));
+
+    // Unblocked (a newer `false`): bob writes again.
+    let later = st + 1.0;
+    let ack = wire
+        .put(
+            &list,
+            &bob.pub_,
+            by_alice(&list, &bob.pub_, Value::Bool(false), later),
+            later,
+        )
+        .await;
+    assert_eq!(err_of(&ack), None, "{ack}");
+    let ack = wire
+        .put(&inbox, "m3", write(&bob, "m3", later), later)
+        .await;
+    assert_eq!(err_of(&ack), None, "an unblocked writer: {ack}");
 }

@@ -114,8 +114,10 @@
 //!   ignores writes under them; fixed on GitHub later).
 //! * Write block lists (`wb`) are read through a [`BlockList`] given to the
 //!   validator; without one, writes under a certificate that names a block list
-//!   are refused ([`Error::BlockListUnavailable`]). Signed values on the list
-//!   are unwrapped before the `1`/`true` test.
+//!   are refused ([`Error::BlockListUnavailable`]), as they are when the reader
+//!   fails ([`BlockList::try_value`]). Signed values on the list are unwrapped
+//!   before the `1`/`true` test. The `gun` crate's relay reads the list from its
+//!   store.
 
 #[cfg(feature = "users")]
 mod account;

@@ -22,6 +22,15 @@ use crate::user::{Wrapped, pub_of_soul};
 pub trait BlockList: Send + Sync + 'static {
     /// The stored value of `key` on `soul`, if known.
     fn value(&self, soul: &str, key: &str) -> Option<Value>;
+
+    /// The stored value of `key` on `soul`, or why it could not be read (a
+    /// store error, no runtime to wait on). The validator calls this one: a
+    /// failed read refuses the write ([`Error::BlockListUnavailable`]) instead
+    /// of letting a writer through whose block the reader could not see.
+    /// By default, [`value`](BlockList::value), which cannot fail.
+    fn try_value(&self, soul: &str, key: &str) -> std::result::Result<Option<Value>, String> {
+        Ok(self.value(soul, key))
+    }
 }
 
 impl<F> BlockList for F
@@ -218,15 +227,21 @@ impl SeaValidator {
             .block_list
             .as_ref()
             .ok_or(Error::BlockListUnavailable)?;
+        let read = |soul: &str, key: &str| {
+            reader
+                .try_value(soul, key)
+                .map(|v| v.map(unwrap))
+                .map_err(|_| Error::BlockListUnavailable)
+        };
         let soul = match r {
             BlockRef::Soul(s) => s,
-            BlockRef::OwnerKey(k) => match reader.value(&format!("~{owner}"), &k).map(unwrap) {
+            BlockRef::OwnerKey(k) => match read(&format!("~{owner}"), &k)? {
                 Some(Value::Link(s)) => s.as_str().to_owned(),
                 // No list there: nothing is blocked (Gun.js reads `undefined`).
                 _ => return Ok(()),
             },
         };
-        let blocked = match reader.value(&soul, certificant).map(unwrap) {
+        let blocked = match read(&soul, certificant)? {
             Some(Value::Bool(b)) => b,
             Some(Value::Number(n)) => n == 1.0,
             _ => false,
@@ -329,6 +344,172 @@ fn parse_int_hex(text: &str) -> u32 {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::{Certificants, CertifyOptions, Pair, certify, sign_value, sign_value_certified};
+    use gun_graph::State;
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    /// Stored values for a block list reader: `(soul, key) -> value`.
+    type Stored = HashMap<(String, String), Value>;
+
+    fn reader(stored: Stored) -> impl BlockList {
+        move |soul: &str, key: &str| stored.get(&(soul.to_owned(), key.to_owned())).cloned()
+    }
+
+    /// A reader whose every read fails, as a store that errs does.
+    struct Failing;
+    impl BlockList for Failing {
+        fn value(&self, _: &str, _: &str) -> Option<Value> {
+            None
+        }
+        fn try_value(&self, _: &str, _: &str) -> std::result::Result<Option<Value>, String> {
+            Err("store closed".into())
+        }
+    }
+
+    struct BlockCase {
+        owner: Pair,
+        blocked: Pair,
+        other: Pair,
+        st: f64,
+    }
+
+    impl BlockCase {
+        fn new() -> BlockCase {
+            BlockCase {
+                owner: Pair::generate().unwrap(),
+                blocked: Pair::generate().unwrap(),
+                other: Pair::generate().unwrap(),
+                st: crate::now_ms() - 5000.0,
+            }
+        }
+
+        fn soul(&self, path: &str) -> String {
+            format!("~{}{path}", self.owner.pub_)
+        }
+
+        /// A certificate for anyone to write `inbox`, naming `wb` as its block list.
+        fn cert(&self, wb: serde_json::Value) -> String {
+            let opts = CertifyOptions {
+                write_block: Some(wb),
+                ..CertifyOptions::default()
+            };
+            certify(
+                Certificants::Anyone,
+                &json!({"*": "inbox"}),
+                &self.owner,
+                &opts,
+            )
+            .unwrap()
+        }
+
+        /// What the owner's client stores: `value` signed by the owner.
+        fn by_owner(&self, soul: &str, key: &str, value: Value) -> Value {
+            let st = State::new(self.st).unwrap();
+            Value::from(sign_value(soul, key, &value, st, &self.owner).unwrap())
+        }
+
+        /// `writer`'s certified write of `inbox`.`msg`, checked by `v`.
+        fn write(&self, v: &SeaValidator, writer: &Pair, cert: &str) -> Result<()> {
+            let soul = self.soul("/inbox");
+            let st = State::new(self.st).unwrap();
+            let text =
+                sign_value_certified(&soul, "msg", &Value::from("hi"), st, writer, cert).unwrap();
+            v.check_key(&soul, "msg", &Value::from(text), self.st)
+        }
+
+        /// The owner's `~owner`.`blocklist` -> `~owner/blocklist` holding `blocked: mark`.
+        fn stored(&self, mark: Value) -> Stored {
+            let (root, list) = (self.soul(""), self.soul("/blocklist"));
+            let link = Value::link(gun_graph::Soul::new(list.as_str()).unwrap());
+            let mut m = Stored::new();
+            let v = self.by_owner(&root, "blocklist", link);
+            m.insert((root, "blocklist".into()), v);
+            let v = self.by_owner(&list, &self.blocked.pub_, mark);
+            m.insert((list, self.blocked.pub_.clone()), v);
+            m
+        }
+    }
+
+    #[test]
+    fn a_write_block_list_under_the_owner_refuses_the_writers_it_marks() {
+        let case = BlockCase::new();
+        let cert = case.cert(json!("blocklist"));
+        let v = SeaValidator::new().with_block_list(reader(case.stored(Value::Bool(true))));
+        match case.write(&v, &case.blocked, &cert) {
+            Err(Error::CertificantBlocked { certificant }) => {
+                assert_eq!(certificant, case.blocked.pub_)
+            }
+            other => panic!("a blocked writer got through: {other:?}"),
+        }
+        assert_eq!(
+            case.write(&v, &case.blocked, &cert)
+                .unwrap_err()
+                .to_string(),
+            format!("Certificant {} blocked.", case.blocked.pub_)
+        );
+        case.write(&v, &case.other, &cert)
+            .expect("a writer the list does not mark is allowed");
+        // `1` blocks as `true` does; `false` and other values do not (Gun.js).
+        let v = SeaValidator::new().with_block_list(reader(case.stored(Value::Number(1.0))));
+        assert!(matches!(
+            case.write(&v, &case.blocked, &cert),
+            Err(Error::CertificantBlocked { .. })
+        ));
+        for mark in [Value::Bool(false), Value::Number(2.0), Value::from("true")] {
+            let v = SeaValidator::new().with_block_list(reader(case.stored(mark.clone())));
+            assert!(case.write(&v, &case.blocked, &cert).is_ok(), "{mark:?}");
+        }
+        // No list under the owner: nothing is blocked.
+        let v = SeaValidator::new().with_block_list(reader(Stored::new()));
+        case.write(&v, &case.blocked, &cert).unwrap();
+    }
+
+    #[test]
+    fn a_write_block_list_named_by_soul_is_read_there() {
+        let case = BlockCase::new();
+        let list = case.soul("/blocklist");
+        let stored = case.stored(Value::Bool(true));
+        for wb in [json!(list), json!({"#": list})] {
+            let cert = case.cert(wb.clone());
+            let v = SeaValidator::new().with_block_list(reader(stored.clone()));
+            assert!(
+                matches!(
+                    case.write(&v, &case.blocked, &cert),
+                    Err(Error::CertificantBlocked { .. })
+                ),
+                "{wb}"
+            );
+            case.write(&v, &case.other, &cert).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_unreadable_block_list_refuses_rather_than_allows() {
+        let case = BlockCase::new();
+        let cert = case.cert(json!("blocklist"));
+        for v in [
+            SeaValidator::new(),
+            SeaValidator::new().with_block_list(Failing),
+        ] {
+            for writer in [&case.blocked, &case.other] {
+                assert!(matches!(
+                    case.write(&v, writer, &cert),
+                    Err(Error::BlockListUnavailable)
+                ));
+            }
+        }
+        // A certificate without a block list needs no reader.
+        let plain = certify(
+            Certificants::Anyone,
+            &json!({"*": "inbox"}),
+            &case.owner,
+            &CertifyOptions::default(),
+        )
+        .unwrap();
+        case.write(&SeaValidator::new(), &case.blocked, &plain)
+            .unwrap();
+    }
 
     #[test]
     fn hex_to_base64_is_gun_s() {

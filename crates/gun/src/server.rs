@@ -31,6 +31,7 @@
 //! ```
 
 mod backup;
+mod block_list;
 mod health;
 mod limits;
 mod metrics;
@@ -427,7 +428,12 @@ impl Relay {
             )));
         }
         if opts.sea {
-            validators.push(Arc::new(gun_sea::SeaValidator::new()));
+            // Certificates naming a write block list (`wb`) are checked
+            // against the list as this relay stores it.
+            validators
+                .push(Arc::new(gun_sea::SeaValidator::new().with_block_list(
+                    block_list::StoreBlockList::new(store.clone()),
+                )));
         }
         let crate::Wired {
             gun,
