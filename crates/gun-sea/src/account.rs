@@ -16,6 +16,7 @@
 //!   own souls (`~pub`, `~pub/…`) is the JSON string `{":":value,"~":sig}`
 //!   signed over `{"#":soul,".":key,":":value,">":state}`.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -30,7 +31,7 @@ use crate::cipher::{decrypt_json, encrypt};
 use crate::error::Error;
 use crate::pair::Pair;
 use crate::sign::{sign, verify};
-use crate::user::{Wrapped, pub_of_soul, sign_value};
+use crate::user::{Wrapped, pub_of_soul, sign_value, sign_value_certified};
 use crate::validator::SeaValidator;
 use crate::work::{WorkOptions, work};
 
@@ -681,6 +682,108 @@ impl UserChain {
 
     /// [`UserChain::put`], then waits for `opts.acks` peer acks.
     pub async fn put_with(&self, data: J, opts: PutOptions) -> Result<PutAck, UserError> {
+        let pair = self.own_signer()?;
+        let graph = self.write_graph(data).await?;
+        let graph = sign_graph(graph, &pair, None)?;
+        Ok(self.engine().put_local(graph, &opts).await?)
+    }
+
+    /// Gun.js `gun.get('~'+owner).get(..).put(data, cb, {opt: {cert}})`: writes
+    /// into **another** user's space as the logged-in user, under a
+    /// certificate that user made for us ([`certify`](crate::certify)). Each
+    /// value is signed by us and carries the certificate and our pub
+    /// (`{":":v,"~":sig,"+":cert,"*":pub}`); peers with SEA check the
+    /// certificate's write rules, expiry and block list. Use it on a chain of
+    /// [`User::of_user`]; objects become linked nodes as with [`put`](UserChain::put).
+    pub async fn put_certified(
+        &self,
+        data: J,
+        cert: &str,
+        opts: PutOptions,
+    ) -> Result<PutAck, UserError> {
+        let pair = self
+            .signer
+            .as_ref()
+            .and_then(User::pair)
+            .ok_or(UserError::NotLoggedIn)?;
+        let graph = self.write_graph(data).await?;
+        let owner = self.owner()?;
+        let graph = sign_graph(graph, &pair, Some((&owner, cert)))?;
+        Ok(self.engine().put_local(graph, &opts).await?)
+    }
+
+    /// Gun.js `user.get(..).set(item)`: adds `item` to the set here, signed.
+    /// An object becomes a new node in the owner's space, `~pub/<id>` (the soul
+    /// sea.js gives it), or the node its `_.#` names, and is linked under a key
+    /// equal to its soul; a link `{"#": soul}` is added under its soul; a plain
+    /// value goes under a random key. Returns the chain of the item: this
+    /// chain's `get(key)`. Resolves once durable locally.
+    pub async fn set(&self, item: J) -> Result<UserChain, UserError> {
+        self.set_with(item, PutOptions::default())
+            .await
+            .map(|(c, _)| c)
+    }
+
+    /// [`UserChain::set`], then waits for `opts.acks` peer acks.
+    pub async fn set_with(
+        &self,
+        item: J,
+        opts: PutOptions,
+    ) -> Result<(UserChain, PutAck), UserError> {
+        let pair = self.own_signer()?;
+        let state = self.engine().next_state();
+        let mut graph = Graph::new();
+        let list = self
+            .soul_for_write(&mut graph, self.root_soul()?, &self.keys, state)
+            .await?;
+        let here = format!("{self:?}");
+        let key = match (leaf(&item, &here)?, &item) {
+            (Some(Value::Link(l)), _) => {
+                put(&mut graph, &list, l.as_str(), state, Value::Link(l.clone()))?;
+                l.to_string()
+            }
+            (None, J::Object(m)) => {
+                let named = m.get("_").and_then(|u| u.get("#")).and_then(J::as_str);
+                let soul = match named {
+                    Some(s) => s.to_owned(),
+                    None => format!(
+                        "~{}/{}",
+                        pair.pub_,
+                        gun_graph::ids::uuid(&mut rand::rng(), state.as_f64(), 12)
+                    ),
+                };
+                let soul = Soul::new(soul).map_err(gun_core::Error::from)?;
+                self.build(&mut graph, soul.clone(), m, state).await?;
+                put(
+                    &mut graph,
+                    &list,
+                    soul.as_str(),
+                    state,
+                    Value::Link(soul.clone()),
+                )?;
+                soul.to_string()
+            }
+            (Some(v), _) => {
+                let key = gun_graph::ids::uuid(&mut rand::rng(), state.as_f64(), 7);
+                put(&mut graph, &list, &key, state, v)?;
+                key
+            }
+            (None, _) => return Err(UserError::InvalidData(format!("at {here}"))),
+        };
+        let graph = sign_graph(graph, &pair, None)?;
+        let ack = self.engine().put_local(graph, &opts).await?;
+        Ok((self.get(key), ack))
+    }
+
+    /// Gun.js `user.get(..).map()`: each child of the node here (see [`UserMap`]).
+    pub fn map(&self) -> UserMap {
+        UserMap {
+            chain: self.clone(),
+        }
+    }
+
+    /// The logged-in user's pair, if this is that user's space.
+    fn own_signer(&self) -> Result<Pair, UserError> {
         let pair = self
             .signer
             .as_ref()
@@ -692,6 +795,12 @@ impl UserChain {
                 soul: format!("~{owner}"),
             });
         }
+        Ok(pair)
+    }
+
+    /// The unsigned graph of a put of `data` here: one state for every key,
+    /// nested objects as linked nodes.
+    async fn write_graph(&self, data: J) -> Result<Graph, UserError> {
         let state = self.engine().next_state();
         let mut graph = Graph::new();
         let root = self.root_soul()?;
@@ -723,8 +832,7 @@ impl UserChain {
                 }
             }
         }
-        let graph = sign_graph(graph, &pair)?;
-        Ok(self.engine().put_local(graph, &opts).await?)
+        Ok(graph)
     }
 
     /// The node to write into below `soul` along `keys`, linking missing nodes
@@ -796,6 +904,129 @@ impl UserChain {
     }
 }
 
+/// Each child of a node in a user's space: Gun.js `user.get(..).map()`.
+///
+/// A child is a key of the node here: a link is followed and gives the linked
+/// node's verified keys as an object, any other value is given as it is
+/// (`null` for a removed item). Unlike [`UserChain`] reads, a child whose
+/// values do not verify is left out (debug event), as Gun.js drops it, so
+/// that one bad entry in a set that many write into (under certificates)
+/// does not hide the others.
+#[derive(Clone)]
+pub struct UserMap {
+    chain: UserChain,
+}
+
+impl fmt::Debug for UserMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}.map()", self.chain)
+    }
+}
+
+/// One child of a [`UserMap`]: its key, its data, the soul it links to.
+type Child = (String, J, Option<Soul>);
+
+impl UserMap {
+    /// The children now, asking peers for what is not known locally, as an
+    /// object by key; `None` when the node here is unknown or has no keys.
+    pub async fn then(&self) -> Result<Option<J>, UserError> {
+        let kids = self.children().await?;
+        if kids.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(J::Object(
+            kids.into_iter().map(|(k, d, _)| (k, d)).collect(),
+        )))
+    }
+
+    /// Calls `cb(data, key)` once for each child now, in key order.
+    pub async fn once<F: FnMut(J, &str)>(&self, mut cb: F) -> Result<(), UserError> {
+        for (k, d, _) in self.children().await? {
+            cb(d, &k);
+        }
+        Ok(())
+    }
+
+    /// Calls `cb(data, key)` for each child now, and again for a child that
+    /// is added or changes (its value, or a key of the node it links to).
+    /// Stops when the returned [`Subscription`] is dropped.
+    pub fn on<F>(&self, cb: F) -> Subscription
+    where
+        F: FnMut(J, &str) + Send + 'static,
+    {
+        let map = self.clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = map.watch_loop(cb).await {
+                tracing::debug!(%e, map = ?map, "user map subscription ended");
+            }
+        });
+        Subscription::from_task(task.abort_handle())
+    }
+
+    async fn watch_loop<F>(&self, mut cb: F) -> Result<(), UserError>
+    where
+        F: FnMut(J, &str) + Send + 'static,
+    {
+        let mut watch = SoulWatch::new(self.chain.engine());
+        let mut last: HashMap<String, J> = HashMap::new();
+        loop {
+            let mut souls = self.chain.path_souls().await?;
+            let kids = self.children().await?;
+            souls.extend(kids.iter().filter_map(|(_, _, s)| s.clone()));
+            watch.set(&souls);
+            for (k, d, _) in kids {
+                if last.get(&k) != Some(&d) {
+                    cb(d.clone(), &k);
+                    last.insert(k, d);
+                }
+            }
+            if !watch.changed().await {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The verified children, in key order.
+    async fn children(&self) -> Result<Vec<Child>, UserError> {
+        let Target::Node(soul) = self.chain.resolve().await? else {
+            return Ok(Vec::new());
+        };
+        let engine = self.chain.engine();
+        let Some(node) = engine.fetch(&soul, None).await? else {
+            return Ok(Vec::new());
+        };
+        let mut kids = Vec::new();
+        for (k, e) in node.iter() {
+            let child = match decode(soul.as_str(), k, &e.value, e.state) {
+                Ok(Value::Link(l)) => match engine.fetch(&l, None).await? {
+                    Some(n) => node_json(&n).map(|d| (d, Some(l))),
+                    None => continue,
+                },
+                Ok(v) => Ok((v.to_json(), None)),
+                Err(e) => Err(e),
+            };
+            match child {
+                Ok((d, link)) => kids.push((k.to_string(), d, link)),
+                Err(e @ UserError::Unverified { .. }) => {
+                    tracing::debug!(%e, "unverified child left out of a user map");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(kids)
+    }
+}
+
+/// A node's verified keys as an object.
+fn node_json(node: &Node) -> Result<J, UserError> {
+    let mut out = Map::new();
+    for (k, e) in node.iter() {
+        let v = decode(node.soul().as_str(), k, &e.value, e.state)?;
+        out.insert(k.to_string(), v.to_json());
+    }
+    Ok(J::Object(out))
+}
+
 fn put(graph: &mut Graph, soul: &Soul, key: &str, state: State, v: Value) -> Result<(), UserError> {
     graph
         .put(soul.clone(), key, state, v)
@@ -819,8 +1050,14 @@ fn leaf(v: &J, path: &str) -> Result<Option<Value>, UserError> {
 
 /// Signs every value of the graph for `pair`: souls in its space get
 /// `{":":value,"~":sig}` (key `pub` of `~pub` stays plain); souls outside user
-/// space are written as they are; another user's space is refused.
-fn sign_graph(graph: Graph, pair: &Pair) -> Result<Graph, UserError> {
+/// space are written as they are; another user's space is refused, except
+/// the space of `certified.0`, whose values are signed with the certificate
+/// `certified.1`.
+fn sign_graph(
+    graph: Graph,
+    pair: &Pair,
+    certified: Option<(&str, &str)>,
+) -> Result<Graph, UserError> {
     let mut out = Graph::new();
     for (soul, node) in graph.iter() {
         out.node_mut(soul);
@@ -840,6 +1077,14 @@ fn sign_graph(graph: Graph, pair: &Pair) -> Result<Graph, UserError> {
                         Value::from(sign_value(soul.as_str(), k, &e.value, e.state, pair)?.as_str())
                     };
                     put(&mut out, soul, k, e.state, v)?;
+                }
+            }
+            Some(o) if certified.is_some_and(|(owner, _)| owner == o) => {
+                let cert = certified.map_or("", |(_, c)| c);
+                for (k, e) in node.iter() {
+                    let text =
+                        sign_value_certified(soul.as_str(), k, &e.value, e.state, pair, cert)?;
+                    put(&mut out, soul, k, e.state, Value::from(text.as_str()))?;
                 }
             }
             Some(_) => {

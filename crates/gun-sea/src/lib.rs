@@ -137,7 +137,7 @@ mod validator;
 mod work;
 
 #[cfg(feature = "users")]
-pub use account::{User, UserChain, UserError, UserInfo};
+pub use account::{User, UserChain, UserError, UserInfo, UserMap};
 pub use cert::{Certificants, CertifyOptions, certify};
 pub use cipher::{Key, decrypt, decrypt_json, encrypt};
 pub use error::{Error, Result};

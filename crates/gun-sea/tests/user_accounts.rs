@@ -499,3 +499,190 @@ async fn on_follows_verified_changes_and_relinks() {
         "a dropped subscription fired: {after:?}"
     );
 }
+
+#[tokio::test]
+async fn set_adds_signed_items_and_map_reads_them() {
+    let g = sea_gun(); // every write below passes the SEA validator
+    let alice = User::new(g.clone());
+    let pub_ = alice.create("alice", PASS).await.unwrap();
+    let friends = alice.get("friends");
+
+    // An object: a new node in alice's space, linked under its soul.
+    let bob = friends.set(json!({"name": "Bob"})).await.unwrap();
+    let bob_soul = bob.soul().await.unwrap().expect("the item is a node");
+    assert!(
+        bob_soul.as_str().starts_with(&format!("~{pub_}/")),
+        "{bob_soul}"
+    );
+    assert_eq!(bob.then().await.unwrap(), Some(json!({"name": "Bob"})));
+    // A plain value, under a random key; a link, under the linked soul.
+    let plain = friends.set(json!("carol")).await.unwrap();
+    assert_eq!(plain.then().await.unwrap(), Some(json!("carol")));
+    alice.get("me").put(json!({"name": "Alice"})).await.unwrap();
+    let me = alice.get("me").soul().await.unwrap().unwrap();
+    friends.set(json!({"#": me.as_str()})).await.unwrap();
+
+    // On the wire, the list's values are alice's signed links.
+    let list_soul = friends.soul().await.unwrap().unwrap();
+    let list = node(&g, list_soul.as_str()).await;
+    let wire = list.value(bob_soul.as_str()).unwrap().as_str().unwrap();
+    let st = list.state(bob_soul.as_str()).unwrap();
+    assert_eq!(
+        verify_value(list_soul.as_str(), bob_soul.as_str(), wire, st, &pub_).unwrap(),
+        Value::Link(bob_soul.clone())
+    );
+
+    // map(): each child, links followed, as anybody reads it.
+    let all = User::of(g.clone(), &pub_)
+        .get("friends")
+        .map()
+        .then()
+        .await
+        .unwrap()
+        .unwrap();
+    let all = all.as_object().unwrap();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(all[bob_soul.as_str()], json!({"name": "Bob"}));
+    assert_eq!(all[me.as_str()], json!({"name": "Alice"}));
+    assert_eq!(
+        all.values().filter(|v| **v == json!("carol")).count(),
+        1,
+        "{all:?}"
+    );
+    let mut seen = Vec::new();
+    friends
+        .map()
+        .once(|d, k| seen.push((k.to_owned(), d)))
+        .await
+        .unwrap();
+    assert_eq!(seen.len(), 3);
+    assert!(seen.contains(&(bob_soul.to_string(), json!({"name": "Bob"}))));
+
+    // on(): every child now, then additions and changes of linked nodes.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _sub = friends.map().on(move |d, k| {
+        let _ = tx.send(json!({"k": k, "d": d}));
+    });
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        first.push(next_of(&mut rx).await);
+    }
+    assert!(first.contains(&json!({"k": bob_soul.as_str(), "d": {"name": "Bob"}})));
+    let dave = friends.set(json!({"name": "Dave"})).await.unwrap();
+    let dave_soul = dave.soul().await.unwrap().unwrap();
+    assert_eq!(
+        next_of(&mut rx).await,
+        json!({"k": dave_soul.as_str(), "d": {"name": "Dave"}})
+    );
+    bob.get("name").put(json!("Robert")).await.unwrap();
+    assert_eq!(
+        next_of(&mut rx).await,
+        json!({"k": bob_soul.as_str(), "d": {"name": "Robert"}})
+    );
+
+    // Nobody writes into another user's set without a certificate.
+    let mallory = User::new(g.clone());
+    mallory.create("mallory", PASS).await.unwrap();
+    assert!(matches!(
+        mallory.of_user(&pub_).get("friends").set(json!("x")).await,
+        Err(UserError::NotOwner { .. })
+    ));
+}
+
+#[tokio::test]
+async fn map_leaves_out_children_that_do_not_verify() {
+    let g = gun(); // no validator: a forged value can be stored below
+    let alice = User::new(g.clone());
+    let pub_ = alice.create("alice", PASS).await.unwrap();
+    let friends = alice.get("friends");
+    let bob = friends.set(json!({"name": "Bob"})).await.unwrap();
+    let bob_soul = bob.soul().await.unwrap().unwrap();
+    let list = friends.soul().await.unwrap().unwrap();
+    let mut forged = Graph::new();
+    let st = State::new(gun_core::now_ms()).unwrap();
+    forged
+        .put(list.clone(), "x", st, Value::from("unsigned"))
+        .unwrap();
+    g.engine()
+        .put_local(forged, &Default::default())
+        .await
+        .unwrap();
+    let all = User::of(g.clone(), &pub_)
+        .get("friends")
+        .map()
+        .then()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(all, json!({bob_soul.as_str(): {"name": "Bob"}}));
+    // A plain read of the list still fails on it, as user reads do.
+    assert!(matches!(
+        friends.then().await,
+        Err(UserError::Unverified { .. })
+    ));
+}
+
+#[tokio::test]
+async fn certified_writes_into_another_users_space() {
+    let g = sea_gun();
+    let alice = User::new(g.clone());
+    let alice_pub = alice.create("alice", PASS).await.unwrap();
+    let bob = User::new(g.clone());
+    let bob_pub = bob.create("bob", PASS).await.unwrap();
+    let inbox_cert = gun_sea::certify(
+        gun_sea::Certificants::One(&bob_pub),
+        &json!({"*": "inbox"}),
+        &alice.pair().unwrap(),
+        &gun_sea::CertifyOptions::default(),
+    )
+    .unwrap();
+
+    // Bob writes into alice's inbox under her certificate; anybody reads it,
+    // verified against the certificate.
+    let inbox = bob.of_user(&alice_pub).get("inbox");
+    inbox
+        .get("from-bob")
+        .put_certified(json!("hello"), &inbox_cert, Default::default())
+        .await
+        .unwrap();
+    let read = User::of(g.clone(), &alice_pub)
+        .get("inbox")
+        .get("from-bob")
+        .then()
+        .await
+        .unwrap();
+    assert_eq!(read, Some(json!("hello")));
+    // The stored value names bob and carries the certificate (Gun.js's form).
+    let soul = inbox.soul().await.unwrap().unwrap();
+    let stored = node(&g, soul.as_str()).await;
+    let text = stored
+        .value("from-bob")
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wrapped: J = serde_json::from_str(&text).unwrap();
+    assert_eq!(wrapped["*"], json!(bob_pub));
+    assert!(wrapped["+"].is_object(), "{text}");
+
+    // Without the certificate, or outside what it allows: refused.
+    assert!(matches!(
+        inbox.get("plain").put(json!("x")).await,
+        Err(UserError::NotOwner { .. })
+    ));
+    let outside = bob
+        .of_user(&alice_pub)
+        .get("profile")
+        .put_certified(json!({"name": "mallory"}), &inbox_cert, Default::default())
+        .await;
+    assert!(outside.is_err(), "{outside:?}");
+    assert_eq!(
+        User::of(g.clone(), &alice_pub)
+            .get("profile")
+            .get("name")
+            .then()
+            .await
+            .unwrap(),
+        None
+    );
+}
