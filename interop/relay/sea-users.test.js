@@ -93,3 +93,41 @@ test('a user created in Gun.js logs in from Rust; each reads the other\'s signed
   assert.equal((await G2.userOfOnce(rpub, ['hello'])).data, 'from rust');
   assert.equal((await G2.userOfOnce(rpub, ['alias'])).data, ralias);
 }));
+
+test('sets, maps and certified writes between Rust and Gun.js users', T, () => scenario(async (ctx) => {
+  const relay = ctx.add(await startGunRelay({ store: 'sled' }));
+  const R = ctx.add(await RustPeer.spawn(relay.httpUrl, 'R'));
+  const { pub: rpub } = await R.userCreate(uniq('rset'), PASS, { acks: 1, timeoutMs: 8000 });
+  const G = ctx.add(await GunPeer.spawn(relay.url, 'G'));
+  const galias = uniq('gset');
+  const created = await G.userCreate(galias, PASS);
+  assert.equal(created.err, null, `Gun.js user.create: ${created.err}`);
+  const gpub = (await G.userAuth(galias, PASS)).pub;
+
+  // Rust adds to a set in its space; Gun.js maps over it, verified by sea.js.
+  const bob = await R.userSet(['friends'], { name: 'Bob' });
+  assert.equal(bob.acked, 1, `Rust user.set: ${JSON.stringify(bob)}`);
+  assert.ok(bob.key.startsWith(`~${rpub}/`), `item soul ${bob.key}`);
+  assert.equal((await R.userSet(['friends'], 'carol')).acked, 1);
+  const seen = await G.userOfMapOnce(rpub, ['friends']);
+  assert.deepEqual(seen[bob.key], { name: 'Bob' }, `Gun.js map of the Rust set: ${JSON.stringify(seen)}`);
+  assert.equal(Object.values(seen).filter((v) => v === 'carol').length, 1, JSON.stringify(seen));
+
+  // Gun.js adds to a set in its space; Rust maps over it, verified.
+  const dana = await G.userSet(['friends'], { name: 'Dana' });
+  assert.deepEqual([dana.acked, dana.err], [true, null], `Gun.js user.set: ${JSON.stringify(dana)}`);
+  const kids = await R.userOfMap(gpub, ['friends']);
+  const entries = Object.entries(kids || {});
+  assert.equal(entries.length, 1, `Rust map of the Gun.js set: ${JSON.stringify(kids)}`);
+  assert.ok(entries[0][0].startsWith(`~${gpub}/`), entries[0][0]);
+  assert.deepEqual(entries[0][1], { name: 'Dana' });
+
+  // A certificate made by sea.js lets the Rust user write into the Gun.js
+  // user's inbox; gun-relay checks it, and a fresh Gun.js client reads it.
+  const cert = await G.certify(rpub, { '*': 'inbox' });
+  const w = await R.userOfPutCertified(gpub, ['inbox', 'hi'], 'hello from rust', cert);
+  assert.equal(w.acked, 1, `certified write: ${JSON.stringify(w)}`);
+  await assert.rejects(R.userOfPutCertified(gpub, ['profile', 'name'], 'not allowed', cert));
+  const reader = ctx.add(await GunPeer.spawn(relay.url, 'reader'));
+  assert.equal((await reader.userOfOnce(gpub, ['inbox', 'hi'])).data, 'hello from rust');
+}));

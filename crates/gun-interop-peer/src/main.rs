@@ -26,6 +26,12 @@
 //!     (signed, into the logged-in user's space; path below the user's root)
 //! {"id":11,"op":"userOf.get","pub":"...","path":["profile","name"]}
 //!     -> verified data of that user's space, or null (an error if it does not verify)
+//! {"id":12,"op":"user.set","path":["friends"],"value":{...},"acks":1,"timeoutMs":5000}
+//!     -> {"key":"<the item's key (its soul for a node)>", "accepted":..,"acked":..}
+//! {"id":13,"op":"userOf.map","pub":"...","path":["friends"]}
+//!     -> {key: verified data of each child} or null
+//! {"id":14,"op":"userOf.putCertified","pub":"...","path":["inbox","k"],"value":..,"cert":"SEA{...}","acks":1}
+//!     (into that user's space as the logged-in user, under its certificate)
 //! {"id":6,"op":"exit"}                           (also on end of input)
 //! ```
 //!
@@ -174,6 +180,36 @@ async fn run_op(
                 "accepted": ack.accepted,
                 "acked": ack.acked_by.len(),
                 "msgId": ack.id,
+            }))
+        }
+        "user.set" => {
+            let c = user_chain(gun.user().root(), &path_of(cmd)?)?;
+            let value = cmd.get("value").cloned().unwrap_or(Value::Null);
+            let (item, ack) = c
+                .set_with(value, put_options(cmd))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({
+                "key": item.key(),
+                "accepted": ack.accepted,
+                "acked": ack.acked_by.len(),
+            }))
+        }
+        "userOf.map" => {
+            let c = user_chain(gun.user_of(str_arg(cmd, "pub")?), &path_of(cmd)?)?;
+            let data = c.map().then().await.map_err(|e| e.to_string())?;
+            Ok(data.unwrap_or(Value::Null))
+        }
+        "userOf.putCertified" => {
+            let c = user_chain(gun.user_of(str_arg(cmd, "pub")?), &path_of(cmd)?)?;
+            let value = cmd.get("value").cloned().unwrap_or(Value::Null);
+            let ack = c
+                .put_certified(value, str_arg(cmd, "cert")?, put_options(cmd))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({
+                "accepted": ack.accepted,
+                "acked": ack.acked_by.len(),
             }))
         }
         "userOf.get" => {

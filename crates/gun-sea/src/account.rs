@@ -520,6 +520,12 @@ impl UserChain {
         c
     }
 
+    /// The last key of this chain (`None` at the user's root): for the chain
+    /// [`set`](UserChain::set) returns, the key the item was added under.
+    pub fn key(&self) -> Option<&str> {
+        self.keys.last().map(String::as_str)
+    }
+
     /// The chain `n` levels up (at most to the user's root).
     pub fn back(&self, n: usize) -> UserChain {
         let mut c = self.clone();

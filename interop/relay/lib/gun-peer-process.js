@@ -97,6 +97,30 @@ const ops = {
       });
     });
   },
+  // user.get(path...).set(value): resolves with the first ack.
+  userSet({ path, value, ackTimeout = 5000 }) {
+    return new Promise((resolve) => {
+      const started = Date.now();
+      const timer = setTimeout(() => resolve({ acked: false, err: null, ms: Date.now() - started }), ackTimeout);
+      path.reduce((node, key) => node.get(key), gun.user()).set(value, (ack) => {
+        clearTimeout(timer);
+        resolve({ acked: true, err: (ack && ack.err) || null, ms: Date.now() - started });
+      });
+    });
+  },
+  // gun.user(pub).get(path...).map().once(..): every child seen within waitMs,
+  // by key (SEA verifies and unwraps them).
+  userOfMapOnce({ pub, path, waitMs = 1500 }) {
+    return new Promise((resolve) => {
+      const seen = {};
+      path.reduce((node, key) => node.get(key), gun.user(pub)).map().once((data, key) => { seen[key] = plain(data); });
+      setTimeout(() => resolve(seen), waitMs);
+    });
+  },
+  // SEA.certify(pubs, policy, <logged-in pair>, null, opt): the certificate text.
+  certify({ pubs, policy, opt }) {
+    return Gun.SEA.certify(pubs, policy, gun.user()._.sea, null, opt || {});
+  },
   // once() in a user's space: gun.user(pub).get(path...) (SEA unwraps signed values).
   userOfOnce({ pub, path }) {
     return new Promise((resolve) => {

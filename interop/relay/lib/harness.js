@@ -288,6 +288,9 @@ class GunPeer {
   userLeave() { return this.call('userLeave'); }
   userPut(path, value, ackTimeout = 5000) { return this.call('userPut', { path, value, ackTimeout }, ackTimeout + 5000); }
   userOfOnce(pub, path, timeoutMs = 10000) { return this.call('userOfOnce', { pub, path }, timeoutMs); }
+  userSet(path, value, ackTimeout = 5000) { return this.call('userSet', { path, value, ackTimeout }, ackTimeout + 5000); }
+  userOfMapOnce(pub, path, waitMs = 1500) { return this.call('userOfMapOnce', { pub, path, waitMs }, waitMs + 10000); }
+  certify(pubs, policy, opt) { return this.call('certify', { pubs, policy, opt }); }
   async subscribe(path) {
     const id = `s${this.nextId++}`;
     const sub = new Sub(`${this.name} on(${path.join('.')})`);
@@ -383,6 +386,9 @@ class RustPeer {
   userLeave() { return this.call('user.leave'); }
   userPut(path, value, { acks = 1, timeoutMs = 5000 } = {}) { return this.call('user.put', { path, value, acks, timeoutMs }, timeoutMs + 5000); }
   userOfGet(pub, path, timeoutMs = 15000) { return this.call('userOf.get', { pub, path }, timeoutMs); }
+  userSet(path, value, { acks = 1, timeoutMs = 5000 } = {}) { return this.call('user.set', { path, value, acks, timeoutMs }, timeoutMs + 5000); }
+  userOfMap(pub, path, timeoutMs = 15000) { return this.call('userOf.map', { pub, path }, timeoutMs); }
+  userOfPutCertified(pub, path, value, cert, { acks = 1, timeoutMs = 5000 } = {}) { return this.call('userOf.putCertified', { pub, path, value, cert, acks, timeoutMs }, timeoutMs + 5000); }
   async subscribe(path) {
     const id = `s${this.nextId++}`;
     const sub = new Sub(`${this.name} on(${path.join('.')})`);
