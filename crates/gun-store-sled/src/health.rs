@@ -269,6 +269,10 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 /// its place and opens it. sled, after recovering a damaged `db` with losses,
 /// has failed to open it again after its next clean close; a copy has no such
 /// past.
+///
+/// The outbox (writes of this peer that no peer has acknowledged yet, re-sent
+/// at the next start) is copied too, as far as it is readable: losing it would
+/// lose writes the application was told were stored.
 fn rebuild(
     path: &Path,
     db: sled::Db,
@@ -304,6 +308,7 @@ fn rebuild(
             .insert(META_KEY, m.encode().to_vec())
             .and_then(|_| ntree.flush())
             .map_err(sled_err)?;
+        copy_outbox(&db, &ndb, path).map_err(sled_err)?;
         drop(ntree);
         drop(ndb);
         Ok(n)
@@ -472,4 +477,48 @@ mod tests {
         write_marker(dir.path(), m).unwrap();
         assert_eq!(read_marker(dir.path()).unwrap(), Some(m));
     }
+}
+
+/// Copies the readable records of the outbox tree of `from` into `to` and
+/// flushes them. A record sled cannot read ends the copy there (warn event):
+/// what was read is kept, and the store opens; only a failure to write the new
+/// database fails the rebuild.
+fn copy_outbox(from: &sled::Db, to: &sled::Db, path: &Path) -> Result<(), sled::Error> {
+    let src = match from.open_tree(crate::OUTBOX_TREE) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(
+                path = %path.display(),
+                error = %e,
+                "outbox of a damaged database unreadable: its writes will not be re-sent"
+            );
+            return Ok(());
+        }
+    };
+    let dst = to.open_tree(crate::OUTBOX_TREE)?;
+    let mut batch = sled::Batch::default();
+    let mut n = 0u64;
+    for item in src.iter() {
+        match item {
+            Ok((k, v)) => {
+                batch.insert(k, v);
+                n += 1;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    copied = n,
+                    error = %e,
+                    "outbox of a damaged database only partly readable: the writes after the damage will not be re-sent"
+                );
+                break;
+            }
+        }
+    }
+    dst.apply_batch(batch)?;
+    dst.flush()?;
+    if n > 0 {
+        tracing::info!(path = %path.display(), writes = n, "outbox copied into the rebuilt database");
+    }
+    Ok(())
 }

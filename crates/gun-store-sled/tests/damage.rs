@@ -129,17 +129,46 @@ fn a_loss_since_the_last_clean_close_is_rebuilt_from_what_is_readable() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("db");
     filled(&dir);
+    // Two local writes no peer has acknowledged yet, in the outbox.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let pending = |i: u32| {
+        let mut g = Graph::new();
+        g.put(
+            Soul::new(format!("mine/{i}")).unwrap(),
+            "v",
+            State::new(f64::from(i)).unwrap(),
+            Value::from(format!("not yet acked {i}")),
+        )
+        .unwrap();
+        g
+    };
+    {
+        let store = SledStore::open(&dir).unwrap();
+        for i in 0..2 {
+            rt.block_on(store.outbox_put(&format!("msg{i}"), &pending(i)))
+                .unwrap();
+        }
+    }
     // As if sled had lost the last 100 nodes of a store closed with 700.
     let marker = dir.join("gun-store.marker");
     let text = std::fs::read_to_string(&marker).unwrap();
     assert!(text.contains("clean 1\nsouls 600\nkeys 6000\n"), "{text}");
     std::fs::write(&marker, text.replace("souls 600", "souls 700")).unwrap();
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
     let store = SledStore::open(&dir).unwrap();
     assert!(tmp.path().join("db.damaged").is_dir(), "kept aside");
+    // The outbox came along: those writes are still re-sent at start.
+    let mut outbox = rt.block_on(store.outbox()).unwrap();
+    outbox.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        outbox,
+        vec![
+            ("msg0".to_owned(), pending(0)),
+            ("msg1".to_owned(), pending(1))
+        ]
+    );
     let stats = rt.block_on(store.stats()).unwrap();
     assert_eq!((stats.souls, stats.keys), (600, 6000));
     let n = rt.block_on(store.get_node("node/0599")).unwrap().unwrap();
