@@ -457,28 +457,6 @@ impl Verifier {
     }
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn marker_round_trip() {
-        let m = Marker {
-            clean: true,
-            souls: 3,
-            keys: 30,
-        };
-        assert_eq!(Marker::decode(&m.encode()), Some(m));
-        assert_eq!(Marker::decode("something else"), None);
-        assert_eq!(Marker::decode("gun-store-sled marker 1\nclean 1\n"), None);
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(read_marker(dir.path()).unwrap(), None);
-        write_marker(dir.path(), m).unwrap();
-        assert_eq!(read_marker(dir.path()).unwrap(), Some(m));
-    }
-}
-
 /// Copies the readable records of the outbox tree of `from` into `to` and
 /// flushes them. A record sled cannot read ends the copy there (warn event):
 /// what was read is kept, and the store opens; only a failure to write the new
@@ -521,4 +499,26 @@ fn copy_outbox(from: &sled::Db, to: &sled::Db, path: &Path) -> Result<(), sled::
         tracing::info!(path = %path.display(), writes = n, "outbox copied into the rebuilt database");
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_round_trip() {
+        let m = Marker {
+            clean: true,
+            souls: 3,
+            keys: 30,
+        };
+        assert_eq!(Marker::decode(&m.encode()), Some(m));
+        assert_eq!(Marker::decode("something else"), None);
+        assert_eq!(Marker::decode("gun-store-sled marker 1\nclean 1\n"), None);
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_marker(dir.path()).unwrap(), None);
+        write_marker(dir.path(), m).unwrap();
+        assert_eq!(read_marker(dir.path()).unwrap(), Some(m));
+    }
 }
