@@ -785,6 +785,16 @@ impl UserChain {
     pub fn map(&self) -> UserMap {
         UserMap {
             chain: self.clone(),
+            filter: None,
+        }
+    }
+
+    /// Gun.js `user.get(..).map({'.': lex})`: the children whose keys match
+    /// the lexical query (`*` prefix, `>`/`<` range, `=` exact).
+    pub fn map_filter(&self, filter: gun_graph::Lex) -> UserMap {
+        UserMap {
+            chain: self.clone(),
+            filter: Some(filter),
         }
     }
 
@@ -921,6 +931,7 @@ impl UserChain {
 #[derive(Clone)]
 pub struct UserMap {
     chain: UserChain,
+    filter: Option<gun_graph::Lex>,
 }
 
 impl fmt::Debug for UserMap {
@@ -1003,6 +1014,9 @@ impl UserMap {
         };
         let mut kids = Vec::new();
         for (k, e) in node.iter() {
+            if self.filter.as_ref().is_some_and(|f| !f.matches(k)) {
+                continue;
+            }
             let child = match decode(soul.as_str(), k, &e.value, e.state) {
                 Ok(Value::Link(l)) => match engine.fetch(&l, None).await? {
                     Some(n) => node_json(&n).map(|d| (d, Some(l))),

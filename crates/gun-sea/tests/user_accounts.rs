@@ -549,6 +549,22 @@ async fn set_adds_signed_items_and_map_reads_them() {
         1,
         "{all:?}"
     );
+    // A lexical filter on the children's keys.
+    let nodes_only = friends
+        .map_filter(gun_core::Lex::prefix(format!("~{pub_}/")))
+        .then()
+        .await
+        .unwrap()
+        .unwrap();
+    let nodes_only = nodes_only.as_object().unwrap();
+    assert_eq!(nodes_only.len(), 2, "{nodes_only:?}");
+    assert!(nodes_only.values().all(|v| v.is_object()), "{nodes_only:?}");
+    let none = friends
+        .map_filter(gun_core::Lex::exact("no such key"))
+        .then()
+        .await
+        .unwrap();
+    assert_eq!(none, None);
     let mut seen = Vec::new();
     friends
         .map()
