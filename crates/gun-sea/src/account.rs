@@ -594,19 +594,10 @@ impl UserChain {
     /// value read does not verify.
     pub async fn then(&self) -> Result<Option<J>, UserError> {
         match self.resolve().await? {
-            Target::Node(s) => {
-                let Some(node) = self.engine().fetch(&s, None).await? else {
-                    return Ok(None);
-                };
-                let mut out = Map::new();
-                for (k, e) in node.iter() {
-                    out.insert(
-                        k.to_string(),
-                        decode(s.as_str(), k, &e.value, e.state)?.to_json(),
-                    );
-                }
-                Ok(Some(J::Object(out)))
-            }
+            Target::Node(s) => match self.engine().fetch(&s, None).await? {
+                Some(node) => node_json(&node).map(Some),
+                None => Ok(None),
+            },
             Target::Leaf(v) => Ok(v.map(|v| v.to_json())),
             Target::Nothing => Ok(None),
         }

@@ -500,6 +500,17 @@ async fn on_follows_verified_changes_and_relinks() {
     );
 }
 
+/// `gun.user(pub).get("friends").map().then()`, as anybody reads it.
+async fn friends_of(g: &gun_core::Gun, pub_: &str) -> J {
+    User::of(g.clone(), pub_)
+        .get("friends")
+        .map()
+        .then()
+        .await
+        .unwrap()
+        .expect("the set has children")
+}
+
 #[tokio::test]
 async fn set_adds_signed_items_and_map_reads_them() {
     let g = sea_gun(); // every write below passes the SEA validator
@@ -533,13 +544,7 @@ async fn set_adds_signed_items_and_map_reads_them() {
     );
 
     // map(): each child, links followed, as anybody reads it.
-    let all = User::of(g.clone(), &pub_)
-        .get("friends")
-        .map()
-        .then()
-        .await
-        .unwrap()
-        .unwrap();
+    let all = friends_of(&g, &pub_).await;
     let all = all.as_object().unwrap();
     assert_eq!(all.len(), 3, "{all:?}");
     assert_eq!(all[bob_soul.as_str()], json!({"name": "Bob"}));
@@ -623,13 +628,7 @@ async fn map_leaves_out_children_that_do_not_verify() {
         .put_local(forged, &Default::default())
         .await
         .unwrap();
-    let all = User::of(g.clone(), &pub_)
-        .get("friends")
-        .map()
-        .then()
-        .await
-        .unwrap()
-        .unwrap();
+    let all = friends_of(&g, &pub_).await;
     assert_eq!(all, json!({bob_soul.as_str(): {"name": "Bob"}}));
     // A plain read of the list still fails on it, as user reads do.
     assert!(matches!(
