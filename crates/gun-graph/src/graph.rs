@@ -158,6 +158,17 @@ impl Graph {
     }
 
     /// Nodes whose soul lies in the given byte range (used by soul queries).
+    /// The nodes whose souls sort after `soul` (byte order of the souls' text,
+    /// the order of [`Graph::nodes`]), in that order; from the first node when
+    /// `soul` is `None`.
+    pub fn nodes_after<'a>(&'a self, soul: Option<&'a str>) -> impl Iterator<Item = &'a Node> + 'a {
+        use std::ops::Bound;
+        let lower = soul.map_or(Bound::Unbounded, Bound::Excluded);
+        self.nodes
+            .range::<str, _>((lower, Bound::Unbounded))
+            .map(|(_, n)| n)
+    }
+
     pub(crate) fn range_from<'a>(
         &'a self,
         start: &'a str,

@@ -143,7 +143,14 @@ fn import(store: &str, data: &Path, file: &Path) -> String {
 async fn offline_round_trip(store: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (from, to) = (dir.path().join("from"), dir.path().join("to"));
-    let nodes = dataset();
+    let mut nodes = dataset();
+    // Enough more souls for an export of several pages (the stores read
+    // 512 nodes at a time).
+    let st = common::now_ms() - 500.0;
+    nodes.extend((0..1300).map(|i| {
+        let soul = format!("bulk/{i:05}");
+        json!({"_": {"#": soul, ">": {"i": st, "t": st}}, "i": i, "t": format!("n{i}")})
+    }));
     let relay = Proc::start("ws", &["--store", store, "--data", path(&from)]);
     put_all(&relay.addr, &nodes).await;
     relay.stop();
@@ -177,7 +184,10 @@ async fn offline_round_trip(store: &str) {
     }
 
     let report = import(store, &to, &file);
-    assert!(report.contains("imported 4 souls, 16 keys"), "{report}");
+    assert!(
+        report.contains("imported 1304 souls, 2616 keys"),
+        "{report}"
+    );
     // Importing again changes nothing (HAM: equal states, equal values).
     import(store, &to, &file);
 

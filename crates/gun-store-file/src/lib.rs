@@ -322,6 +322,17 @@ impl Store for FileStore {
         Box::pin(async move { Ok(lex::query_graph(&self.shared.read(), souls, keys, budget)) })
     }
 
+    fn scan<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<Node>>, Error>> {
+        Box::pin(async move {
+            let g = self.shared.read();
+            Ok(Some(g.nodes_after(after).take(limit).cloned().collect()))
+        })
+    }
+
     fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<Graph, Error>> {
         Box::pin(async move {
             if diff.is_empty() || diff.key_count() == 0 {

@@ -100,6 +100,17 @@ impl Store for MemoryStore {
         Box::pin(async move { Ok(self.write().merge(diff, machine_state()).accepted) })
     }
 
+    fn scan<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<Node>>, Error>> {
+        Box::pin(async move {
+            let g = self.read();
+            Ok(Some(g.nodes_after(after).take(limit).cloned().collect()))
+        })
+    }
+
     fn flush(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async { Ok(()) })
     }

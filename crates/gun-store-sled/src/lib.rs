@@ -858,6 +858,18 @@ impl Store for SledStore {
         }))
     }
 
+    fn scan<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<Node>>, Error>> {
+        let inner = Arc::clone(&self.inner);
+        let after = after.map(str::to_owned);
+        Box::pin(blocking(move || {
+            inner.reader().scan(after.as_deref(), limit).map(Some)
+        }))
+    }
+
     fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<Graph, Error>> {
         Box::pin(async move {
             let (seq, applied) = if diff.key_count() <= INLINE_KEYS {

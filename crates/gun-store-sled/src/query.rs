@@ -358,6 +358,27 @@ impl Reader<'_> {
     }
 }
 
+impl Reader<'_> {
+    /// Up to `limit` whole nodes after the soul `after`, in soul order
+    /// ([`gun_store::Store::scan`]).
+    pub(crate) fn scan(&self, after: Option<&str>, limit: usize) -> Result<Vec<Node>, Error> {
+        let mut lower = after.map_or_else(Vec::new, layout::node_end);
+        let all = Lex::default();
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let Some(soul) = self.soul_at(Bound::Included(lower), DATA_END.to_vec(), false)? else {
+                break;
+            };
+            let n = self.node_lex(&soul, &all, None, &mut 0)?;
+            lower = layout::node_end(soul.as_str());
+            if !n.is_empty() {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

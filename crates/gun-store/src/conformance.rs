@@ -100,7 +100,7 @@ macro_rules! conformance_tests {
             put_and_get, ham_merge, put_answers_what_it_applied, tombstones, numbers_round_trip, empty_puts_and_misses,
             lexical_key_ranges_and_budgets, lexical_soul_queries, node_with_100k_keys,
             concurrent_writers, reopen_after_close, unicode_souls_and_keys, hostile_souls,
-            stats_count_souls, outbox_keeps_unacked_writes);
+            stats_count_souls, outbox_keeps_unacked_writes, scan_pages);
     };
     (@each $opener:expr, $caps:expr; $($name:ident),* $(,)?) => {
         $(
@@ -130,6 +130,7 @@ pub async fn run_all<O: Opener>(opener: &O, caps: &Capabilities) {
     hostile_souls(opener, caps).await;
     stats_count_souls(opener, caps).await;
     outbox_keeps_unacked_writes(opener, caps).await;
+    scan_pages(opener, caps).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -1417,4 +1418,81 @@ pub async fn outbox_keeps_unacked_writes<O: Opener>(opener: &O, caps: &Capabilit
     let got = must(store.outbox().await, "outbox after removal and reopen");
     assert_eq!(got.len(), 1, "outbox after removal and reopen");
     sb.assert_nothing_outside();
+}
+
+/// [`Store::scan`] (for stores that page): pages of whole nodes in the byte
+/// order of their souls, each soul once, hostile souls included, and writes
+/// between pages do not disturb the walk. A store answering `None` is skipped.
+pub async fn scan_pages<O: Opener>(opener: &O, _caps: &Capabilities) {
+    let sb = Sandbox::new();
+    let store = open(opener, &sb).await;
+    if must(store.scan(None, 10).await, "scan").is_none() {
+        return;
+    }
+    assert_eq!(
+        must(store.scan(None, 10).await, "scan"),
+        Some(Vec::new()),
+        "an empty store scans empty"
+    );
+    let mut souls: Vec<String> = (0..40).map(|i| format!("scan/{i:02}")).collect();
+    souls.extend(hostile_souls_list());
+    let mut d = Graph::new();
+    for (i, s) in souls.iter().enumerate() {
+        put(&mut d, s, "a", 5.0, Value::from(i as u32));
+        put(&mut d, s, "b", 6.0, Value::from(s.as_str()));
+    }
+    must(store.put(&d).await, "put");
+    let mut expect = d.clone();
+
+    for limit in [1, 7, 1000] {
+        let mut after: Option<String> = None;
+        let mut seen: Vec<String> = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = must(store.scan(after.as_deref(), limit).await, "scan")
+                .unwrap_or_else(|| panic!("scan answered None after answering pages"));
+            if page.is_empty() {
+                break;
+            }
+            pages += 1;
+            assert!(
+                page.len() <= limit,
+                "a page of {} for limit {limit}",
+                page.len()
+            );
+            for n in &page {
+                let want = expect.get(n.soul().as_str()).unwrap_or_else(|| {
+                    panic!("scan returned a soul never written: {:?}", n.soul())
+                });
+                assert_node(Some(n.clone()), Some(want), "a scanned node is whole");
+                seen.push(n.soul().to_string());
+            }
+            after = page.last().map(|n| n.soul().to_string());
+            if pages == 2 {
+                // A write between pages: a new soul at the end, and a change
+                // to a soul already passed; neither stops the walk.
+                let more = diff(&[
+                    ("zzz-late", "k", 7.0, Value::from("late")),
+                    (seen[0].as_str(), "c", 7.0, Value::from("later")),
+                ]);
+                must(store.put(&more).await, "put");
+                expect.merge(&more, machine_state());
+            }
+            assert!(pages <= souls.len() + 2, "scan does not end");
+        }
+        let mut sorted = seen.clone();
+        sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        sorted.dedup();
+        assert_eq!(
+            seen, sorted,
+            "souls in byte order, each once (limit {limit})"
+        );
+        for s in &souls {
+            assert!(seen.contains(s), "scan missed {s:?} (limit {limit})");
+        }
+        assert!(
+            seen.iter().any(|s| s == "zzz-late"),
+            "a soul written during the walk, after it"
+        );
+    }
 }

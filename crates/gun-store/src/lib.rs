@@ -167,6 +167,24 @@ pub trait Store: Send + Sync + 'static {
     /// nodes updates its cache from this answer, with no read before the write.
     fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<Graph, Error>>;
 
+    /// Up to `limit` whole nodes, in the byte order of their souls, starting
+    /// after the soul `after` (`None`: from the first): a whole store read page
+    /// by page without holding it in memory (the relay's online export). The
+    /// next page starts after the last soul of this one; an empty page is the
+    /// end. Each page is read when asked for: a write between two pages is in
+    /// the later one or not, as it falls.
+    ///
+    /// `None`: this store cannot read by pages (the default); read the whole
+    /// graph with [`Store::query`] instead.
+    fn scan<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<Node>>, Error>> {
+        let _ = (after, limit);
+        Box::pin(async { Ok(None) })
+    }
+
     /// Makes everything written so far durable (call it before shutdown).
     fn flush(&self) -> BoxFuture<'_, Result<(), Error>>;
 

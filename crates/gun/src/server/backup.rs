@@ -12,7 +12,7 @@ use std::sync::Arc;
 use gun_net_ws::{HttpBodySender, HttpBodyStream, HttpHandler, HttpRequest, HttpResponse};
 
 use super::{ServerError, StoreKind, open_data, open_store};
-use crate::{Graph, Lex, Store};
+use crate::{Graph, Lex, Node, Store};
 
 /// Nodes merged into the store per `put` during an import.
 const IMPORT_BATCH: usize = 512;
@@ -20,6 +20,9 @@ const IMPORT_BATCH: usize = 512;
 const EXPORT_CHUNK: usize = 64 << 10;
 /// Chunks of the online export queued for a slow client.
 const EXPORT_QUEUE: usize = 4;
+/// Nodes read per page when the store reads by pages ([`Store::scan`]): what
+/// an export holds in memory at a time, instead of the whole graph.
+const EXPORT_PAGE: usize = 512;
 
 /// What [`export_jsonl`] wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,10 +59,10 @@ async fn snapshot(store: &dyn Store) -> Result<Graph, gun_store::Error> {
     store.query(&Lex::default(), &Lex::default(), None).await
 }
 
-/// Appends `graph` as JSON Lines to `out`.
-fn write_lines(graph: &Graph, out: &mut String) -> ExportReport {
+/// Appends `nodes` as JSON Lines to `out`.
+fn write_lines<'a>(nodes: impl Iterator<Item = &'a Node>, out: &mut String) -> ExportReport {
     let mut report = ExportReport { souls: 0, keys: 0 };
-    for node in graph.nodes() {
+    for node in nodes {
         node.write_wire(out);
         out.push('\n');
         report.souls += 1;
@@ -109,14 +112,29 @@ pub async fn export_jsonl(
         )));
     }
     let store = open_store(kind, data_dir, Some(super::DEFAULT_SLED_CACHE_BYTES))?;
-    let graph = snapshot(store.as_ref())
-        .await
-        .map_err(|e| ServerError::Export(format!("cannot read the store: {e}")))?;
+    let read_err = |e: gun_store::Error| ServerError::Export(format!("cannot read the store: {e}"));
+    let write_err =
+        |e: std::io::Error| ServerError::Export(format!("cannot write the export: {e}"));
+    let mut report = ExportReport { souls: 0, keys: 0 };
     let mut text = String::new();
-    let report = write_lines(&graph, &mut text);
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|e| ServerError::Export(format!("cannot write the export: {e}")))?;
+    // Page by page where the store can (every durable store here): memory
+    // holds one page, not the graph.
+    let mut page = store.scan(None, EXPORT_PAGE).await.map_err(read_err)?;
+    if page.is_none() {
+        let graph = snapshot(store.as_ref()).await.map_err(read_err)?;
+        report = write_lines(graph.nodes(), &mut text);
+        out.write_all(text.as_bytes()).map_err(write_err)?;
+    }
+    while let Some(nodes) = page.take().filter(|p| !p.is_empty()) {
+        text.clear();
+        let r = write_lines(nodes.iter(), &mut text);
+        report.souls += r.souls;
+        report.keys += r.keys;
+        out.write_all(text.as_bytes()).map_err(write_err)?;
+        let last = nodes.last().map(|n| n.soul().as_str());
+        page = store.scan(last, EXPORT_PAGE).await.map_err(read_err)?;
+    }
+    out.flush().map_err(write_err)?;
     Ok(report)
 }
 
@@ -268,39 +286,67 @@ impl Admin {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return HttpResponse::text(500, "no runtime\n");
         };
-        // The point-in-time read happens now, before the response starts.
-        let graph = match rt.block_on(snapshot(self.store.as_ref())) {
-            Ok(graph) => graph,
-            Err(e) => {
-                tracing::error!(%e, "online export: cannot read the store");
-                return HttpResponse::text(500, format!("cannot read the store: {e}\n"));
-            }
+        let failed = |e: gun_store::Error| {
+            tracing::error!(%e, "online export: cannot read the store");
+            HttpResponse::text(500, format!("cannot read the store: {e}\n"))
+        };
+        // The first page (or, for a store that cannot page, the whole graph)
+        // is read now, before the response starts: a store that fails gets a
+        // 500, not a 200 with an empty body.
+        let source = match rt.block_on(self.store.scan(None, EXPORT_PAGE)) {
+            Ok(Some(first)) => Pages::Scan(Arc::clone(&self.store), first),
+            Ok(None) => match rt.block_on(snapshot(self.store.as_ref())) {
+                Ok(graph) => Pages::Whole(graph),
+                Err(e) => return failed(e),
+            },
+            Err(e) => return failed(e),
         };
         let (sender, body) = HttpBodyStream::channel(EXPORT_QUEUE);
-        rt.spawn(stream_lines(graph, sender));
+        rt.spawn(stream_lines(source, sender));
         HttpResponse::new(200)
             .with_header("Cache-Control", "no-store")
             .with_stream("application/x-ndjson; charset=utf-8", body)
     }
 }
 
-/// Sends `graph` as JSON Lines in chunks of about [`EXPORT_CHUNK`] bytes.
-async fn stream_lines(graph: Graph, sender: HttpBodySender) {
+/// What an online export sends: pages read from the store as the client
+/// takes them (from the first, already read), or a graph read whole.
+enum Pages {
+    Scan(Arc<dyn Store>, Vec<Node>),
+    Whole(Graph),
+}
+
+/// Sends the nodes of `source` as JSON Lines in chunks of about
+/// [`EXPORT_CHUNK`] bytes. A store error after the first page ends the body
+/// without its last chunk (error event), so the client sees a cut transfer,
+/// not a short export that looks whole.
+async fn stream_lines(source: Pages, sender: HttpBodySender) {
     let mut report = ExportReport { souls: 0, keys: 0 };
     let mut chunk = String::with_capacity(EXPORT_CHUNK + 1024);
-    for node in graph.nodes() {
-        node.write_wire(&mut chunk);
-        chunk.push('\n');
-        report.souls += 1;
-        report.keys += node.len();
-        if chunk.len() >= EXPORT_CHUNK
-            && !sender.send(std::mem::take(&mut chunk).into_bytes()).await
-        {
-            tracing::warn!(
-                sent_souls = report.souls,
-                "online export: the client went away"
-            );
-            return;
+    match source {
+        Pages::Whole(graph) => {
+            if !send_nodes(graph.nodes(), &mut chunk, &mut report, &sender).await {
+                return;
+            }
+        }
+        Pages::Scan(store, mut page) => {
+            while !page.is_empty() {
+                if !send_nodes(page.iter(), &mut chunk, &mut report, &sender).await {
+                    return;
+                }
+                let last = page.last().map(|n| n.soul().to_string());
+                page = match store.scan(last.as_deref(), EXPORT_PAGE).await {
+                    Ok(next) => next.unwrap_or_default(),
+                    Err(e) => {
+                        tracing::error!(
+                            %e,
+                            sent_souls = report.souls,
+                            "online export: cannot read the store; the transfer is cut"
+                        );
+                        return;
+                    }
+                };
+            }
         }
     }
     if !sender.send(chunk.into_bytes()).await {
@@ -313,6 +359,30 @@ async fn stream_lines(graph: Graph, sender: HttpBodySender) {
         keys = report.keys,
         "online export served"
     );
+}
+
+/// Appends `nodes` to `chunk`, sending each full chunk; false when the client
+/// went away (warn event).
+async fn send_nodes<'a>(
+    nodes: impl Iterator<Item = &'a Node>,
+    chunk: &mut String,
+    report: &mut ExportReport,
+    sender: &HttpBodySender,
+) -> bool {
+    for node in nodes {
+        node.write_wire(chunk);
+        chunk.push('\n');
+        report.souls += 1;
+        report.keys += node.len();
+        if chunk.len() >= EXPORT_CHUNK && !sender.send(std::mem::take(chunk).into_bytes()).await {
+            tracing::warn!(
+                sent_souls = report.souls,
+                "online export: the client went away"
+            );
+            return false;
+        }
+    }
+    true
 }
 
 impl HttpHandler for Admin {
