@@ -1425,10 +1425,17 @@ pub async fn outbox_keeps_unacked_writes<O: Opener>(opener: &O, caps: &Capabilit
 /// between pages do not disturb the walk. A store answering `None` is skipped.
 pub async fn scan_pages<O: Opener>(opener: &O, _caps: &Capabilities) {
     let sb = Sandbox::new();
-    let store = open(opener, &sb).await;
-    if must(store.scan(None, 10).await, "scan").is_none() {
+    let concrete = open(opener, &sb).await;
+    if must(concrete.scan(None, 10).await, "scan").is_none() {
         return;
     }
+    // The rest through `Box<dyn Store>`, as a relay holds its store: the
+    // forwarding impls must pass `scan` on, not fall back to the default.
+    let store: Box<dyn Store> = Box::new(concrete);
+    assert!(
+        must(store.scan(None, 10).await, "scan").is_some(),
+        "Box<dyn Store> does not forward scan"
+    );
     assert_eq!(
         must(store.scan(None, 10).await, "scan"),
         Some(Vec::new()),

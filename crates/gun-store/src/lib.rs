@@ -296,6 +296,13 @@ macro_rules! forward_store {
             fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<Graph, Error>> {
                 (**self).put(diff)
             }
+            fn scan<'a>(
+                &'a self,
+                after: Option<&'a str>,
+                limit: usize,
+            ) -> BoxFuture<'a, Result<Option<Vec<Node>>, Error>> {
+                (**self).scan(after, limit)
+            }
             fn flush(&self) -> BoxFuture<'_, Result<(), Error>> {
                 (**self).flush()
             }
