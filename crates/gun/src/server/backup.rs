@@ -59,16 +59,23 @@ async fn snapshot(store: &dyn Store) -> Result<Graph, gun_store::Error> {
     store.query(&Lex::default(), &Lex::default(), None).await
 }
 
-/// Appends `nodes` as JSON Lines to `out`.
-fn write_lines<'a>(nodes: impl Iterator<Item = &'a Node>, out: &mut String) -> ExportReport {
-    let mut report = ExportReport { souls: 0, keys: 0 };
+/// Appends `node` as one JSON Lines line to `out`, counting it in `report`.
+fn push_line(node: &Node, out: &mut String, report: &mut ExportReport) {
+    node.write_wire(out);
+    out.push('\n');
+    report.souls += 1;
+    report.keys += node.len();
+}
+
+/// Appends `nodes` as JSON Lines to `out`, counting them in `report`.
+fn write_lines<'a>(
+    nodes: impl Iterator<Item = &'a Node>,
+    out: &mut String,
+    report: &mut ExportReport,
+) {
     for node in nodes {
-        node.write_wire(out);
-        out.push('\n');
-        report.souls += 1;
-        report.keys += node.len();
+        push_line(node, out, report);
     }
-    report
 }
 
 /// Writes the whole graph of the store of `kind` under `data_dir` to `out` as
@@ -122,14 +129,12 @@ pub async fn export_jsonl(
     let mut page = store.scan(None, EXPORT_PAGE).await.map_err(read_err)?;
     if page.is_none() {
         let graph = snapshot(store.as_ref()).await.map_err(read_err)?;
-        report = write_lines(graph.nodes(), &mut text);
+        write_lines(graph.nodes(), &mut text, &mut report);
         out.write_all(text.as_bytes()).map_err(write_err)?;
     }
     while let Some(nodes) = page.take().filter(|p| !p.is_empty()) {
         text.clear();
-        let r = write_lines(nodes.iter(), &mut text);
-        report.souls += r.souls;
-        report.keys += r.keys;
+        write_lines(nodes.iter(), &mut text, &mut report);
         out.write_all(text.as_bytes()).map_err(write_err)?;
         let last = nodes.last().map(|n| n.soul().as_str());
         page = store.scan(last, EXPORT_PAGE).await.map_err(read_err)?;
@@ -370,10 +375,7 @@ async fn send_nodes<'a>(
     sender: &HttpBodySender,
 ) -> bool {
     for node in nodes {
-        node.write_wire(chunk);
-        chunk.push('\n');
-        report.souls += 1;
-        report.keys += node.len();
+        push_line(node, chunk, report);
         if chunk.len() >= EXPORT_CHUNK && !sender.send(std::mem::take(chunk).into_bytes()).await {
             tracing::warn!(
                 sent_souls = report.souls,
