@@ -41,7 +41,7 @@ let pageLate = null;
 
 function startRelay() {
   return common.startRelay(RELAY_BIN,
-    ["--host", "127.0.0.1", "--port", "0", "--store", "memory", "--log", "warn"], LIVE);
+    ["--host", "127.0.0.1", "--port", "0", "--store", "memory", "--log", "warn,gun_dam=debug"], LIVE);
 }
 
 const stop = (child, signal) => common.stopChild(child, signal);
@@ -82,6 +82,20 @@ async function shot(page, name) {
   await page.screenshot({ path: path.join(SHOTS, name + ".png"), fullPage: true });
 }
 
+// What each side saw, for a failed connection's report.
+async function report() {
+  const lines = [`gun-rs peer ${rust && rust.pid}, started ${rust && rust.startedAt}`];
+  for (const [name, page] of [["early", pageEarly], ["late", pageLate]]) {
+    if (!page) continue;
+    const seen = await page.evaluate(() => ({ peers: window.rtcPeers(), announcements: window.announcements }))
+      .catch((err) => ({ error: String(err) }));
+    lines.push(`${name} page ${page.pid}: ${JSON.stringify(seen)}`);
+  }
+  const log = relay && relay.logText ? relay.logText().split("\n").slice(-60).join("\n") : "";
+  lines.push("gun-relay log (last 60 lines):", log);
+  return lines.join("\n");
+}
+
 const rtcUp = (pid) => (ev) => ev.ev === "rtc" && ev.connected.includes(pid);
 const changed = (key, value) => (ev) => ev.ev === "change" && ev.key === key && ev.value === value;
 
@@ -111,15 +125,21 @@ after(async () => {
 test("Gun.js pages and a gun-rs peer connect by WebRTC through gun-relay", async () => {
   pageEarly = await openPage("early");
   rust = startRust();
+  rust.startedAt = Date.now();
   const me = await rust.waitFor("ready", (ev) => ev.ev === "ready");
   rust.pid = me.pid;
   rust.send("watch shared");
   await rust.waitFor("watching", (ev) => ev.ev === "watching");
   pageLate = await openPage("late");
   // The early page offers to the gun-rs peer; the gun-rs peer offers to the late page.
-  for (const page of [pageEarly, pageLate]) {
-    await rust.waitFor(`data channel to page ${page.pid}`, rtcUp(page.pid));
-    await page.waitForFunction((pid) => window.rtcPeers().includes(pid), rust.pid, { timeout: LIVE, polling: 50 });
+  try {
+    for (const page of [pageEarly, pageLate]) {
+      await rust.waitFor(`data channel to page ${page.pid}`, rtcUp(page.pid));
+      await page.waitForFunction((pid) => window.rtcPeers().includes(pid), rust.pid, { timeout: LIVE, polling: 50 });
+    }
+  } catch (e) {
+    e.message += "\n" + await report();
+    throw e;
   }
   // Both roles: gun-rs answered the early page's offer and offered to the late page.
   const logged = (re) => rust.log.some((l) => re.test(l));

@@ -358,7 +358,7 @@ impl Inner {
             }
             Action::ApplyAnswer { from, sdp } => self.command(&from, Cmd::Answer(sdp)),
             Action::Announce { to } => {
-                tracing::info!(peer = %to, "WebRTC: announcing again for a peer seen only in a read");
+                tracing::info!(peer = %to, "WebRTC: announcing again for a peer seen only in a read, which has not connected");
                 let me = self.clone();
                 tokio::spawn(async move {
                     if let Err(e) = me.announce().await {

@@ -43,6 +43,16 @@ pub const GLARE_GRACE_MS: u64 = 3_000;
 /// once would make every Gun.js page in the room offer anew (they offer on
 /// every announcement), replacing connections that work.
 pub const REANNOUNCE_GRACE_MS: u64 = 1_500;
+/// How long a peer that announced before we joined (seen in the answer to
+/// our read of the room) is given to offer, before we announce again. It
+/// offers when our announcement reaches it as a write; that write can be
+/// lost (a newer peer's announcement took the `+` key at the relay before
+/// ours arrived, so the relay had nothing to push), and then only a fresh
+/// announcement of ours brings its offer.
+pub const ELDER_GRACE_MS: u64 = 4_000;
+/// Announcements older than this (ms) are not waited for: the `<?99` of
+/// the room soul (SEA peers forget them), and most likely a peer gone.
+pub const ANNOUNCEMENT_LIFE_MS: f64 = 99_000.0;
 
 /// The soul a room's announcements are written to: `/RTC/<room><?99` (the
 /// `<?99` makes SEA peers forget announcements older than 99 s).
@@ -258,8 +268,10 @@ pub enum Action {
     /// Write our pid to the room again: a newer peer's announcement reached us
     /// only in the answer to our read (its write may have lost the `+` key to
     /// ours at the relay), so it cannot be answered, and its write did not
-    /// follow within [`REANNOUNCE_GRACE_MS`]; a fresh announcement of ours
-    /// reaches that peer as a write, and it offers.
+    /// follow within [`REANNOUNCE_GRACE_MS`]; or a peer that announced before
+    /// we joined did not offer within [`ELDER_GRACE_MS`] (our announcement
+    /// may not have reached it). A fresh announcement of ours reaches that
+    /// peer as a write, and it offers.
     Announce {
         /// The peer we could not answer.
         to: String,
@@ -289,6 +301,10 @@ pub struct Room {
     /// Peers seen only in a read answer, and when: re-announced for when
     /// nothing else came from them within [`REANNOUNCE_GRACE_MS`].
     read_only: HashMap<String, u64>,
+    /// Peers that announced before we joined (seen in a read answer), and
+    /// when we saw them: re-announced for when they did not offer within
+    /// [`ELDER_GRACE_MS`].
+    elders: HashMap<String, u64>,
 }
 
 impl Room {
@@ -304,6 +320,7 @@ impl Room {
             set_aside: HashMap::new(),
             reannounced: std::collections::HashSet::new(),
             read_only: HashMap::new(),
+            elders: HashMap::new(),
         }
     }
 
@@ -339,7 +356,15 @@ impl Room {
             return Action::Ignore("our own announcement");
         }
         if state < self.start {
-            return Action::Ignore("announcement older than our start");
+            // It offers once it sees our announcement; if it does not, we
+            // announce again (see `due`).
+            if via.is_none()
+                && state >= self.start - ANNOUNCEMENT_LIFE_MS
+                && !self.peers.contains_key(pid)
+            {
+                self.elders.entry(pid.to_owned()).or_insert(now);
+            }
+            return Action::Ignore("announcement older than our start: its peer offers");
         }
         if self.peers.contains_key(pid) {
             return Action::Ignore("already connected or connecting");
@@ -402,6 +427,7 @@ impl Room {
                 };
                 self.set_aside.remove(&msg.from);
                 self.read_only.remove(&msg.from);
+                self.elders.remove(&msg.from);
                 self.peers
                     .insert(msg.from.clone(), PeerState::Answering { since: now });
                 Action::Accept {
@@ -456,18 +482,26 @@ impl Room {
 
     /// Offers set aside in a simultaneous exchange whose peer has not answered
     /// ours within [`GLARE_GRACE_MS`]: accept them now (replacing ours). Peers
-    /// seen only in a read answer [`REANNOUNCE_GRACE_MS`] ago, with no
-    /// connection since: announce again (once per peer).
+    /// seen only in a read answer [`REANNOUNCE_GRACE_MS`] ago, and peers that
+    /// announced before us and did not offer within [`ELDER_GRACE_MS`], with
+    /// no connection since: announce again (once per peer).
     pub fn due(&mut self, now: u64) -> Vec<Action> {
         let mut out = Vec::new();
-        let waited: Vec<String> = self
-            .read_only
-            .iter()
-            .filter(|(_, at)| now.saturating_sub(**at) >= REANNOUNCE_GRACE_MS)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for pid in waited {
-            self.read_only.remove(&pid);
+        let waited = |m: &HashMap<String, u64>, grace: u64| -> Vec<String> {
+            m.iter()
+                .filter(|(_, at)| now.saturating_sub(**at) >= grace)
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        let newer = waited(&self.read_only, REANNOUNCE_GRACE_MS);
+        for pid in &newer {
+            self.read_only.remove(pid);
+        }
+        let elder = waited(&self.elders, ELDER_GRACE_MS);
+        for pid in &elder {
+            self.elders.remove(pid);
+        }
+        for pid in newer.into_iter().chain(elder) {
             if !self.peers.contains_key(&pid) && self.reannounced.insert(pid.clone()) {
                 out.push(Action::Announce { to: pid });
             }
@@ -751,6 +785,39 @@ mod tests {
             r.on_announce(&json!("N"), 1600.0, Some("w"), 1),
             Action::Offer { .. }
         ));
+    }
+
+    #[test]
+    fn a_peer_that_announced_before_us_and_does_not_offer_gets_our_announcement_again() {
+        let mut r = Room::new("M", 100_000.0, 55);
+        // It announced before we joined: it should offer, we wait.
+        assert!(matches!(
+            r.on_announce(&json!("E"), 99_000.0, None, 0),
+            Action::Ignore(_)
+        ));
+        assert!(r.due(ELDER_GRACE_MS - 1).is_empty());
+        assert_eq!(
+            r.due(ELDER_GRACE_MS),
+            vec![Action::Announce { to: "E".into() }]
+        );
+        // Once per peer.
+        r.on_announce(&json!("E"), 99_000.0, None, ELDER_GRACE_MS);
+        assert!(r.due(10 * ELDER_GRACE_MS).is_empty());
+        // It offered in time: nothing to do.
+        let mut r = Room::new("M", 100_000.0, 55);
+        r.on_announce(&json!("E"), 99_000.0, None, 0);
+        let offer = RtcMessage {
+            from: "E".into(),
+            signal: Signal::Offer("v=0".into()),
+        };
+        assert!(matches!(r.on_signal(offer, "o", 10), Action::Accept { .. }));
+        assert!(r.due(10 * ELDER_GRACE_MS).is_empty());
+        // An announcement older than 99 s is a peer most likely gone, and one
+        // that came as a write is not waited for either.
+        let mut r = Room::new("M", 100_000.0, 55);
+        r.on_announce(&json!("G"), 100_000.0 - ANNOUNCEMENT_LIFE_MS - 1.0, None, 0);
+        r.on_announce(&json!("W"), 99_000.0, Some("w"), 0);
+        assert!(r.due(10 * ELDER_GRACE_MS).is_empty());
     }
 
     #[test]

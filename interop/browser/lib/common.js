@@ -13,6 +13,7 @@ function startRelay(bin, args, timeoutMs) {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
     let log = "";
+    child.logText = () => log;
     const timer = setTimeout(() => reject(new Error("relay printed no ready line:\n" + log)), timeoutMs);
     child.stderr.setEncoding("utf8");
     child.stderr.on("data", (d) => {
