@@ -9,9 +9,9 @@ mod ops;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ops::{Proc, WAIT, path};
+use common::http_get_with as http_get;
+use ops::{Proc, path};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 
@@ -237,52 +237,6 @@ fn a_malformed_line_is_refused_with_its_number() {
     let out = ops::run(&["--store", "file", "--data", path(&data), "export"]);
     let got = parse_export(&ops::text(&out.stdout));
     assert_eq!(got.keys().collect::<Vec<_>>(), ["ok"]);
-}
-
-/// `GET path` with optional extra header lines: (status, body).
-async fn http_get(addr: &str, path: &str, headers: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8(buf[..split].to_vec()).unwrap();
-    let mut body = buf[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, String::from_utf8(body).unwrap())
-}
-
-/// Decodes a chunked body; panics unless it ends with the last chunk.
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let eol = raw
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("truncated chunked body");
-        let len = usize::from_str_radix(std::str::from_utf8(&raw[..eol]).unwrap(), 16).unwrap();
-        raw = &raw[eol + 2..];
-        if len == 0 {
-            assert_eq!(raw, b"\r\n", "data after the last chunk");
-            return out;
-        }
-        out.extend_from_slice(&raw[..len]);
-        assert_eq!(&raw[len..len + 2], b"\r\n");
-        raw = &raw[len + 2..];
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

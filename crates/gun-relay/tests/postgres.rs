@@ -418,3 +418,63 @@ async fn subscribers_get_writes_across_a_database_restart() {
         "subscriber on r1 missed {missing:?} of {acked:?}"
     );
 }
+
+/// The online export of a PostgreSQL relay reads the store page by page
+/// (`Store::scan`, 512 souls a page) and still gives every node whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_export_of_a_postgres_relay_gives_every_node() {
+    let Some(pg) = TempPostgres::start_or_skip("online export") else {
+        return;
+    };
+    let mut spec = RelaySpec::new("export");
+    spec.port = free_port();
+    spec.store = "postgres";
+    spec.log = "warn".into();
+    spec.args = vec![
+        "--postgres-url".into(),
+        pg.default_url(),
+        "--admin-token".into(),
+        "s3cret".into(),
+    ];
+    let relay = RelayProc::start(spec);
+    let c = RawClient::connect(&relay.addr, "writer").await;
+    // Three pages and a bit, in one put; every node with two keys.
+    let souls = 1_300;
+    let state = now_ms();
+    let mut graph = serde_json::Map::new();
+    for i in 0..souls {
+        let soul = format!("bulk/{i:05}");
+        graph.insert(
+            soul.clone(),
+            json!({"_": {"#": soul, ">": {"text": state, "i": state}}, "text": format!("node {i}"), "i": i}),
+        );
+    }
+    c.send(&json!({"#": "bulk", "put": Value::Object(graph)}));
+    let ack = c
+        .wait_for(Duration::from_secs(60), |m| m["@"] == "bulk")
+        .await
+        .expect("no ack for the bulk put");
+    assert!(ack["err"].is_null(), "{ack}");
+
+    let (status, text) = common::http_get_with(
+        &relay.addr,
+        "/admin/export",
+        "Authorization: Bearer s3cret\r\n",
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let mut got: BTreeMap<String, Value> = BTreeMap::new();
+    for line in text.lines() {
+        let node: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let soul = node["_"]["#"].as_str().unwrap().to_owned();
+        assert!(got.insert(soul.clone(), node).is_none(), "{soul} twice");
+    }
+    assert_eq!(got.len(), souls, "souls exported");
+    for i in 0..souls {
+        let soul = format!("bulk/{i:05}");
+        let node = got.get(&soul).unwrap_or_else(|| panic!("{soul} missing"));
+        assert_eq!(node["text"], json!(format!("node {i}")), "{soul}");
+        assert_eq!(node["i"], json!(i), "{soul}");
+        assert_eq!(node["_"][">"]["i"].as_f64(), Some(state), "{soul}");
+    }
+}

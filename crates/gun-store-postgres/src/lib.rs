@@ -445,6 +445,47 @@ impl PostgresStore {
         Ok(g.into_iter().next().map(|(_, n)| n))
     }
 
+    /// A page of whole nodes for [`Store::scan`]: the next `limit` souls
+    /// after `after` from the souls table (its primary key, in byte order),
+    /// and their entries, in one statement (one snapshot).
+    async fn scan_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<Node>, Error> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let sh = &self.shared;
+        // Souls are never empty, so every soul sorts after the empty bytes.
+        let after: &[u8] = after.map_or(&[], str::as_bytes);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = bounded(sh.opts.timeout * 4, async {
+            let c = sh.conn().await?;
+            let st = c
+                .prepare_cached(&format!(
+                    "WITH page AS (SELECT soul FROM {souls} WHERE soul > $1 ORDER BY soul LIMIT $2) \
+                     SELECT e.soul, e.key, e.state, e.value FROM page JOIN {entries} e \
+                     ON e.soul = page.soul ORDER BY e.soul, e.key",
+                    souls = sh.tables.souls,
+                    entries = sh.tables.entries
+                ))
+                .await?;
+            Ok(c.query(&st, &[&after, &limit]).await?)
+        })
+        .await?;
+        let mut out: Vec<Node> = Vec::new();
+        for row in rows {
+            let (soul, key, state, value) = decode_row(&row)?;
+            if out
+                .last()
+                .is_none_or(|n| n.soul().as_str() != soul.as_str())
+            {
+                out.push(Node::new(soul));
+            }
+            if let Some(n) = out.last_mut() {
+                insert(n, key, state, value);
+            }
+        }
+        Ok(out)
+    }
+
     async fn lexical(&self, souls: &Lex, keys: &Lex, budget: Option<u64>) -> Result<Graph, Error> {
         let sh = &self.shared;
         let (sql, params) = query::select(&sh.tables.entries, souls, keys);
@@ -567,6 +608,16 @@ impl Store for PostgresStore {
         budget: Option<u64>,
     ) -> BoxFuture<'a, Result<Graph, Error>> {
         Box::pin(self.lexical(souls, keys, budget))
+    }
+
+    /// Pages of whole nodes, read from the souls table and the entries of
+    /// the page's souls (see [`Store::scan`]).
+    fn scan<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<Node>>, Error>> {
+        Box::pin(async move { self.scan_page(after, limit).await.map(Some) })
     }
 
     fn put<'a>(&'a self, diff: &'a Graph) -> BoxFuture<'a, Result<Graph, Error>> {
