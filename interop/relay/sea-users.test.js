@@ -131,3 +131,56 @@ test('sets, maps and certified writes between Rust and Gun.js users', T, () => s
   const reader = ctx.add(await GunPeer.spawn(relay.url, 'reader'));
   assert.equal((await reader.userOfOnce(gpub, ['inbox', 'hi'])).data, 'hello from rust');
 }));
+
+test('password changes and accounts made from a pair, between Rust and Gun.js', T, () => scenario(async (ctx) => {
+  const relay = ctx.add(await startGunRelay({ store: 'sled' }));
+  const R = ctx.add(await RustPeer.spawn(relay.httpUrl, 'R'));
+  const G = ctx.add(await GunPeer.spawn(relay.url, 'G'));
+  const NEW = 'a new pässwörd ✓✓';
+
+  // Rust changes its password: Gun.js logs in with the new one only, to the same keys.
+  const a = uniq('rchange');
+  const { pub } = await R.userCreate(a, PASS, { acks: 1, timeoutMs: 8000 });
+  assert.equal((await R.userPut(['before'], 'signed before the change', { acks: 1, timeoutMs: 8000 })).acked, 1);
+  assert.equal((await R.userChangePassword(a, PASS, NEW)).pub, pub);
+  const old = await G.userAuth(a, PASS);
+  assert.match(String(old.err), /Wrong user or password/, `Gun.js opened the account with the old password: ${JSON.stringify(old)}`);
+  const ga = await G.userAuth(a, NEW);
+  assert.equal(ga.err, null, `Gun.js auth with the new password failed: ${ga.err}`);
+  assert.equal(ga.pub, pub);
+  assert.equal((await G.userOfOnce(pub, ['before'])).data, 'signed before the change');
+  await G.userLeave();
+
+  // Gun.js changes its password ({change}): Rust logs in with the new one only.
+  const b = uniq('gchange');
+  const created = await G.userCreate(b, PASS);
+  assert.equal(created.err, null, `Gun.js user.create failed: ${created.err}`);
+  const changed = await G.userChangePassword(b, PASS, NEW);
+  assert.equal(changed.err, null, `Gun.js password change failed (gun-relay refused its auth write?): ${changed.err}`);
+  await G.userLeave();
+  await R.userLeave();
+  await assert.rejects(R.userAuth(b, PASS), /wrong password/);
+  assert.equal((await R.userAuth(b, NEW)).pub, created.pub);
+
+  // Rust publishes an account for a pair Gun.js made: Gun.js logs in with the
+  // pair and reads the account's epub and alias (the pub).
+  const pair = await G.seaPair();
+  assert.equal((await R.userCreateFromPair(pair)).pub, pair.pub);
+  const gp = await G.userAuthPair(pair);
+  assert.equal(gp.err, null, `Gun.js auth with the pair failed: ${gp.err}`);
+  assert.equal(gp.pub, pair.pub);
+  assert.equal((await G.userOfOnce(pair.pub, ['epub'])).data, pair.epub);
+  assert.equal((await G.userOfOnce(pair.pub, ['alias'])).data, pair.pub);
+  await G.userLeave();
+
+  // Gun.js publishes one for its own pair: Rust opens it with the pair's JSON
+  // text, the password sea.js sealed it with (on Node, gun/lib/yson.js's
+  // stringify: keys sorted).
+  const pair2 = await G.seaPair();
+  const c2 = await G.userCreatePair(pair2);
+  assert.equal(c2.err, null, `Gun.js user.create(pair) failed: ${c2.err}`);
+  await R.userLeave();
+  const sealedWith = JSON.stringify(pair2, Object.keys(pair2).sort());
+  assert.equal((await R.userAuth(pair2.pub, sealedWith)).pub, pair2.pub);
+  assert.equal(await R.userOfGet(pair2.pub, ['epub']), pair2.epub);
+}));

@@ -32,6 +32,10 @@
 //!     -> {key: verified data of each child} or null
 //! {"id":14,"op":"userOf.putCertified","pub":"...","path":["inbox","k"],"value":..,"cert":"SEA{...}","acks":1}
 //!     (into that user's space as the logged-in user, under its certificate)
+//! {"id":15,"op":"user.changePassword","alias":"a","pass":"old","newPass":"new","acks":1}
+//!     -> {"pub":"..."}   (logged in; the account's auth sealed with the new password)
+//! {"id":16,"op":"user.createFromPair","pair":{"pub","priv","epub","epriv"},"acks":1}
+//!     -> {"pub":"..."}   (the account published for the pair, logged in with it)
 //! {"id":6,"op":"exit"}                           (also on end of input)
 //! ```
 //!
@@ -164,6 +168,31 @@ async fn run_op(
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(json!({"pub": pub_, "alias": alias}))
+        }
+        "user.changePassword" => {
+            let (alias, old, new) = (
+                str_arg(cmd, "alias")?,
+                str_arg(cmd, "pass")?,
+                str_arg(cmd, "newPass")?,
+            );
+            let pub_ = gun
+                .user()
+                .change_password_with(alias, old, new, put_options(cmd))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({"pub": pub_}))
+        }
+        "user.createFromPair" => {
+            let pair = cmd
+                .get("pair")
+                .ok_or("pair missing")
+                .and_then(|p| gun::sea::Pair::from_json(p).map_err(|_| "pair: not a SEA pair"))?;
+            let pub_ = gun
+                .user()
+                .create_from_pair_with(pair, put_options(cmd))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(json!({"pub": pub_}))
         }
         "user.leave" => {
             gun.user().leave();

@@ -271,37 +271,118 @@ impl User {
                 alias: alias.to_owned(),
             });
         }
-        let salt: String = {
-            let mut rng = rand::rng();
-            (0..64)
-                .map(|_| char::from(SALT_CHARS[rng.random_range(0..SALT_CHARS.len())]))
-                .collect()
-        };
-        let (proof, pair) = {
-            let (pass, salt) = (pass.to_owned(), salt.clone());
-            blocking(move || {
-                let proof = work(&pass, Some(&salt), &WorkOptions::default())?;
-                Ok::<_, Error>((proof, Pair::generate()?))
-            })
-            .await??
-        };
-        // SEA.encrypt({priv, epriv}, proof, cb, {raw: 1}): the {ct, iv, s} object.
-        let mut halves = Map::new();
-        halves.insert("priv".into(), J::String(pair.priv_.clone()));
-        halves.insert("epriv".into(), J::String(pair.epriv.clone()));
-        let sealed = encrypt(&J::Object(halves), proof.as_str())?;
-        let ek: J = sealed
-            .strip_prefix("SEA")
-            .and_then(|t| serde_json::from_str(t).ok())
-            .ok_or(Error::NotSea {
-                expected: "encryption",
-            })?;
-        let mut auth = Map::new();
-        auth.insert("ek".into(), ek);
-        auth.insert("s".into(), J::String(salt));
-        let mut auth_text = String::new();
-        write_json(&mut auth_text, &J::Object(auth));
+        let pair = blocking(Pair::generate).await??;
+        let auth_text = seal(&pair, pass).await?;
+        self.publish_account(pair, alias, &auth_text, opts).await
+    }
 
+    /// `user.create(pair)`: publishes an account for a key pair made earlier
+    /// (Gun.js: the alias is the pub, `~<pub>` gets `pub`, `alias`, `epub` and
+    /// an `auth` sealed with the pair's JSON text, keys sorted, as the password, and
+    /// `~@<pub>` links to it), then logs in with the pair; returns its pub.
+    /// Others can then find its `epub` (for [`crate::secret`]) and its alias
+    /// as they do for any account. [`UserError::AliasTaken`] when `~@<pub>`
+    /// already lists an account.
+    pub async fn create_from_pair(&self, pair: Pair) -> Result<String, UserError> {
+        self.create_from_pair_with(pair, PutOptions::default())
+            .await
+    }
+
+    /// [`User::create_from_pair`], each of its two puts waiting for
+    /// `opts.acks` peer acks.
+    pub async fn create_from_pair_with(
+        &self,
+        pair: Pair,
+        opts: PutOptions,
+    ) -> Result<String, UserError> {
+        let alias = pair.pub_.clone();
+        let alias_soul = Soul::new(format!("~@{alias}")).map_err(gun_core::Error::from)?;
+        if self
+            .gun
+            .engine()
+            .fetch(&alias_soul, None)
+            .await?
+            .is_some_and(|n| !n.is_empty())
+        {
+            return Err(UserError::AliasTaken { alias });
+        }
+        // Gun.js's `SEA.work(pair, salt)` works on the pair's JSON text as
+        // `JSON.stringifyAsync` writes it; on Node that is gun/lib/yson.js,
+        // which sorts the keys (a browser without yson.js keeps the pair's
+        // own order, `pub, priv, epub, epriv`).
+        let text = |s: &str| J::String(s.to_owned()).to_string();
+        let pass = format!(
+            "{{\"epriv\":{},\"epub\":{},\"priv\":{},\"pub\":{}}}",
+            text(&pair.epriv),
+            text(&pair.epub),
+            text(&pair.priv_),
+            text(&pair.pub_)
+        );
+        let auth_text = seal(&pair, &pass).await?;
+        self.publish_account(pair, &alias, &auth_text, opts).await
+    }
+
+    /// `user.auth(alias, old, cb, {change: new})`: logs in with the old
+    /// password, then seals the keys with the new one (a fresh salt) and
+    /// writes the account's `auth` again, signed; returns the pub. Only `auth`
+    /// changes: the keys, and so the pub and everything signed, stay.
+    ///
+    /// Errors as [`User::auth`] for the old password; a new password shorter
+    /// than 8 characters is refused ([`UserError::PasswordTooShort`]) before
+    /// anything is read (Gun.js takes any).
+    pub async fn change_password(
+        &self,
+        alias: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<String, UserError> {
+        self.change_password_with(alias, old, new, PutOptions::default())
+            .await
+    }
+
+    /// [`User::change_password`], its put waiting for `opts.acks` peer acks.
+    pub async fn change_password_with(
+        &self,
+        alias: &str,
+        old: &str,
+        new: &str,
+        opts: PutOptions,
+    ) -> Result<String, UserError> {
+        if new.encode_utf16().count() < 8 {
+            return Err(UserError::PasswordTooShort);
+        }
+        let pub_ = self.auth(alias, old).await?;
+        let pair = self.pair().ok_or(UserError::NotLoggedIn)?;
+        let auth_text = seal(&pair, new).await?;
+        let engine = self.gun.engine();
+        let user_soul = Soul::new(format!("~{pub_}")).map_err(gun_core::Error::from)?;
+        let state = engine.next_state();
+        let wire = sign_value(
+            user_soul.as_str(),
+            "auth",
+            &Value::from(auth_text.as_str()),
+            state,
+            &pair,
+        )?;
+        let mut graph = Graph::new();
+        graph
+            .put(user_soul, "auth", state, Value::from(wire.as_str()))
+            .map_err(gun_core::Error::from)?;
+        engine.put_local(graph, &opts).await?;
+        Ok(pub_)
+    }
+
+    /// Writes the account `~<pub>` (`pub`, and `alias`, `epub`, `auth`
+    /// signed) and its link from `~@alias`, then logs in as it.
+    async fn publish_account(
+        &self,
+        pair: Pair,
+        alias: &str,
+        auth_text: &str,
+        opts: PutOptions,
+    ) -> Result<String, UserError> {
+        let engine = self.gun.engine().clone();
+        let alias_soul = Soul::new(format!("~@{alias}")).map_err(gun_core::Error::from)?;
         let user_soul = Soul::new(format!("~{}", pair.pub_)).map_err(gun_core::Error::from)?;
         let state = engine.next_state();
         let mut graph = Graph::new();
@@ -316,7 +397,7 @@ impl User {
         for (key, value) in [
             ("alias", alias),
             ("epub", pair.epub.as_str()),
-            ("auth", auth_text.as_str()),
+            ("auth", auth_text),
         ] {
             let wire = sign_value(user_soul.as_str(), key, &Value::from(value), state, &pair)?;
             graph
@@ -392,6 +473,39 @@ impl User {
     pub fn leave(&self) {
         self.set_session(None);
     }
+}
+
+/// An account's `auth` text: `{"ek": <{priv, epriv} encrypted with
+/// work(pass, salt)>, "s": salt}`, with a fresh 64-character salt (Gun.js's
+/// `SEA.encrypt(.., proof, cb, {raw: 1})` gives `ek` as the `{ct, iv, s}`
+/// object). PBKDF2 runs on a blocking thread.
+async fn seal(pair: &Pair, pass: &str) -> Result<String, UserError> {
+    let salt: String = {
+        let mut rng = rand::rng();
+        (0..64)
+            .map(|_| char::from(SALT_CHARS[rng.random_range(0..SALT_CHARS.len())]))
+            .collect()
+    };
+    let proof = {
+        let (pass, salt) = (pass.to_owned(), salt.clone());
+        blocking(move || work(&pass, Some(&salt), &WorkOptions::default())).await??
+    };
+    let mut halves = Map::new();
+    halves.insert("priv".into(), J::String(pair.priv_.clone()));
+    halves.insert("epriv".into(), J::String(pair.epriv.clone()));
+    let sealed = encrypt(&J::Object(halves), proof.as_str())?;
+    let ek: J = sealed
+        .strip_prefix("SEA")
+        .and_then(|t| serde_json::from_str(t).ok())
+        .ok_or(Error::NotSea {
+            expected: "encryption",
+        })?;
+    let mut auth = Map::new();
+    auth.insert("ek".into(), ek);
+    auth.insert("s".into(), J::String(salt));
+    let mut auth_text = String::new();
+    write_json(&mut auth_text, &J::Object(auth));
+    Ok(auth_text)
 }
 
 /// Runs CPU-heavy work (PBKDF2) on tokio's blocking threads when there is a

@@ -146,6 +146,130 @@ async fn auth_with_password_and_pair_and_leave() {
 }
 
 #[tokio::test]
+async fn change_password_reseals_the_same_keys() {
+    let g = sea_gun();
+    let user = User::new(g.clone());
+    let pub_ = user.create("dora", PASS).await.unwrap();
+    let pair = user.pair().unwrap();
+    let acct_soul = format!("~{pub_}");
+    let before = node(&g, &acct_soul).await;
+    user.leave();
+    const NEW: &str = "a brand new passphrase";
+
+    // A short new password is refused before anything is read or written.
+    assert_eq!(
+        user.change_password("dora", PASS, "short")
+            .await
+            .unwrap_err(),
+        UserError::PasswordTooShort
+    );
+    assert_eq!(
+        user.change_password("dora", "not the password", NEW)
+            .await
+            .unwrap_err(),
+        UserError::WrongPassword {
+            alias: "dora".into()
+        }
+    );
+    assert_eq!(user.is(), None);
+    assert_eq!(node(&g, &acct_soul).await, before, "nothing written");
+
+    assert_eq!(user.change_password("dora", PASS, NEW).await.unwrap(), pub_);
+    // Logged in, with the same keys.
+    assert_eq!(user.pair().unwrap(), pair);
+    assert_eq!(user.is().unwrap().alias.as_deref(), Some("dora"));
+
+    // Only `auth` changed: newer state, a new salt, signed by the account.
+    let after = node(&g, &acct_soul).await;
+    for key in ["pub", "alias", "epub"] {
+        assert_eq!(after.get(key), before.get(key), "{key}");
+    }
+    let (old_auth, new_auth) = (before.get("auth").unwrap(), after.get("auth").unwrap());
+    assert!(new_auth.state > old_auth.state);
+    let Value::String(wire) = &new_auth.value else {
+        panic!("auth is not text: {:?}", new_auth.value)
+    };
+    let signed = verify_value(&acct_soul, "auth", wire, new_auth.state, &pub_).unwrap();
+    let sealed: J = serde_json::from_str(signed.as_str().unwrap()).unwrap();
+    let Value::String(old_wire) = &old_auth.value else {
+        panic!()
+    };
+    let old_signed = verify_value(&acct_soul, "auth", old_wire, old_auth.state, &pub_).unwrap();
+    let old_sealed: J = serde_json::from_str(old_signed.as_str().unwrap()).unwrap();
+    assert_eq!(sealed["s"].as_str().unwrap().len(), 64);
+    assert_ne!(sealed["s"], old_sealed["s"], "a fresh salt");
+
+    // The old password no longer opens the account; the new one does.
+    let other = User::new(g.clone());
+    assert_eq!(
+        other.auth("dora", PASS).await.unwrap_err(),
+        UserError::WrongPassword {
+            alias: "dora".into()
+        }
+    );
+    assert_eq!(other.auth("dora", NEW).await.unwrap(), pub_);
+    assert_eq!(other.pair().unwrap(), pair);
+    // What the account signed before still verifies (same keys).
+    other
+        .get("note")
+        .put(json!("after the change"))
+        .await
+        .unwrap();
+    assert_eq!(
+        User::of(g.clone(), &pub_).get("note").then().await.unwrap(),
+        Some(json!("after the change"))
+    );
+}
+
+#[tokio::test]
+async fn create_from_an_existing_pair() {
+    let g = sea_gun();
+    let pair = Pair::generate().unwrap();
+    let user = User::new(g.clone());
+    let pub_ = user.create_from_pair(pair.clone()).await.unwrap();
+    assert_eq!(pub_, pair.pub_);
+    // Logged in with the pair; the alias is the pub (as in Gun.js).
+    assert_eq!(user.pair().unwrap(), pair);
+    assert_eq!(user.is().unwrap().alias.as_deref(), Some(pub_.as_str()));
+
+    let acct_soul = format!("~{pub_}");
+    let list = node(&g, &format!("~@{pub_}")).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list.value(&acct_soul), Some(&Value::Link(soul(&acct_soul))));
+    let acct = node(&g, &acct_soul).await;
+    let mut keys: Vec<&str> = acct.keys().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["alias", "auth", "epub", "pub"]);
+    let account = User::of(g.clone(), &pub_);
+    assert_eq!(
+        account.get("epub").then().await.unwrap(),
+        Some(json!(pair.epub))
+    );
+    assert_eq!(
+        account.get("alias").then().await.unwrap(),
+        Some(json!(pub_))
+    );
+
+    // Gun.js on Node seals it with the pair's JSON text, keys sorted (yson).
+    let text = format!(
+        r#"{{"epriv":"{}","epub":"{}","priv":"{}","pub":"{}"}}"#,
+        pair.epriv, pair.epub, pair.priv_, pair.pub_
+    );
+    let other = User::new(g.clone());
+    assert_eq!(other.auth(&pub_, &text).await.unwrap(), pub_);
+    assert_eq!(other.pair().unwrap(), pair);
+
+    // Once per pair.
+    assert_eq!(
+        User::new(g.clone())
+            .create_from_pair(pair.clone())
+            .await
+            .unwrap_err(),
+        UserError::AliasTaken { alias: pub_ }
+    );
+}
+
+#[tokio::test]
 async fn create_refusals() {
     let g = gun();
     let user = User::new(g.clone());

@@ -82,6 +82,42 @@ const ops = {
       });
     });
   },
+  // user.auth(alias, pass, cb, {change: newPass}): the password change.
+  userChangePassword({ alias, pass, newPass, timeoutMs = 15000 }) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve({ err: 'timeout' }), timeoutMs);
+      gun.user().auth(alias, pass, (ack) => {
+        clearTimeout(timer);
+        const is = gun.user().is;
+        resolve({ err: (ack && ack.err) || null, pub: (is && is.pub) || null });
+      }, { change: newPass });
+    });
+  },
+  // SEA.pair(): a new key pair {pub, priv, epub, epriv}.
+  seaPair() {
+    return Gun.SEA.pair();
+  },
+  // user.create(pair, cb): an account published for an existing pair.
+  userCreatePair({ pair, timeoutMs = 15000 }) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve({ err: 'timeout' }), timeoutMs);
+      gun.user().create(pair, (ack) => {
+        clearTimeout(timer);
+        resolve({ err: (ack && ack.err) || null, pub: (ack && ack.pub) || null });
+      });
+    });
+  },
+  // user.auth(pair, cb): logs in with a full pair (nothing read).
+  userAuthPair({ pair, timeoutMs = 15000 }) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve({ err: 'timeout' }), timeoutMs);
+      gun.user().auth(pair, (ack) => {
+        clearTimeout(timer);
+        const is = gun.user().is;
+        resolve({ err: (ack && ack.err) || null, pub: (is && is.pub) || null });
+      });
+    });
+  },
   userLeave() {
     gun.user().leave();
     return !gun.user().is;

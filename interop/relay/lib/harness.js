@@ -286,6 +286,10 @@ class GunPeer {
   userCreate(alias, pass, timeoutMs = 15000) { return this.call('userCreate', { alias, pass, timeoutMs }, timeoutMs + 5000); }
   userAuth(alias, pass, timeoutMs = 15000) { return this.call('userAuth', { alias, pass, timeoutMs }, timeoutMs + 5000); }
   userLeave() { return this.call('userLeave'); }
+  userChangePassword(alias, pass, newPass, timeoutMs = 15000) { return this.call('userChangePassword', { alias, pass, newPass, timeoutMs }, timeoutMs + 5000); }
+  seaPair() { return this.call('seaPair'); }
+  userCreatePair(pair, timeoutMs = 15000) { return this.call('userCreatePair', { pair, timeoutMs }, timeoutMs + 5000); }
+  userAuthPair(pair, timeoutMs = 15000) { return this.call('userAuthPair', { pair, timeoutMs }, timeoutMs + 5000); }
   userPut(path, value, ackTimeout = 5000) { return this.call('userPut', { path, value, ackTimeout }, ackTimeout + 5000); }
   userOfOnce(pub, path, timeoutMs = 10000) { return this.call('userOfOnce', { pub, path }, timeoutMs); }
   userSet(path, value, ackTimeout = 5000) { return this.call('userSet', { path, value, ackTimeout }, ackTimeout + 5000); }
@@ -384,6 +388,8 @@ class RustPeer {
   userCreate(alias, pass, { acks = 1, timeoutMs = 8000 } = {}) { return this.call('user.create', { alias, pass, acks, timeoutMs }, timeoutMs * 2 + 10000); }
   userAuth(alias, pass, timeoutMs = 20000) { return this.call('user.auth', { alias, pass }, timeoutMs); }
   userLeave() { return this.call('user.leave'); }
+  userChangePassword(alias, pass, newPass, { acks = 1, timeoutMs = 8000 } = {}) { return this.call('user.changePassword', { alias, pass, newPass, acks, timeoutMs }, timeoutMs * 2 + 20000); }
+  userCreateFromPair(pair, { acks = 1, timeoutMs = 8000 } = {}) { return this.call('user.createFromPair', { pair, acks, timeoutMs }, timeoutMs * 2 + 10000); }
   userPut(path, value, { acks = 1, timeoutMs = 5000 } = {}) { return this.call('user.put', { path, value, acks, timeoutMs }, timeoutMs + 5000); }
   userOfGet(pub, path, timeoutMs = 15000) { return this.call('userOf.get', { pub, path }, timeoutMs); }
   userSet(path, value, { acks = 1, timeoutMs = 5000 } = {}) { return this.call('user.set', { path, value, acks, timeoutMs }, timeoutMs + 5000); }
