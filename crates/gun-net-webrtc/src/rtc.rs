@@ -358,7 +358,19 @@ impl Inner {
             }
             Action::ApplyAnswer { from, sdp } => self.command(&from, Cmd::Answer(sdp)),
             Action::Announce { to } => {
-                tracing::info!(peer = %to, "WebRTC: announcing again for a peer seen only in a read, which has not connected");
+                tracing::info!(peer = %to, "WebRTC: announcing again for a peer that has not connected");
+                let me = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = me.announce().await {
+                        tracing::warn!(%e, "WebRTC announcement failed");
+                    }
+                });
+            }
+            Action::Retry { to } => {
+                tracing::info!(peer = %to, "WebRTC: our offer got no answer (a relay may have routed it elsewhere): dropped; announcing again");
+                if let Some(old) = lock(&self.conns).remove(&to) {
+                    let _ = old.cmds.send(Cmd::Close);
+                }
                 let me = self.clone();
                 tokio::spawn(async move {
                     if let Err(e) = me.announce().await {

@@ -36,6 +36,15 @@ pub const PENDING_TIMEOUT_MS: u64 = 60_000;
 /// (ours should win), how long ours may stay unanswered before we take theirs
 /// after all (a Gun.js peer ignores offers while it has its own pending).
 pub const GLARE_GRACE_MS: u64 = 3_000;
+/// How long our offer may stay unanswered before we drop it and announce
+/// again (once per peer). A Gun.js relay with AXE, when two peers announce
+/// at once, pushes the room's current value (the other peer's pid) under the
+/// id of the write that triggered the push, which may be ours: the offer
+/// answering that push is routed back to us (and dropped as our own
+/// message), and the other peer, which never saw our announcement, waits for
+/// nothing. Our new announcement reaches it as a write, and it offers.
+/// Longer than [`GLARE_GRACE_MS`], so that a set-aside offer is taken first.
+pub const OFFER_ANSWER_GRACE_MS: u64 = 6_000;
 /// How long a peer seen only in a read answer is given for its write to reach
 /// us (an offer can answer only that) before we announce again. A relay asks
 /// a newly connected peer for what it holds, so its announcement often comes
@@ -276,6 +285,12 @@ pub enum Action {
         /// The peer we could not answer.
         to: String,
     },
+    /// Our offer to `to` got no answer within [`OFFER_ANSWER_GRACE_MS`]:
+    /// close that connection and write our pid to the room again.
+    Retry {
+        /// The peer our offer went to.
+        to: String,
+    },
     /// Add a remote candidate to the connection with `from`.
     AddCandidate {
         /// The peer.
@@ -305,6 +320,8 @@ pub struct Room {
     /// when we saw them: re-announced for when they did not offer within
     /// [`ELDER_GRACE_MS`].
     elders: HashMap<String, u64>,
+    /// Peers whose unanswered offer we dropped (once each).
+    retried: std::collections::HashSet<String>,
 }
 
 impl Room {
@@ -321,6 +338,7 @@ impl Room {
             reannounced: std::collections::HashSet::new(),
             read_only: HashMap::new(),
             elders: HashMap::new(),
+            retried: std::collections::HashSet::new(),
         }
     }
 
@@ -481,7 +499,9 @@ impl Room {
     }
 
     /// Offers set aside in a simultaneous exchange whose peer has not answered
-    /// ours within [`GLARE_GRACE_MS`]: accept them now (replacing ours). Peers
+    /// ours within [`GLARE_GRACE_MS`]: accept them now (replacing ours). Our
+    /// offers unanswered after [`OFFER_ANSWER_GRACE_MS`]: drop them and
+    /// announce again (once per peer). Peers
     /// seen only in a read answer [`REANNOUNCE_GRACE_MS`] ago, and peers that
     /// announced before us and did not offer within [`ELDER_GRACE_MS`], with
     /// no connection since: announce again (once per peer).
@@ -531,6 +551,22 @@ impl Room {
                     reply_to,
                     replace: true,
                 });
+            }
+        }
+        let unanswered: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| {
+                matches!(s, PeerState::Offering { since, answered: false }
+                    if now.saturating_sub(*since) >= OFFER_ANSWER_GRACE_MS)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for pid in unanswered {
+            if self.retried.insert(pid.clone()) {
+                self.peers.remove(&pid);
+                self.set_aside.remove(&pid);
+                out.push(Action::Retry { to: pid });
             }
         }
         out
@@ -821,6 +857,47 @@ mod tests {
     }
 
     #[test]
+    fn an_offer_without_an_answer_is_dropped_and_we_announce_again() {
+        let mut r = Room::new("M", 1000.0, 55);
+        assert!(matches!(
+            r.on_announce(&json!("N"), 1500.0, Some("push"), 0),
+            Action::Offer { .. }
+        ));
+        assert!(r.due(OFFER_ANSWER_GRACE_MS - 1).is_empty());
+        assert_eq!(
+            r.due(OFFER_ANSWER_GRACE_MS),
+            vec![Action::Retry { to: "N".into() }]
+        );
+        assert_eq!(r.state("N"), None, "the pending offer is dropped");
+        // N offers after our new announcement: we answer it (no glare left).
+        let offer = RtcMessage {
+            from: "N".into(),
+            signal: Signal::Offer("v=0".into()),
+        };
+        assert!(matches!(
+            r.on_signal(offer, "o", OFFER_ANSWER_GRACE_MS + 10),
+            Action::Accept { replace: false, .. }
+        ));
+        // Once per peer: a second unanswered offer waits for the 60 s expiry.
+        r.closed("N");
+        r.on_announce(&json!("N"), 1600.0, Some("push2"), 10_000);
+        assert!(r.due(10_000 + 2 * OFFER_ANSWER_GRACE_MS).is_empty());
+        assert!(r.state("N").is_some());
+        // An answered offer is not dropped.
+        let mut r = Room::new("M", 1000.0, 55);
+        r.on_announce(&json!("K"), 1500.0, Some("push"), 0);
+        let answer = RtcMessage {
+            from: "K".into(),
+            signal: Signal::Answer("v=0".into()),
+        };
+        assert!(matches!(
+            r.on_signal(answer, "a", 5),
+            Action::ApplyAnswer { .. }
+        ));
+        assert!(r.due(10 * OFFER_ANSWER_GRACE_MS).is_empty());
+    }
+
+    #[test]
     fn a_write_or_an_offer_after_the_read_answer_cancels_announcing_again() {
         // The write follows the read answer: we offer, and do not announce.
         let mut r = Room::new("M", 1000.0, 55);
@@ -829,7 +906,8 @@ mod tests {
             r.on_announce(&json!("N"), 1500.0, Some("w"), 10),
             Action::Offer { .. }
         ));
-        assert!(r.due(10 * REANNOUNCE_GRACE_MS).is_empty());
+        // (Within the offer's own grace: see the test above for after it.)
+        assert!(r.due(2 * REANNOUNCE_GRACE_MS).is_empty());
         // The peer offers first (it saw our announcement): we answer it, and
         // do not announce either.
         let mut r = Room::new("M", 1000.0, 55);

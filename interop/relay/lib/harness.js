@@ -13,6 +13,8 @@
 //   GUNJS_NODE_PATH       node_modules holding gun for gunjs-relay.js
 //                         (default: this repo's interop/node_modules, same pinned gun)
 //   RELAY_INTEROP_KEEP_LOGS=1  print relay logs of passing tests too
+//   TAIL, TAIL_SHOW       relay log lines kept (default 200) and shown with a
+//                         failure (default 25), for debugging
 
 process.env.MULTICAST = 'false';
 delete process.env.AWS_S3_BUCKET;
@@ -150,7 +152,7 @@ async function startGunRelay({ store = 'sled', peers = [], log = 'info', name = 
   const args = ['--host', '127.0.0.1', '--port', String(want), '--data', dataDir, '--store', store, '--log', log];
   for (const p of peers) args.push('--peer', p);
   const child = track(spawn(RELAY_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
-  const tail = new LogTail(200);
+  const tail = new LogTail(Number(process.env.TAIL || 200));
   child.stdout.on('data', (d) => tail.push(d));
   const port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not print its ready line within 20s:\n${tail.text()}`)), 20000);
@@ -181,7 +183,7 @@ async function startGunjsRelay({ radisk = true, axe = true, name = 'gunjs-relay'
   const env = { ...process.env, NODE_PATH: GUNJS_NODE_PATH, MULTICAST: 'false' };
   const child = track(spawn(process.execPath, args,
     { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: scratchCwd(name) }));
-  const tail = new LogTail(200);
+  const tail = new LogTail(Number(process.env.TAIL || 200));
   child.stderr.on('data', (d) => tail.push(d));
   const port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not print READY within 20s:\n${tail.text()}`)), 20000);
@@ -434,7 +436,7 @@ async function scenario(fn) {
     return await fn(ctx);
   } catch (err) {
     const logs = owned.filter((x) => x instanceof Relay)
-      .map((r) => `--- ${r.kind} (port ${r.port}${r.alive ? '' : ', EXITED'}) log tail:\n${r.log.text(25)}`);
+      .map((r) => `--- ${r.kind} (port ${r.port}${r.alive ? '' : ', EXITED'}) log tail:\n${r.log.text(Number(process.env.TAIL_SHOW || 25))}`);
     if (logs.length) err.message += `\n${logs.join('\n')}`;
     throw err;
   } finally {
