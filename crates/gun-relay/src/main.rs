@@ -256,12 +256,14 @@ fn parse_log_filter(s: &str) -> Result<String, String> {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Import a Gun.js `radata` directory (radisk) into the store under --data, then exit.
+    /// Import a Gun.js `radata` directory (radisk) into the store under --data
+    /// (or the PostgreSQL database of --postgres-url), then exit.
     ImportRadisk {
         /// The radisk directory written by a Gun.js relay.
         dir: PathBuf,
     },
-    /// Write the whole graph of the store under --data (of a stopped relay) as
+    /// Write the whole graph of the store under --data (of a stopped relay; or
+    /// the PostgreSQL database of --postgres-url, relays running or not) as
     /// JSON Lines, one node per line with its states, then exit.
     Export {
         /// Write to FILE instead of stdout.
@@ -269,7 +271,7 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Merge a JSON Lines backup (as `export` writes it) into the store under
-    /// --data through HAM, then exit.
+    /// --data (or the PostgreSQL database of --postgres-url) through HAM, then exit.
     Import {
         /// The JSON Lines file.
         file: PathBuf,
@@ -389,8 +391,21 @@ async fn run(args: Args) -> Result<(), String> {
     if args.store == StoreKind::Postgres && args.postgres_url.is_none() {
         return Err("--store postgres needs --postgres-url URL (or GUN_RELAY_POSTGRES_URL)".into());
     }
+    // The offline subcommands open the store as the relay would.
+    let offline = RelayOptions {
+        store,
+        data_dir: args.data.clone(),
+        postgres_url: args.postgres_url.clone(),
+        postgres_schema: args.postgres_schema.clone(),
+        ..RelayOptions::default()
+    };
+    let place = if args.store == StoreKind::Postgres {
+        format!("in postgres schema {}", args.postgres_schema)
+    } else {
+        format!("in {}", args.data.display())
+    };
     if let Some(Command::ImportRadisk { dir }) = &args.command {
-        let report = gun::server::import_radisk(store, &args.data, dir)
+        let report = gun::server::import_radisk_with(&offline, dir)
             .await
             .map_err(|e| error_text(&e))?;
         print!("{report}");
@@ -401,22 +416,21 @@ async fn run(args: Args) -> Result<(), String> {
             Some(path) => {
                 let mut file = std::fs::File::create(path)
                     .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-                gun::server::export_jsonl(store, &args.data, &mut file).await
+                gun::server::export_jsonl_with(&offline, &mut file).await
             }
-            None => gun::server::export_jsonl(store, &args.data, &mut std::io::stdout()).await,
+            None => gun::server::export_jsonl_with(&offline, &mut std::io::stdout()).await,
         }
         .map_err(|e| error_text(&e))?;
         eprintln!(
-            "exported {} souls, {} keys from the {} store in {}",
+            "exported {} souls, {} keys from the {} store {place}",
             report.souls,
             report.keys,
             store.name(),
-            args.data.display()
         );
         return Ok(());
     }
     if let Some(Command::Import { file }) = &args.command {
-        let report = gun::server::import_jsonl(store, &args.data, file)
+        let report = gun::server::import_jsonl_with(&offline, file)
             .await
             .map_err(|e| error_text(&e))?;
         print!("{report}");

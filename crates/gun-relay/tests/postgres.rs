@@ -420,9 +420,10 @@ async fn subscribers_get_writes_across_a_database_restart() {
 }
 
 /// The online export of a PostgreSQL relay reads the store page by page
-/// (`Store::scan`, 512 souls a page) and still gives every node whole.
+/// (`Store::scan`, 512 souls a page) and still gives every node whole; the
+/// offline `export` and `import` subcommands work on the database too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn online_export_of_a_postgres_relay_gives_every_node() {
+async fn exports_of_a_postgres_relay_give_every_node() {
     let Some(pg) = TempPostgres::start_or_skip("online export") else {
         return;
     };
@@ -476,5 +477,68 @@ async fn online_export_of_a_postgres_relay_gives_every_node() {
         assert_eq!(node["text"], json!(format!("node {i}")), "{soul}");
         assert_eq!(node["i"], json!(i), "{soul}");
         assert_eq!(node["_"][">"]["i"].as_f64(), Some(state), "{soul}");
+    }
+
+    // The offline subcommands reach the database too (relays running or not):
+    // `export` gives the same lines, `import` fills another schema, which a
+    // relay then serves.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.jsonl");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(common::RELAY_BIN)
+            .args(["--store", "postgres", "--postgres-url", &pg.default_url()])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "gun-relay {args:?}: {err}");
+        (String::from_utf8_lossy(&out.stdout).into_owned(), err)
+    };
+    let (_, said) = cli(&["export", "--out", file.to_str().unwrap()]);
+    assert!(
+        said.contains(&format!("exported {souls} souls, {} keys", 2 * souls))
+            && said.contains("postgres schema public"),
+        "{said}"
+    );
+    let offline = std::fs::read_to_string(&file).unwrap();
+    let sorted = |t: &str| {
+        let mut l: Vec<String> = t.lines().map(str::to_owned).collect();
+        l.sort();
+        l
+    };
+    assert_eq!(
+        sorted(&offline),
+        sorted(&text),
+        "offline and online exports differ"
+    );
+    let (report, _) = cli(&[
+        "--postgres-schema",
+        "restored",
+        "import",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        report.contains(&format!("imported {souls} souls, {} keys", 2 * souls)),
+        "{report}"
+    );
+    let mut spec = RelaySpec::new("restored");
+    spec.port = free_port();
+    spec.store = "postgres";
+    spec.log = "warn".into();
+    spec.args = vec![
+        "--postgres-url".into(),
+        pg.default_url(),
+        "--postgres-schema".into(),
+        "restored".into(),
+    ];
+    let restored = RelayProc::start(spec);
+    let reader = RawClient::connect(&restored.addr, "reader").await;
+    for i in [0, 511, 512, 1_299] {
+        let got = node(&reader, &format!("bulk/{i:05}")).await;
+        assert_eq!(
+            got.get("text"),
+            Some(&json!(format!("node {i}"))),
+            "bulk/{i:05}"
+        );
     }
 }

@@ -52,7 +52,10 @@ use tokio::task::JoinHandle;
 
 use crate::{Gun, GunOptions, MeshConfig, Store, Validator};
 use backup::Admin;
-pub use backup::{ExportReport, JsonlReport, export_jsonl, import_jsonl};
+pub use backup::{
+    ExportReport, JsonlReport, export_jsonl, export_jsonl_with, export_store, import_into,
+    import_jsonl, import_jsonl_with,
+};
 use health::Health;
 use static_files::{GunJsDir, StaticDir};
 
@@ -671,16 +674,16 @@ fn open_store(
             let dir = data.join("file");
             Arc::new(gun_store_file::FileStore::open(&dir).map_err(|e| failed(&dir, e))?)
         }
-        // Needs a URL: the relay opens it (`open_relay_store`); the offline
-        // subcommands (import, export) do not serve it.
+        // Needs a URL: opened from the relay's options (`open_postgres`,
+        // and the `*_with` import and export functions).
         #[cfg(feature = "store-postgres")]
         StoreKind::Postgres => {
             return Err(ServerError::Store {
                 dir: data.to_owned(),
                 corrupt: false,
-                message: "the postgres store is not served by the offline import/export \
-                          commands: back it up with pg_dump or GET /admin/export of a running \
-                          relay, and import through a running relay"
+                message: "the postgres store needs its database URL: open it with the \
+                          relay's options (import_jsonl_with, export_jsonl_with, \
+                          import_radisk_with)"
                     .to_owned(),
             });
         }
@@ -715,7 +718,8 @@ pub struct RadiskReport {
     report: gun_store_file::ImportReport,
     dir: PathBuf,
     kind: StoreKind,
-    data: PathBuf,
+    /// Where that store is: "in DIR", or the PostgreSQL schema.
+    place: String,
 }
 
 impl RadiskReport {
@@ -745,13 +749,13 @@ impl std::fmt::Display for RadiskReport {
         let r = &self.report;
         writeln!(
             f,
-            "imported {} souls, {} keys from {} radisk file(s) of {} into the {} store in {}",
+            "imported {} souls, {} keys from {} radisk file(s) of {} into the {} store {}",
             r.souls,
             r.keys,
             r.files.len(),
             self.dir.display(),
             self.kind.name(),
-            self.data.display()
+            self.place
         )?;
         if !r.skipped_files.is_empty() {
             writeln!(f, "skipped {} file(s):", r.skipped_files.len())?;
@@ -778,6 +782,31 @@ pub async fn import_radisk(
     dir: &Path,
 ) -> Result<RadiskReport, ServerError> {
     let store = open_data(kind, data_dir, Some(DEFAULT_SLED_CACHE_BYTES))?;
+    let place = format!("in {}", data_dir.display());
+    import_radisk_into(store, dir, kind, place).await
+}
+
+/// [`import_radisk`] into the store `opts` names, as the relay would open it
+/// (for PostgreSQL: `opts.postgres_url`, `opts.postgres_schema`). Needs a
+/// multi-thread tokio runtime for PostgreSQL.
+pub async fn import_radisk_with(
+    opts: &RelayOptions,
+    dir: &Path,
+) -> Result<RadiskReport, ServerError> {
+    #[cfg(feature = "store-postgres")]
+    if opts.store == StoreKind::Postgres {
+        let place = format!("in schema {}", opts.postgres_schema);
+        return import_radisk_into(open_postgres(opts)?, dir, opts.store, place).await;
+    }
+    import_radisk(opts.store, &opts.data_dir, dir).await
+}
+
+async fn import_radisk_into(
+    store: Arc<dyn Store>,
+    dir: &Path,
+    kind: StoreKind,
+    place: String,
+) -> Result<RadiskReport, ServerError> {
     let report = gun_store_file::import_radisk(dir, store.as_ref())
         .await
         .map_err(|e| ServerError::Import {
@@ -801,6 +830,6 @@ pub async fn import_radisk(
         report,
         dir: dir.to_owned(),
         kind,
-        data: data_dir.to_owned(),
+        place,
     })
 }

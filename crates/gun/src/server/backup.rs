@@ -104,8 +104,7 @@ pub async fn export_jsonl(
         #[cfg(feature = "store-postgres")]
         StoreKind::Postgres => {
             return Err(ServerError::Export(
-                "export a postgres store with GET /admin/export of a running relay, or pg_dump"
-                    .to_owned(),
+                "the postgres store needs its database URL: use export_jsonl_with".to_owned(),
             ));
         }
     };
@@ -119,6 +118,32 @@ pub async fn export_jsonl(
         )));
     }
     let store = open_store(kind, data_dir, Some(super::DEFAULT_SLED_CACHE_BYTES))?;
+    export_store(store.as_ref(), out).await
+}
+
+/// [`export_jsonl`] of the store `opts` names: as the relay would open it
+/// (`opts.store`, `opts.data_dir`, and for PostgreSQL `opts.postgres_url`
+/// and `opts.postgres_schema`; a PostgreSQL store is read while relays serve
+/// it, page by page, each page one statement). Needs a multi-thread tokio
+/// runtime for PostgreSQL.
+pub async fn export_jsonl_with(
+    opts: &super::RelayOptions,
+    out: &mut dyn Write,
+) -> Result<ExportReport, ServerError> {
+    #[cfg(feature = "store-postgres")]
+    if opts.store == StoreKind::Postgres {
+        let store = super::open_postgres(opts)?;
+        return export_store(store.as_ref(), out).await;
+    }
+    export_jsonl(opts.store, &opts.data_dir, out).await
+}
+
+/// Writes every node of `store` to `out` as JSON Lines, page by page where
+/// the store can ([`Store::scan`]), else from one read of the whole graph.
+pub async fn export_store(
+    store: &dyn Store,
+    out: &mut dyn Write,
+) -> Result<ExportReport, ServerError> {
     let read_err = |e: gun_store::Error| ServerError::Export(format!("cannot read the store: {e}"));
     let write_err =
         |e: std::io::Error| ServerError::Export(format!("cannot write the export: {e}"));
@@ -128,7 +153,7 @@ pub async fn export_jsonl(
     // holds one page, not the graph.
     let mut page = store.scan(None, EXPORT_PAGE).await.map_err(read_err)?;
     if page.is_none() {
-        let graph = snapshot(store.as_ref()).await.map_err(read_err)?;
+        let graph = snapshot(store).await.map_err(read_err)?;
         write_lines(graph.nodes(), &mut text, &mut report);
         out.write_all(text.as_bytes()).map_err(write_err)?;
     }
@@ -173,6 +198,33 @@ pub async fn import_jsonl(
     data_dir: &Path,
     file: &Path,
 ) -> Result<JsonlReport, ServerError> {
+    // A file that cannot be read fails before a store is created.
+    std::fs::File::open(file).map_err(|e| ServerError::ImportJsonl {
+        file: file.to_owned(),
+        message: format!("cannot open: {e}"),
+    })?;
+    let store = open_data(kind, data_dir, Some(super::DEFAULT_SLED_CACHE_BYTES))?;
+    import_into(store.as_ref(), file).await
+}
+
+/// [`import_jsonl`] into the store `opts` names, as the relay would open it
+/// (for PostgreSQL: `opts.postgres_url`, `opts.postgres_schema`; relays may
+/// serve it meanwhile, the import merges through HAM like any writer). Needs
+/// a multi-thread tokio runtime for PostgreSQL.
+pub async fn import_jsonl_with(
+    opts: &super::RelayOptions,
+    file: &Path,
+) -> Result<JsonlReport, ServerError> {
+    #[cfg(feature = "store-postgres")]
+    if opts.store == StoreKind::Postgres {
+        let store = super::open_postgres(opts)?;
+        return import_into(store.as_ref(), file).await;
+    }
+    import_jsonl(opts.store, &opts.data_dir, file).await
+}
+
+/// Merges the JSON Lines backup `file` into `store` (see [`import_jsonl`]).
+pub async fn import_into(store: &dyn Store, file: &Path) -> Result<JsonlReport, ServerError> {
     let failed = |message: String| ServerError::ImportJsonl {
         file: file.to_owned(),
         message,
@@ -180,7 +232,6 @@ pub async fn import_jsonl(
     let reader = std::fs::File::open(file)
         .map(std::io::BufReader::new)
         .map_err(|e| failed(format!("cannot open: {e}")))?;
-    let store = open_data(kind, data_dir, Some(super::DEFAULT_SLED_CACHE_BYTES))?;
     let mut report = JsonlReport {
         lines: 0,
         souls: 0,
@@ -198,8 +249,8 @@ pub async fn import_jsonl(
             Ok(g) => g,
             Err(reason) => {
                 // What came before the bad line is still merged.
-                put_batch(store.as_ref(), &mut batch, &failed).await?;
-                flush(store.as_ref(), &failed).await?;
+                put_batch(store, &mut batch, &failed).await?;
+                flush(store, &failed).await?;
                 return Err(failed(format!(
                     "line {number}: {reason} (nothing of that line was imported; the {} lines \
                      before it were)",
@@ -214,13 +265,13 @@ pub async fn import_jsonl(
                 report.souls += 1;
             }
             if batch.get(node.soul().as_str()).is_some() || batch.len() >= IMPORT_BATCH {
-                put_batch(store.as_ref(), &mut batch, &failed).await?;
+                put_batch(store, &mut batch, &failed).await?;
             }
             batch.insert_node(node.clone());
         }
     }
-    put_batch(store.as_ref(), &mut batch, &failed).await?;
-    flush(store.as_ref(), &failed).await?;
+    put_batch(store, &mut batch, &failed).await?;
+    flush(store, &failed).await?;
     Ok(report)
 }
 
