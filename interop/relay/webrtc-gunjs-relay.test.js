@@ -29,8 +29,8 @@ async function meetAndOutliveTheRelay(ctx, axe, together = false) {
   }
   // Together: a Gun.js relay with AXE may push the room's value (one peer's
   // pid) under the id of the other's write, so an offer is routed back to its
-  // sender; the gun-rs peer drops an offer unanswered for 6 s and announces
-  // again, and the other side then offers (README, "differs from Gun.js").
+  // sender; a gun-rs peer whose offer is unanswered for 6 s announces again,
+  // and the other side then offers (README, "differs from Gun.js").
   const b = ctx.add(new RtcPeer('B', args(relay.url, room)));
   const pa = (await a.waitFor('ready', (e) => e.ev === 'ready')).pid;
   const pb = (await b.waitFor('ready', (e) => e.ev === 'ready')).pid;

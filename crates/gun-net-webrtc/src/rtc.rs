@@ -366,18 +366,6 @@ impl Inner {
                     }
                 });
             }
-            Action::Retry { to } => {
-                tracing::info!(peer = %to, "WebRTC: our offer got no answer (a relay may have routed it elsewhere): dropped; announcing again");
-                if let Some(old) = lock(&self.conns).remove(&to) {
-                    let _ = old.cmds.send(Cmd::Close);
-                }
-                let me = self.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = me.announce().await {
-                        tracing::warn!(%e, "WebRTC announcement failed");
-                    }
-                });
-            }
             Action::AddCandidate { from, candidate } => {
                 self.command(&from, Cmd::Candidate(candidate))
             }

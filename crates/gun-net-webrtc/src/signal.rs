@@ -36,14 +36,16 @@ pub const PENDING_TIMEOUT_MS: u64 = 60_000;
 /// (ours should win), how long ours may stay unanswered before we take theirs
 /// after all (a Gun.js peer ignores offers while it has its own pending).
 pub const GLARE_GRACE_MS: u64 = 3_000;
-/// How long our offer may stay unanswered before we drop it and announce
-/// again (once per peer). A Gun.js relay with AXE, when two peers announce
-/// at once, pushes the room's current value (the other peer's pid) under the
-/// id of the write that triggered the push, which may be ours: the offer
-/// answering that push is routed back to us (and dropped as our own
-/// message), and the other peer, which never saw our announcement, waits for
-/// nothing. Our new announcement reaches it as a write, and it offers.
-/// Longer than [`GLARE_GRACE_MS`], so that a set-aside offer is taken first.
+/// How long our offer may stay unanswered before we announce again (once
+/// per peer). A Gun.js relay with AXE, when two peers announce at once,
+/// pushes the room's current value (the other peer's pid) under the id of
+/// the write that triggered the push, which may be ours: the offer answering
+/// that push is routed back to us (and dropped as our own message), and the
+/// other peer, which never saw our announcement, waits for nothing. Our new
+/// announcement reaches it as a write, and it offers; the offer is pending on
+/// both sides then, and the rule for simultaneous offers makes one
+/// connection. Our offer stays pending meanwhile, so a late answer to it
+/// still connects. Longer than [`GLARE_GRACE_MS`].
 pub const OFFER_ANSWER_GRACE_MS: u64 = 6_000;
 /// How long a peer seen only in a read answer is given for its write to reach
 /// us (an offer can answer only that) before we announce again. A relay asks
@@ -285,12 +287,6 @@ pub enum Action {
         /// The peer we could not answer.
         to: String,
     },
-    /// Our offer to `to` got no answer within [`OFFER_ANSWER_GRACE_MS`]:
-    /// close that connection and write our pid to the room again.
-    Retry {
-        /// The peer our offer went to.
-        to: String,
-    },
     /// Add a remote candidate to the connection with `from`.
     AddCandidate {
         /// The peer.
@@ -320,7 +316,7 @@ pub struct Room {
     /// when we saw them: re-announced for when they did not offer within
     /// [`ELDER_GRACE_MS`].
     elders: HashMap<String, u64>,
-    /// Peers whose unanswered offer we dropped (once each).
+    /// Peers we announced again for because our offer went unanswered (once each).
     retried: std::collections::HashSet<String>,
 }
 
@@ -500,8 +496,8 @@ impl Room {
 
     /// Offers set aside in a simultaneous exchange whose peer has not answered
     /// ours within [`GLARE_GRACE_MS`]: accept them now (replacing ours). Our
-    /// offers unanswered after [`OFFER_ANSWER_GRACE_MS`]: drop them and
-    /// announce again (once per peer). Peers
+    /// offers unanswered after [`OFFER_ANSWER_GRACE_MS`]: announce again
+    /// (once per peer; the offer stays pending). Peers
     /// seen only in a read answer [`REANNOUNCE_GRACE_MS`] ago, and peers that
     /// announced before us and did not offer within [`ELDER_GRACE_MS`], with
     /// no connection since: announce again (once per peer).
@@ -564,9 +560,7 @@ impl Room {
             .collect();
         for pid in unanswered {
             if self.retried.insert(pid.clone()) {
-                self.peers.remove(&pid);
-                self.set_aside.remove(&pid);
-                out.push(Action::Retry { to: pid });
+                out.push(Action::Announce { to: pid });
             }
         }
         out
@@ -857,7 +851,7 @@ mod tests {
     }
 
     #[test]
-    fn an_offer_without_an_answer_is_dropped_and_we_announce_again() {
+    fn an_offer_without_an_answer_makes_us_announce_again() {
         let mut r = Room::new("M", 1000.0, 55);
         assert!(matches!(
             r.on_announce(&json!("N"), 1500.0, Some("push"), 0),
@@ -866,34 +860,61 @@ mod tests {
         assert!(r.due(OFFER_ANSWER_GRACE_MS - 1).is_empty());
         assert_eq!(
             r.due(OFFER_ANSWER_GRACE_MS),
-            vec![Action::Retry { to: "N".into() }]
+            vec![Action::Announce { to: "N".into() }]
         );
-        assert_eq!(r.state("N"), None, "the pending offer is dropped");
-        // N offers after our new announcement: we answer it (no glare left).
+        // Our offer stays pending (a late answer to it still connects)...
+        assert!(matches!(r.state("N"), Some(PeerState::Offering { .. })));
+        assert!(
+            r.due(10 * OFFER_ANSWER_GRACE_MS).is_empty(),
+            "once per peer"
+        );
+        // ...and N's offer after our new announcement makes one connection:
+        // "M" < "N", so we answer it in place of ours.
         let offer = RtcMessage {
             from: "N".into(),
             signal: Signal::Offer("v=0".into()),
         };
         assert!(matches!(
             r.on_signal(offer, "o", OFFER_ANSWER_GRACE_MS + 10),
-            Action::Accept { replace: false, .. }
+            Action::Accept { replace: true, .. }
         ));
-        // Once per peer: a second unanswered offer waits for the 60 s expiry.
-        r.closed("N");
-        r.on_announce(&json!("N"), 1600.0, Some("push2"), 10_000);
-        assert!(r.due(10_000 + 2 * OFFER_ANSWER_GRACE_MS).is_empty());
-        assert!(r.state("N").is_some());
-        // An answered offer is not dropped.
+        // With the higher pid we keep ours for the glare grace, then take theirs.
+        let mut r = Room::new("Z", 1000.0, 55);
+        r.on_announce(&json!("N"), 1500.0, Some("push"), 0);
+        assert_eq!(
+            r.due(OFFER_ANSWER_GRACE_MS),
+            vec![Action::Announce { to: "N".into() }]
+        );
+        let offer = RtcMessage {
+            from: "N".into(),
+            signal: Signal::Offer("v=0".into()),
+        };
+        let t = OFFER_ANSWER_GRACE_MS + 10;
+        assert!(matches!(r.on_signal(offer, "o", t), Action::Ignore(_)));
+        assert!(matches!(
+            r.due(t + GLARE_GRACE_MS).as_slice(),
+            [Action::Accept { replace: true, .. }]
+        ));
+        // A late answer to a pending offer is still taken; an answered offer
+        // is not announced for.
+        let mut r = Room::new("M", 1000.0, 55);
+        r.on_announce(&json!("K"), 1500.0, Some("push"), 0);
+        r.due(OFFER_ANSWER_GRACE_MS);
+        let answer = RtcMessage {
+            from: "K".into(),
+            signal: Signal::Answer("v=0".into()),
+        };
+        assert!(matches!(
+            r.on_signal(answer, "a", OFFER_ANSWER_GRACE_MS + 5),
+            Action::ApplyAnswer { .. }
+        ));
         let mut r = Room::new("M", 1000.0, 55);
         r.on_announce(&json!("K"), 1500.0, Some("push"), 0);
         let answer = RtcMessage {
             from: "K".into(),
             signal: Signal::Answer("v=0".into()),
         };
-        assert!(matches!(
-            r.on_signal(answer, "a", 5),
-            Action::ApplyAnswer { .. }
-        ));
+        r.on_signal(answer, "a", 5);
         assert!(r.due(10 * OFFER_ANSWER_GRACE_MS).is_empty());
     }
 
