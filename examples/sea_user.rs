@@ -1,5 +1,6 @@
 //! SEA user accounts with the `gun` facade: create an account, log in with the
-//! password, write signed data, read it back (verified), log out.
+//! password, write signed data, read it back (verified), change the password,
+//! log out.
 //!
 //! ```text
 //! cargo run -p gun --example sea_user
@@ -55,6 +56,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .then()
         .await?;
     assert_eq!(city, Some(json!("Oslo")));
+
+    // A new password seals the same keys: the account and its data stay.
+    user.change_password("alice", "correct horse battery", "a brand new passphrase")
+        .await?;
+    user.leave();
+    match user.auth("alice", "correct horse battery").await {
+        Err(UserError::WrongPassword { .. }) => println!("the old password no longer opens it"),
+        other => return Err(format!("unexpected: {other:?}").into()),
+    }
+    assert_eq!(user.auth("alice", "a brand new passphrase").await?, pub_);
+    println!("the new password opens ~{pub_}");
 
     user.leave();
     match user.get("profile").put(json!({"name": "Mallory"})).await {
