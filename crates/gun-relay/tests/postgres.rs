@@ -27,11 +27,17 @@ fn free_port() -> u16 {
 }
 
 fn relay(name: &str, port: u16, pg: &TempPostgres) -> RelayProc {
+    relay_with(name, port, pg, &[])
+}
+
+/// [`relay`] with more flags.
+fn relay_with(name: &str, port: u16, pg: &TempPostgres, extra: &[&str]) -> RelayProc {
     let mut spec = RelaySpec::new(name);
     spec.port = port;
     spec.store = "postgres";
     spec.log = "warn,gun_core::engine::external=info,gun_store_postgres=info".into();
     spec.args = vec!["--postgres-url".into(), pg.default_url()];
+    spec.args.extend(extra.iter().map(|a| (*a).to_owned()));
     RelayProc::start(spec)
 }
 
@@ -427,17 +433,7 @@ async fn exports_of_a_postgres_relay_give_every_node() {
     let Some(pg) = TempPostgres::start_or_skip("online export") else {
         return;
     };
-    let mut spec = RelaySpec::new("export");
-    spec.port = free_port();
-    spec.store = "postgres";
-    spec.log = "warn".into();
-    spec.args = vec![
-        "--postgres-url".into(),
-        pg.default_url(),
-        "--admin-token".into(),
-        "s3cret".into(),
-    ];
-    let relay = RelayProc::start(spec);
+    let relay = relay_with("export", free_port(), &pg, &["--admin-token", "s3cret"]);
     let c = RawClient::connect(&relay.addr, "writer").await;
     // Three pages and a bit, in one put; every node with two keys.
     let souls = 1_300;
@@ -521,17 +517,12 @@ async fn exports_of_a_postgres_relay_give_every_node() {
         report.contains(&format!("imported {souls} souls, {} keys", 2 * souls)),
         "{report}"
     );
-    let mut spec = RelaySpec::new("restored");
-    spec.port = free_port();
-    spec.store = "postgres";
-    spec.log = "warn".into();
-    spec.args = vec![
-        "--postgres-url".into(),
-        pg.default_url(),
-        "--postgres-schema".into(),
-        "restored".into(),
-    ];
-    let restored = RelayProc::start(spec);
+    let restored = relay_with(
+        "restored",
+        free_port(),
+        &pg,
+        &["--postgres-schema", "restored"],
+    );
     let reader = RawClient::connect(&restored.addr, "reader").await;
     for i in [0, 511, 512, 1_299] {
         let got = node(&reader, &format!("bulk/{i:05}")).await;
