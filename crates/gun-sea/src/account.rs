@@ -260,17 +260,7 @@ impl User {
         if pass.encode_utf16().count() < 8 {
             return Err(UserError::PasswordTooShort);
         }
-        let engine = self.gun.engine().clone();
-        let alias_soul = Soul::new(format!("~@{alias}")).map_err(gun_core::Error::from)?;
-        if engine
-            .fetch(&alias_soul, None)
-            .await?
-            .is_some_and(|n| !n.is_empty())
-        {
-            return Err(UserError::AliasTaken {
-                alias: alias.to_owned(),
-            });
-        }
+        self.refuse_taken(alias).await?;
         let pair = blocking(Pair::generate).await??;
         let auth_text = seal(&pair, pass).await?;
         self.publish_account(pair, alias, &auth_text, opts).await
@@ -296,28 +286,22 @@ impl User {
         opts: PutOptions,
     ) -> Result<String, UserError> {
         let alias = pair.pub_.clone();
-        let alias_soul = Soul::new(format!("~@{alias}")).map_err(gun_core::Error::from)?;
-        if self
-            .gun
-            .engine()
-            .fetch(&alias_soul, None)
-            .await?
-            .is_some_and(|n| !n.is_empty())
-        {
-            return Err(UserError::AliasTaken { alias });
-        }
+        self.refuse_taken(&alias).await?;
         // Gun.js's `SEA.work(pair, salt)` works on the pair's JSON text as
         // `JSON.stringifyAsync` writes it; on Node that is gun/lib/yson.js,
         // which sorts the keys (a browser without yson.js keeps the pair's
         // own order, `pub, priv, epub, epriv`).
-        let text = |s: &str| J::String(s.to_owned()).to_string();
-        let pass = format!(
-            "{{\"epriv\":{},\"epub\":{},\"priv\":{},\"pub\":{}}}",
-            text(&pair.epriv),
-            text(&pair.epub),
-            text(&pair.priv_),
-            text(&pair.pub_)
-        );
+        let sorted: std::collections::BTreeMap<&str, &str> = [
+            ("pub", pair.pub_.as_str()),
+            ("priv", pair.priv_.as_str()),
+            ("epub", pair.epub.as_str()),
+            ("epriv", pair.epriv.as_str()),
+        ]
+        .into_iter()
+        .collect();
+        let pass = serde_json::to_string(&sorted).map_err(|_| Error::NotSea {
+            expected: "a key pair",
+        })?;
         let auth_text = seal(&pair, &pass).await?;
         self.publish_account(pair, &alias, &auth_text, opts).await
     }
@@ -370,6 +354,24 @@ impl User {
             .map_err(gun_core::Error::from)?;
         engine.put_local(graph, &opts).await?;
         Ok(pub_)
+    }
+
+    /// [`UserError::AliasTaken`] when `~@alias` already lists an account
+    /// (read here or from peers; a read, not a lock).
+    async fn refuse_taken(&self, alias: &str) -> Result<(), UserError> {
+        let alias_soul = Soul::new(format!("~@{alias}")).map_err(gun_core::Error::from)?;
+        if self
+            .gun
+            .engine()
+            .fetch(&alias_soul, None)
+            .await?
+            .is_some_and(|n| !n.is_empty())
+        {
+            return Err(UserError::AliasTaken {
+                alias: alias.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// Writes the account `~<pub>` (`pub`, and `alias`, `epub`, `auth`

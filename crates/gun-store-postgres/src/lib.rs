@@ -392,23 +392,7 @@ impl PostgresStore {
 
     async fn rows_to_graph(rows: Vec<tokio_postgres::Row>) -> Result<Graph, Error> {
         let mut g = Graph::new();
-        let mut node: Option<Node> = None;
-        for row in rows {
-            let (soul, key, state, value) = decode_row(&row)?;
-            if node
-                .as_ref()
-                .is_none_or(|n| n.soul().as_str() != soul.as_str())
-            {
-                if let Some(n) = node.take() {
-                    g.insert_node(n);
-                }
-                node = Some(Node::new(soul));
-            }
-            if let Some(n) = node.as_mut() {
-                insert(n, key, state, value);
-            }
-        }
-        if let Some(n) = node {
+        for n in rows_to_nodes(&rows)? {
             g.insert_node(n);
         }
         Ok(g)
@@ -470,20 +454,7 @@ impl PostgresStore {
             Ok(c.query(&st, &[&after, &limit]).await?)
         })
         .await?;
-        let mut out: Vec<Node> = Vec::new();
-        for row in rows {
-            let (soul, key, state, value) = decode_row(&row)?;
-            if out
-                .last()
-                .is_none_or(|n| n.soul().as_str() != soul.as_str())
-            {
-                out.push(Node::new(soul));
-            }
-            if let Some(n) = out.last_mut() {
-                insert(n, key, state, value);
-            }
-        }
-        Ok(out)
+        rows_to_nodes(&rows)
     }
 
     async fn lexical(&self, souls: &Lex, keys: &Lex, budget: Option<u64>) -> Result<Graph, Error> {
@@ -558,6 +529,24 @@ impl PostgresStore {
 /// closure.
 fn store_to_pg(e: Error) -> PgError {
     PgError::Row(e.to_string())
+}
+
+/// Rows ordered by soul as nodes, in their order.
+fn rows_to_nodes(rows: &[tokio_postgres::Row]) -> Result<Vec<Node>, Error> {
+    let mut out: Vec<Node> = Vec::new();
+    for row in rows {
+        let (soul, key, state, value) = decode_row(row)?;
+        if out
+            .last()
+            .is_none_or(|n| n.soul().as_str() != soul.as_str())
+        {
+            out.push(Node::new(soul));
+        }
+        if let Some(n) = out.last_mut() {
+            insert(n, key, state, value);
+        }
+    }
+    Ok(out)
 }
 
 fn insert(n: &mut Node, key: String, state: State, value: gun_graph::Value) {
